@@ -1,0 +1,113 @@
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Mapping says which Annex A controls each check supports. It is data
+// (configs/mapping.yaml): the auditor's view of which control a piece of
+// evidence speaks to is the customer's to adjust.
+type Mapping struct {
+	checks   map[string][]string
+	controls map[string][]string // control → checks
+}
+
+var checkID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$`)
+
+// LoadMapping reads a mapping file:
+//
+//	checks:
+//	  disk_encryption.system_volume: ["8.24", "8.1"]
+//
+// Every control id is resolved against cat (2013 ids are accepted and
+// translated); an unknown id is an error naming the check, the id and the
+// line.
+func LoadMapping(r io.Reader, cat *Catalog) (*Mapping, error) {
+	var doc yaml.Node
+	if err := yaml.NewDecoder(r).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("mapping: %w", err)
+	}
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, errors.New("mapping: want a document with a top-level 'checks:' map")
+	}
+	top := doc.Content[0]
+	var checks *yaml.Node
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k := top.Content[i]
+		if k.Value != "checks" {
+			return nil, fmt.Errorf("mapping line %d: unknown key %q (only 'checks' is allowed)", k.Line, k.Value)
+		}
+		checks = top.Content[i+1]
+	}
+	if checks == nil || checks.Kind != yaml.MappingNode {
+		return nil, errors.New("mapping: 'checks' must be a map of check id to a list of control ids")
+	}
+	m := &Mapping{checks: map[string][]string{}, controls: map[string][]string{}}
+	for i := 0; i+1 < len(checks.Content); i += 2 {
+		k, v := checks.Content[i], checks.Content[i+1]
+		if !checkID.MatchString(k.Value) {
+			return nil, fmt.Errorf("mapping line %d: check id %q: want collector.check, lower case", k.Line, k.Value)
+		}
+		if _, dup := m.checks[k.Value]; dup {
+			return nil, fmt.Errorf("mapping line %d: check %s listed twice", k.Line, k.Value)
+		}
+		var ids []string
+		if err := v.Decode(&ids); err != nil || len(ids) == 0 {
+			return nil, fmt.Errorf("mapping line %d: check %s: want a non-empty list of control ids", v.Line, k.Value)
+		}
+		seen := map[string]bool{}
+		var out []string
+		for _, id := range ids {
+			resolved, err := cat.Resolve(id)
+			if err != nil {
+				return nil, fmt.Errorf("mapping line %d: check %s: %w", v.Line, k.Value, err)
+			}
+			for _, r := range resolved {
+				if !seen[r] {
+					seen[r] = true
+					out = append(out, r)
+				}
+			}
+		}
+		m.checks[k.Value] = out
+		for _, c := range out {
+			m.controls[c] = append(m.controls[c], k.Value)
+		}
+	}
+	for _, v := range m.controls {
+		sort.Strings(v)
+	}
+	return m, nil
+}
+
+// Controls returns the controls a check supports, or nil for an unmapped check.
+func (m *Mapping) Controls(check string) []string { return m.checks[check] }
+
+// Checks returns the checks that support a control.
+func (m *Mapping) Checks(control string) []string { return m.controls[control] }
+
+// CheckIDs returns every mapped check id, sorted.
+func (m *Mapping) CheckIDs() []string {
+	out := make([]string, 0, len(m.checks))
+	for k := range m.checks {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Covered returns the controls that at least one check supports, in order.
+func (m *Mapping) Covered() []string {
+	out := make([]string, 0, len(m.controls))
+	for k := range m.controls {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return Less(out[i], out[j]) })
+	return out
+}
