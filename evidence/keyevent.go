@@ -1,0 +1,108 @@
+package evidence
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/annexa-dev/annexa/evidence/dsse"
+)
+
+// Key events are statements by the server's enrollment authority about agent
+// keys. They are entries of the transparency log like records, so "which key
+// was valid for this record" is answered from the log itself.
+const (
+	KeyEventPayloadType = "application/vnd.annexa.key-event+json"
+	KeyEventType        = "https://annexa.dev/key-event/v1"
+)
+
+// KeyEventKind says what happened to an agent's key.
+type KeyEventKind string
+
+// The three key events.
+const (
+	Enroll KeyEventKind = "enroll" // agent has key from FromSeq
+	Rotate KeyEventKind = "rotate" // agent has a new key from FromSeq; the old one ends the seq before
+	Revoke KeyEventKind = "revoke" // no record of the agent after AfterSeq is valid
+)
+
+// KeyEvent is one key event.
+type KeyEvent struct {
+	Type      string            `json:"_type"`
+	Kind      KeyEventKind      `json:"kind"`
+	AgentID   string            `json:"agent_id"`
+	KeyID     string            `json:"keyid,omitempty"`
+	PublicKey []byte            `json:"public_key,omitempty"`
+	FromSeq   uint64            `json:"from_seq,omitempty"`
+	AfterSeq  uint64            `json:"after_seq,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Host      map[string]string `json:"host,omitempty"`
+	Time      time.Time         `json:"time"`
+}
+
+// Validate checks a key event's shape.
+func (k *KeyEvent) Validate() error {
+	if k.Type != KeyEventType {
+		return fmt.Errorf("key event _type %q, want %q", k.Type, KeyEventType)
+	}
+	if k.AgentID == "" {
+		return errors.New("key event without agent_id")
+	}
+	switch k.Kind {
+	case Enroll, Rotate:
+		if len(k.PublicKey) != ed25519.PublicKeySize {
+			return fmt.Errorf("%s event: public key is %d bytes", k.Kind, len(k.PublicKey))
+		}
+		if k.KeyID != dsse.KeyID(k.PublicKey) {
+			return fmt.Errorf("%s event: keyid does not match the key", k.Kind)
+		}
+		if k.FromSeq == 0 {
+			return fmt.Errorf("%s event without from_seq", k.Kind)
+		}
+	case Revoke:
+	default:
+		return fmt.Errorf("unknown key event kind %q", k.Kind)
+	}
+	return nil
+}
+
+// SignKeyEvent signs a key event with the enrollment authority's key.
+func SignKeyEvent(authority ed25519.PrivateKey, ev *KeyEvent) (*dsse.Envelope, error) {
+	ev.Type = KeyEventType
+	ev.Time = ev.Time.UTC()
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	return dsse.Sign(authority, KeyEventPayloadType, b)
+}
+
+// OpenKeyEvent verifies a key event under the enrollment authority's public
+// key and parses it.
+func OpenKeyEvent(env *dsse.Envelope, authority ed25519.PublicKey) (*KeyEvent, error) {
+	v := dsse.Verifier{Keys: []dsse.TrustedKey{{ID: dsse.KeyID(authority), Key: authority}}, PayloadTypes: []string{KeyEventPayloadType}}
+	if _, err := v.Verify(env); err != nil {
+		return nil, fmt.Errorf("key event: %w", err)
+	}
+	return ParseKeyEvent(env.Payload)
+}
+
+// ParseKeyEvent parses a key event payload without checking its signature.
+func ParseKeyEvent(payload []byte) (*KeyEvent, error) {
+	var ev KeyEvent
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ev); err != nil {
+		return nil, fmt.Errorf("key event: %w", err)
+	}
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
+	return &ev, nil
+}
