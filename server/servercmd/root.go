@@ -17,5 +17,6 @@ func New() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(newServe())
 	return root
 }

@@ -1,0 +1,184 @@
+// Package apiv1 holds the request and response types of the server's /v1
+// HTTP API, shared by the server, the agent and the annexa CLI.
+package apiv1
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// EnrollRequest is POST /v1/enroll.
+type EnrollRequest struct {
+	Token     string            `json:"token"`
+	PublicKey []byte            `json:"public_key"`
+	Hostname  string            `json:"hostname"`
+	Facts     map[string]string `json:"facts,omitempty"`
+}
+
+// EnrollResponse carries the agent's identity and the signed enrollment
+// statement, whose digest is the prev of the agent's first record.
+type EnrollResponse struct {
+	AgentID    string            `json:"agent_id"`
+	Credential string            `json:"credential"`
+	Enrollment json.RawMessage   `json:"enrollment"`
+	Genesis    string            `json:"genesis"`
+	LogIndex   int64             `json:"log_index"`
+	Checkpoint string            `json:"checkpoint"`
+	ServerKeys string            `json:"server_keys"`
+	Labels     map[string]string `json:"labels,omitempty"`
+}
+
+// IngestRequest is POST /v1/evidence: one agent's envelopes in seq order,
+// each exactly as the agent signed and stored it.
+type IngestRequest struct {
+	Envelopes []json.RawMessage `json:"envelopes"`
+}
+
+// Receipt says where an accepted record sits in the log.
+type Receipt struct {
+	Seq    uint64 `json:"seq"`
+	Index  int64  `json:"index"`
+	Digest string `json:"digest"`
+}
+
+// IngestResponse answers an ingest. It is sent with every status: on an
+// error the records before the failing one may still have been accepted,
+// and NextSeq is where the agent resumes. Everything below NextSeq is
+// durably in the log.
+type IngestResponse struct {
+	Accepted   int       `json:"accepted"`
+	Duplicates int       `json:"duplicates"`
+	NextSeq    uint64    `json:"next_seq"`
+	Receipts   []Receipt `json:"receipts,omitempty"`
+	Checkpoint string    `json:"checkpoint,omitempty"`
+	Error      *Error    `json:"error,omitempty"`
+}
+
+// Error is the body of every 4xx/5xx answer (inside IngestResponse for
+// ingest).
+type Error struct {
+	Code        string `json:"code"`
+	Message     string `json:"message"`
+	Index       *int   `json:"index,omitempty"`
+	Seq         uint64 `json:"seq,omitempty"`
+	ExpectedSeq uint64 `json:"expected_seq,omitempty"`
+}
+
+// ErrorBody wraps Error for non-ingest endpoints.
+type ErrorBody struct {
+	Error Error `json:"error"`
+}
+
+// TokenRequest is POST /v1/tokens.
+type TokenRequest struct {
+	Role    string            `json:"role"`
+	Name    string            `json:"name"`
+	Expires time.Time         `json:"expires,omitzero"`
+	MaxUses int64             `json:"max_uses,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"`
+}
+
+// TokenResponse carries the new secret, shown this once.
+type TokenResponse struct {
+	ID     string `json:"id"`
+	Role   string `json:"role"`
+	Secret string `json:"secret"`
+}
+
+// Page is a page of a list; Next is the cursor of the following page, empty
+// on the last.
+type Page[T any] struct {
+	Items []T    `json:"items"`
+	Next  string `json:"next,omitempty"`
+}
+
+// InclusionProof proves a leaf is in the tree of a size.
+type InclusionProof struct {
+	Index    int64    `json:"index"`
+	TreeSize int64    `json:"tree_size"`
+	LeafHash string   `json:"leaf_hash"`
+	Hashes   []string `json:"hashes"`
+}
+
+// ConsistencyProof proves a tree of size From is a prefix of one of size To.
+type ConsistencyProof struct {
+	From   int64    `json:"from"`
+	To     int64    `json:"to"`
+	Hashes []string `json:"hashes"`
+}
+
+// CheckState is an asset's latest result for a check.
+type CheckState struct {
+	Asset       string    `json:"asset"`
+	AgentID     string    `json:"agent_id"`
+	Check       string    `json:"check"`
+	Controls    []string  `json:"controls,omitempty"`
+	Status      string    `json:"status"`
+	Reason      string    `json:"reason"`
+	CollectedAt time.Time `json:"collected_at"`
+	Since       time.Time `json:"since"`
+	Stale       bool      `json:"stale"`
+	LogIndex    int64     `json:"log_index"`
+}
+
+// ControlSummary is the fleet's state for one Annex A control. Each asset
+// with evidence for the control counts once, under its worst current status:
+// failing, then error, then stale, then passing.
+type ControlSummary struct {
+	ID            string   `json:"id"`
+	Theme         string   `json:"theme"`
+	Title         string   `json:"title"`
+	Checks        []string `json:"checks,omitempty"`
+	Automated     bool     `json:"automated"`
+	Assets        int      `json:"assets"`
+	Passing       int      `json:"passing"`
+	Failing       int      `json:"failing"`
+	Error         int      `json:"error"`
+	Stale         int      `json:"stale"`
+	NotApplicable int      `json:"not_applicable"`
+}
+
+// ControlsResponse is GET /v1/controls.
+type ControlsResponse struct {
+	At        time.Time        `json:"at"`
+	Automated int              `json:"automated"`
+	Total     int              `json:"total"`
+	Controls  []ControlSummary `json:"controls"`
+}
+
+// AssetControl is one asset's status for a control, with the check results
+// it was rolled up from.
+type AssetControl struct {
+	Asset   string       `json:"asset"`
+	AgentID string       `json:"agent_id"`
+	Status  string       `json:"status"`
+	Checks  []CheckState `json:"checks"`
+}
+
+// ControlDetail is GET /v1/controls/{id}.
+type ControlDetail struct {
+	ControlSummary
+	At           time.Time      `json:"at"`
+	AssetsDetail []AssetControl `json:"assets_detail"`
+}
+
+// Host is an enrolled agent's host with a count of its checks by status.
+type Host struct {
+	AgentID    string            `json:"agent_id"`
+	Hostname   string            `json:"hostname"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	EnrolledAt time.Time         `json:"enrolled_at"`
+	LastSeen   time.Time         `json:"last_seen,omitzero"`
+	LastSeq    uint64            `json:"last_seq"`
+	Revoked    bool              `json:"revoked"`
+	Flag       string            `json:"flag,omitempty"`
+	Counts     map[string]int    `json:"counts"`
+}
+
+// HostDetail is GET /v1/hosts/{id}: the host and the latest result of every
+// check on every asset its agent reports.
+type HostDetail struct {
+	Host
+	Facts   map[string]string `json:"facts,omitempty"`
+	Results []CheckState      `json:"results"`
+}

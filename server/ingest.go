@@ -1,0 +1,412 @@
+package server
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/annexa-dev/annexa/evidence"
+	"github.com/annexa-dev/annexa/evidence/checkpoint"
+	"github.com/annexa-dev/annexa/evidence/dsse"
+	"github.com/annexa-dev/annexa/server/apiv1"
+	"github.com/annexa-dev/annexa/server/store"
+)
+
+// MaxBatch is the most envelopes one ingest request may carry.
+const MaxBatch = 5000
+
+// ingestError is a rejected record: HTTP status, code, and where.
+type ingestError struct {
+	status int
+	body   apiv1.Error
+}
+
+func (e *ingestError) Error() string { return e.body.Code + ": " + e.body.Message }
+
+func reject(status int, code string, i int, seq uint64, format string, args ...any) *ingestError {
+	idx := i
+	return &ingestError{status: status, body: apiv1.Error{Code: code, Message: fmt.Sprintf(format, args...), Index: &idx, Seq: seq}}
+}
+
+// handleIngest is POST /v1/evidence.
+func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
+	// Overload: a bounded number of batches at once. The rest are told when
+	// to come back, with jitter, so a fleet returning after an outage
+	// drains its backlog instead of stampeding.
+	select {
+	case s.inflight <- struct{}{}:
+		defer func() { <-s.inflight }()
+	case <-time.After(100 * time.Millisecond):
+		s.metrics.reject("overloaded")
+		w.Header().Set("Retry-After", strconv.Itoa(2+rand.IntN(8)))
+		writeError(w, http.StatusServiceUnavailable, "overloaded", "too many batches in flight; retry after the Retry-After delay")
+		return
+	}
+	start := time.Now()
+	agent := principalFrom(r.Context()).agent
+	req, ierr := s.readBatch(w, r)
+	if ierr != nil {
+		s.metrics.reject(ierr.body.Code)
+		writeJSON(w, ierr.status, apiv1.IngestResponse{NextSeq: agent.LastSeq + 1, Error: &ierr.body})
+		return
+	}
+	resp, err := s.Ingest(r.Context(), agent.ID, req.Envelopes)
+	s.metrics.ingestLatency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		var ie *ingestError
+		if !errors.As(err, &ie) {
+			s.log.Error("ingest failed", "agent", agent.ID, "err", err)
+			s.metrics.reject("internal")
+			writeError(w, http.StatusInternalServerError, "internal", "the batch was not stored; retry")
+			return
+		}
+		s.metrics.reject(ie.body.Code)
+		s.log.Warn("ingest rejected", "agent", agent.ID, "code", ie.body.Code, "seq", ie.body.Seq, "reason", ie.body.Message, "accepted_before", resp.Accepted)
+		resp.Error = &ie.body
+		writeJSON(w, ie.status, resp)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (*apiv1.IngestRequest, *ingestError) {
+	var body io.Reader = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return nil, reject(http.StatusBadRequest, "malformed", 0, 0, "gzip: %v", err)
+		}
+		defer zr.Close()
+		// The limit holds after decompression too: a small zip bomb is
+		// still a large body.
+		body = io.LimitReader(zr, s.cfg.MaxBody+1)
+	}
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, reject(http.StatusRequestEntityTooLarge, "too_large", 0, 0, "body over %d bytes", s.cfg.MaxBody)
+		}
+		return nil, reject(http.StatusBadRequest, "malformed", 0, 0, "reading body: %v", err)
+	}
+	if int64(len(raw)) > s.cfg.MaxBody {
+		return nil, reject(http.StatusRequestEntityTooLarge, "too_large", 0, 0, "body over %d bytes after decompression", s.cfg.MaxBody)
+	}
+	var req apiv1.IngestRequest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, reject(http.StatusBadRequest, "malformed", 0, 0, "batch is not valid JSON: %v", err)
+	}
+	if len(req.Envelopes) == 0 {
+		return nil, reject(http.StatusBadRequest, "malformed", 0, 0, "empty batch")
+	}
+	if len(req.Envelopes) > MaxBatch {
+		return nil, reject(http.StatusRequestEntityTooLarge, "too_large", 0, 0, "%d envelopes, at most %d per batch", len(req.Envelopes), MaxBatch)
+	}
+	return &req, nil
+}
+
+// parsed is one envelope of a batch after parsing and verification.
+type parsed struct {
+	raw []byte
+	env *dsse.Envelope
+	rec *evidence.Record
+	key ed25519.PublicKey
+	err *ingestError
+}
+
+// Ingest verifies and stores one agent's batch. Records are applied in
+// order; the first that cannot be accepted stops the batch, and the records
+// before it are committed (the response says how many and where to resume).
+// The commit is durable before Ingest returns.
+func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMessage) (apiv1.IngestResponse, error) {
+	agent, err := s.db.Agent(ctx, agentID)
+	if err != nil {
+		return apiv1.IngestResponse{}, err
+	}
+	resp := apiv1.IngestResponse{NextSeq: agent.LastSeq + 1}
+	keys, err := s.db.AgentKeys(ctx, agentID)
+	if err != nil {
+		return resp, err
+	}
+	items := s.verifyBatch(agentID, keys, raws)
+
+	var stop *ingestError
+	var fork string
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		resp = apiv1.IngestResponse{}
+		stop, fork = nil, ""
+		a, err := tx.LockAgent(ctx, agentID)
+		if err != nil {
+			return err
+		}
+		// Another batch of this agent may have rotated its key since the
+		// snapshot; verify again under the keys as they stand now.
+		nowKeys, err := tx.AgentKeys(ctx, agentID)
+		if err != nil {
+			return err
+		}
+		if !sameKeys(keys, nowKeys) {
+			items = s.verifyBatch(agentID, nowKeys, raws)
+		}
+		var app *store.Appender
+		now := s.now().UTC()
+		lastSeq, link := a.LastSeq, a.Link
+		for i, it := range items {
+			if it.err != nil {
+				stop = it.err
+				break
+			}
+			p := &it.rec.Predicate
+			if a.Revoked() && p.Seq > a.RevokedAfter {
+				stop = reject(http.StatusForbidden, "revoked", i, p.Seq, "agent %s was revoked after seq %d", agentID, a.RevokedAfter)
+				break
+			}
+			switch {
+			case p.Seq <= lastSeq:
+				prior, err := tx.RecordAt(ctx, agentID, p.Seq)
+				if errors.Is(err, store.ErrNotFound) {
+					stop = reject(http.StatusConflict, "seq_gap", i, p.Seq, "seq %d lies in a range a gap record already explains", p.Seq)
+					stop.body.ExpectedSeq = lastSeq + 1
+					break
+				}
+				if err != nil {
+					return err
+				}
+				if prior.Digest == it.rec.Digest {
+					resp.Duplicates++
+					resp.Receipts = append(resp.Receipts, apiv1.Receipt{Seq: p.Seq, Index: prior.Index, Digest: prior.Digest})
+					continue
+				}
+				fork = fmt.Sprintf("fork at seq %d: %s received, %s in the log", p.Seq, it.rec.Digest, prior.Digest)
+				stop = reject(http.StatusConflict, "fork", i, p.Seq, "%s", fork)
+			case p.Seq > lastSeq+1:
+				stop = reject(http.StatusConflict, "seq_gap", i, p.Seq, "expected seq %d, got %d: resend from %d, or send the gap record that explains the loss", lastSeq+1, p.Seq, lastSeq+1)
+				stop.body.ExpectedSeq = lastSeq + 1
+			case p.Prev != link:
+				fork = fmt.Sprintf("fork at seq %d: prev %s does not link to %s", p.Seq, p.Prev, link)
+				stop = reject(http.StatusConflict, "broken_link", i, p.Seq, "%s", fork)
+			}
+			if stop != nil {
+				break
+			}
+			if app == nil {
+				if app, err = tx.NewAppender(ctx); err != nil {
+					return err
+				}
+			}
+			e := &store.LogEntry{Kind: store.KindRecord, AgentID: agentID, Seq: p.Seq, Digest: it.rec.Digest, Envelope: it.raw, ReceivedAt: now}
+			idx, err := app.Append(e)
+			if err != nil {
+				return err
+			}
+			if err := tx.AddResults(ctx, string(it.rec.Asset()), toRows(idx, agentID, it.rec)); err != nil {
+				return err
+			}
+			resp.Accepted++
+			resp.Receipts = append(resp.Receipts, apiv1.Receipt{Seq: p.Seq, Index: idx, Digest: it.rec.Digest})
+			lastSeq, link = it.rec.Next()
+			if rot := p.Rotation; rot != nil {
+				if err := s.rotate(ctx, tx, app, a, p.Seq, rot, now); err != nil {
+					return err
+				}
+			}
+		}
+		resp.NextSeq = lastSeq + 1
+		if app == nil {
+			return nil
+		}
+		if err := tx.AdvanceAgent(ctx, agentID, lastSeq, link, now); err != nil {
+			return err
+		}
+		note, err := s.checkpoint(ctx, tx, app)
+		if err != nil {
+			return err
+		}
+		resp.Checkpoint = string(note)
+		return nil
+	})
+	if err != nil {
+		return apiv1.IngestResponse{NextSeq: agent.LastSeq + 1}, err
+	}
+	s.metrics.accepted.Add(float64(resp.Accepted))
+	s.metrics.duplicates.Add(float64(resp.Duplicates))
+	if fork != "" {
+		// The batch stopped; the flag outlives it.
+		if err := s.db.FlagAgent(ctx, agentID, fork); err != nil {
+			s.log.Error("flag agent", "agent", agentID, "err", err)
+		}
+		s.log.Warn("agent flagged", "agent", agentID, "reason", fork)
+	}
+	if stop != nil {
+		return resp, stop
+	}
+	return resp, nil
+}
+
+// verifyBatch parses every envelope and checks its signature under the key
+// valid at its seq, in parallel across cores, one signature at a time (never
+// batch verification). A rotation record in the batch changes the key for
+// the seqs after it.
+func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.RawMessage) []parsed {
+	items := make([]parsed, len(raws))
+	for i, raw := range raws {
+		it := &items[i]
+		it.raw = raw
+		env, err := dsse.Parse(raw)
+		if err != nil {
+			it.err = reject(http.StatusBadRequest, "malformed", i, 0, "envelope %d: %v", i, err)
+			continue
+		}
+		rec, err := evidence.ParseRecord(env.Payload)
+		if err != nil {
+			it.err = reject(http.StatusBadRequest, "malformed", i, 0, "envelope %d: %v", i, err)
+			continue
+		}
+		it.env, it.rec = env, rec
+		p := &rec.Predicate
+		if p.AgentID != agentID {
+			it.err = reject(http.StatusForbidden, "wrong_agent", i, p.Seq, "record of agent %s sent with the credential of %s", p.AgentID, agentID)
+			continue
+		}
+		it.key = keyAt(keys, p.Seq)
+		if it.key == nil {
+			it.err = reject(http.StatusUnprocessableEntity, "unknown_key", i, p.Seq, "no key of agent %s is valid at seq %d", agentID, p.Seq)
+			continue
+		}
+		if rot := p.Rotation; rot != nil {
+			keys = withRotation(keys, p.Seq, rot)
+		}
+	}
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				it := &items[i]
+				if _, err := evidence.Open(it.env, it.key); err != nil {
+					code := "bad_signature"
+					if errors.Is(err, evidence.ErrWrongKeyID) {
+						code = "wrong_keyid"
+					} else if errors.Is(err, dsse.ErrPayloadType) {
+						code = "bad_payload_type"
+					}
+					it.err = reject(http.StatusUnprocessableEntity, code, i, it.rec.Predicate.Seq, "seq %d: %v", it.rec.Predicate.Seq, err)
+				}
+			}
+		}()
+	}
+	for i := range items {
+		if items[i].err == nil {
+			next <- i
+		}
+	}
+	close(next)
+	wg.Wait()
+	return items
+}
+
+func keyAt(keys []store.AgentKey, seq uint64) ed25519.PublicKey {
+	for _, k := range keys {
+		if seq >= k.From && (k.To == 0 || seq <= k.To) {
+			return k.Public
+		}
+	}
+	return nil
+}
+
+func withRotation(keys []store.AgentKey, seq uint64, rot *evidence.Rotation) []store.AgentKey {
+	out := make([]store.AgentKey, 0, len(keys)+1)
+	for _, k := range keys {
+		if k.To == 0 {
+			k.To = seq
+		}
+		out = append(out, k)
+	}
+	return append(out, store.AgentKey{From: seq + 1, KeyID: rot.NewKeyID, Public: rot.NewPublic})
+}
+
+func sameKeys(a, b []store.AgentKey) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].From != b[i].From || a[i].To != b[i].To || a[i].KeyID != b[i].KeyID {
+			return false
+		}
+	}
+	return true
+}
+
+// rotate applies an accepted rotation record: the old key ends at its seq,
+// the new key starts at the next, and the enrollment authority says so in
+// the log.
+func (s *Server) rotate(ctx context.Context, tx *store.Tx, app *store.Appender, a *store.Agent, seq uint64, rot *evidence.Rotation, now time.Time) error {
+	if err := tx.EndAgentKeys(ctx, a.ID, seq); err != nil {
+		return err
+	}
+	if err := tx.InsertAgentKey(ctx, store.AgentKey{AgentID: a.ID, From: seq + 1, KeyID: rot.NewKeyID, Public: rot.NewPublic}); err != nil {
+		return err
+	}
+	_, err := s.appendKeyEvent(app, &evidence.KeyEvent{Kind: evidence.Rotate, AgentID: a.ID, KeyID: rot.NewKeyID, PublicKey: rot.NewPublic, FromSeq: seq + 1, Time: now}, now)
+	return err
+}
+
+// appendKeyEvent signs a key event and appends it to the log.
+func (s *Server) appendKeyEvent(app *store.Appender, ev *evidence.KeyEvent, now time.Time) (*store.LogEntry, error) {
+	env, err := evidence.SignKeyEvent(s.keys.Enroll, ev)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(env)
+	if err != nil {
+		return nil, err
+	}
+	e := &store.LogEntry{Kind: store.KindKeyEvent, AgentID: ev.AgentID, Digest: evidence.Digest(env.Payload), Envelope: raw, ReceivedAt: now}
+	if _, err := app.Append(e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// checkpoint finishes an append: new size, root, signed checkpoint.
+func (s *Server) checkpoint(ctx context.Context, tx *store.Tx, app *store.Appender) ([]byte, error) {
+	root, err := app.Finish()
+	if err != nil {
+		return nil, err
+	}
+	note, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: s.keys.Log.Name(), Size: app.Size(), Hash: root}, s.keys.Log)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.SaveCheckpoint(ctx, app.Size(), note, s.now()); err != nil {
+		return nil, err
+	}
+	s.metrics.logSize.Set(float64(app.Size()))
+	return note, nil
+}
+
+func toRows(idx int64, agentID string, rec *evidence.Record) []store.Result {
+	p := &rec.Predicate
+	rows := make([]store.Result, len(p.Results))
+	for i, r := range p.Results {
+		rows[i] = store.Result{LogIndex: idx, Pos: i, AgentID: agentID, Asset: string(rec.Asset()), Check: r.Check,
+			Status: string(r.Status), Reason: r.Reason, CollectedAt: p.CollectedAt}
+	}
+	return rows
+}

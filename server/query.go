@@ -1,0 +1,480 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/annexa-dev/annexa/evidence/catalog"
+	"github.com/annexa-dev/annexa/server/apiv1"
+	"github.com/annexa-dev/annexa/server/store"
+)
+
+// Status of an asset for a control, worst first.
+const (
+	ctlFailing = "failing"
+	ctlError   = "error"
+	ctlStale   = "stale"
+	ctlPassing = "passing"
+	ctlNA      = "not_applicable"
+)
+
+var ctlRank = map[string]int{ctlFailing: 0, ctlError: 1, ctlStale: 2, ctlPassing: 3, ctlNA: 4}
+
+// checkStatus is one result's contribution: a stale result says nothing
+// about now, whatever it said then.
+func checkStatus(st *apiv1.CheckState) string {
+	if st.Stale {
+		return ctlStale
+	}
+	switch st.Status {
+	case "fail":
+		return ctlFailing
+	case "error":
+		return ctlError
+	case "pass":
+		return ctlPassing
+	}
+	return ctlNA
+}
+
+// query is the filter every read endpoint understands.
+type query struct {
+	at       time.Time
+	atGiven  bool
+	filter   store.StateFilter
+	statuses []string
+	from, to time.Time
+	limit    int
+	cursor   int64
+}
+
+func parseTime(v string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-03-01T12:00:00Z) or a date (2026-03-01)", v)
+}
+
+// parseQuery reads ?control= ?check= ?asset= ?agent= ?label=k=v ?status=
+// ?at= ?from= ?to= ?limit= ?cursor=. Controls are resolved through the
+// catalog (2013 ids too) into their checks.
+func (s *Server) parseQuery(ctx context.Context, v url.Values) (*query, error) {
+	q := &query{at: s.now().UTC(), limit: 100}
+	var err error
+	if a := v.Get("at"); a != "" {
+		if q.at, err = parseTime(a); err != nil {
+			return nil, err
+		}
+		q.atGiven = true
+		q.filter.At = q.at
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &q.from}, {"to", &q.to}} {
+		if a := v.Get(p.name); a != "" {
+			if *p.dst, err = parseTime(a); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, c := range v["control"] {
+		ids, err := s.catalog.Resolve(c)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			checks := s.mapping.Checks(id)
+			if len(checks) == 0 {
+				// A control with no automated check: nothing can match.
+				checks = []string{"\x00none"}
+			}
+			q.filter.Checks = append(q.filter.Checks, checks...)
+		}
+	}
+	q.filter.Checks = append(q.filter.Checks, v["check"]...)
+	q.filter.Assets = v["asset"]
+	q.filter.Agents = v["agent"]
+	for _, st := range v["status"] {
+		switch st {
+		case "pass", "fail", "error", "not_applicable":
+			q.statuses = append(q.statuses, st)
+		default:
+			return nil, fmt.Errorf("status %q: want pass, fail, error or not_applicable", st)
+		}
+	}
+	if len(v["label"]) > 0 {
+		agents, err := s.agentsWithLabels(ctx, v["label"])
+		if err != nil {
+			return nil, err
+		}
+		if len(agents) == 0 {
+			agents = []string{"\x00none"}
+		}
+		q.filter.Agents = append(q.filter.Agents, agents...)
+	}
+	if l := v.Get("limit"); l != "" {
+		if q.limit, err = strconv.Atoi(l); err != nil || q.limit < 1 || q.limit > 10000 {
+			return nil, errors.New("limit must be 1 to 10000")
+		}
+	}
+	if c := v.Get("cursor"); c != "" {
+		if q.cursor, err = strconv.ParseInt(c, 10, 64); err != nil {
+			return nil, errors.New("bad cursor")
+		}
+	}
+	return q, nil
+}
+
+func (s *Server) agentsWithLabels(ctx context.Context, labels []string) ([]string, error) {
+	want := map[string]string{}
+	for _, l := range labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("label %q: want key=value", l)
+		}
+		want[k] = v
+	}
+	var out []string
+	err := s.eachAgent(ctx, func(a *store.Agent) error {
+		for k, v := range want {
+			if a.Labels[k] != v {
+				return nil
+			}
+		}
+		out = append(out, a.ID)
+		return nil
+	})
+	return out, err
+}
+
+func (s *Server) eachAgent(ctx context.Context, fn func(*store.Agent) error) error {
+	after := ""
+	for {
+		page, err := s.db.Agents(ctx, after, 1000)
+		if err != nil {
+			return err
+		}
+		for i := range page {
+			if err := fn(&page[i]); err != nil {
+				return err
+			}
+		}
+		if len(page) < 1000 {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// states loads the state rows matching q, marking stale ones against q.at.
+func (s *Server) states(ctx context.Context, q *query, fn func(*apiv1.CheckState) error) error {
+	return s.db.States(ctx, q.filter, func(st *store.State) error {
+		cs := &apiv1.CheckState{Asset: st.Asset, AgentID: st.AgentID, Check: st.Check, Controls: s.mapping.Controls(st.Check),
+			Status: st.Status, Reason: st.Reason, CollectedAt: st.CollectedAt, Since: st.Since, LogIndex: st.LogIndex,
+			Stale: st.CollectedAt.Add(s.cfg.Freshness).Before(q.at)}
+		return fn(cs)
+	})
+}
+
+func (s *Server) badQuery(w http.ResponseWriter, err error) {
+	if errors.Is(err, catalog.ErrUnknownControl) {
+		writeError(w, http.StatusBadRequest, "unknown_control", err.Error())
+		return
+	}
+	writeError(w, http.StatusBadRequest, "malformed", err.Error())
+}
+
+// controlRollup computes per control and asset the worst status.
+func (s *Server) controlRollup(ctx context.Context, q *query) (map[string]map[string]*apiv1.AssetControl, error) {
+	out := map[string]map[string]*apiv1.AssetControl{}
+	err := s.states(ctx, q, func(cs *apiv1.CheckState) error {
+		st := checkStatus(cs)
+		for _, ctl := range cs.Controls {
+			m := out[ctl]
+			if m == nil {
+				m = map[string]*apiv1.AssetControl{}
+				out[ctl] = m
+			}
+			ac := m[cs.Asset]
+			if ac == nil {
+				ac = &apiv1.AssetControl{Asset: cs.Asset, AgentID: cs.AgentID, Status: ctlNA}
+				m[cs.Asset] = ac
+			}
+			if ctlRank[st] < ctlRank[ac.Status] {
+				ac.Status = st
+			}
+			ac.Checks = append(ac.Checks, *cs)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Server) summary(c catalog.Control, assets map[string]*apiv1.AssetControl) apiv1.ControlSummary {
+	cs := apiv1.ControlSummary{ID: c.ID, Theme: c.Theme, Title: c.Title, Checks: s.mapping.Checks(c.ID)}
+	cs.Automated = len(cs.Checks) > 0
+	for _, ac := range assets {
+		cs.Assets++
+		switch ac.Status {
+		case ctlFailing:
+			cs.Failing++
+		case ctlError:
+			cs.Error++
+		case ctlStale:
+			cs.Stale++
+		case ctlPassing:
+			cs.Passing++
+		default:
+			cs.NotApplicable++
+		}
+	}
+	return cs
+}
+
+// handleControls is GET /v1/controls: all 93 controls with the fleet's
+// state for each, now or ?at= a past instant.
+func (s *Server) handleControls(w http.ResponseWriter, r *http.Request) {
+	q, err := s.parseQuery(r.Context(), r.URL.Query())
+	if err != nil {
+		s.badQuery(w, err)
+		return
+	}
+	roll, err := s.controlRollup(r.Context(), q)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	resp := apiv1.ControlsResponse{At: q.at, Total: catalog.Total}
+	for _, c := range s.catalog.Controls() {
+		sum := s.summary(c, roll[c.ID])
+		if sum.Automated {
+			resp.Automated++
+		}
+		resp.Controls = append(resp.Controls, sum)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// handleControl is GET /v1/controls/{id}: which assets pass or fail it, and
+// why (their check results).
+func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) {
+	ids, err := s.catalog.Resolve(r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, "unknown_control", err.Error())
+		return
+	}
+	if len(ids) != 1 {
+		writeError(w, http.StatusBadRequest, "ambiguous_control", fmt.Sprintf("%s maps to several 2022 controls: %s", r.PathValue("id"), strings.Join(ids, ", ")))
+		return
+	}
+	c, _ := s.catalog.Control(ids[0])
+	v := r.URL.Query()
+	v.Set("control", c.ID)
+	q, err := s.parseQuery(r.Context(), v)
+	if err != nil {
+		s.badQuery(w, err)
+		return
+	}
+	roll, err := s.controlRollup(r.Context(), q)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	d := apiv1.ControlDetail{ControlSummary: s.summary(c, roll[c.ID]), At: q.at, AssetsDetail: []apiv1.AssetControl{}}
+	for _, ac := range roll[c.ID] {
+		d.AssetsDetail = append(d.AssetsDetail, *ac)
+	}
+	sort.Slice(d.AssetsDetail, func(i, j int) bool {
+		a, b := d.AssetsDetail[i], d.AssetsDetail[j]
+		if ctlRank[a.Status] != ctlRank[b.Status] {
+			return ctlRank[a.Status] < ctlRank[b.Status]
+		}
+		return a.Asset < b.Asset
+	})
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) host(a *store.Agent) apiv1.Host {
+	return apiv1.Host{AgentID: a.ID, Hostname: a.Hostname, Labels: a.Labels, EnrolledAt: a.EnrolledAt, LastSeen: a.LastSeen,
+		LastSeq: a.LastSeq, Revoked: a.Revoked(), Flag: a.Flag, Counts: map[string]int{}}
+}
+
+// handleHosts is GET /v1/hosts: enrolled hosts with counts of their checks
+// by status, paginated by agent id (?cursor=, ?limit=), ?label= filtered.
+func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	q, err := s.parseQuery(r.Context(), v)
+	if err != nil {
+		s.badQuery(w, err)
+		return
+	}
+	var labelled map[string]bool
+	if len(v["label"]) > 0 {
+		labelled = map[string]bool{}
+		for _, id := range q.filter.Agents {
+			labelled[id] = true
+		}
+	}
+	page := apiv1.Page[apiv1.Host]{Items: []apiv1.Host{}}
+	after := v.Get("cursor")
+	byID := map[string]int{}
+	for len(page.Items) < q.limit {
+		agents, err := s.db.Agents(r.Context(), after, q.limit)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "internal", err.Error())
+			return
+		}
+		for i := range agents {
+			after = agents[i].ID
+			if labelled != nil && !labelled[agents[i].ID] {
+				continue
+			}
+			byID[agents[i].ID] = len(page.Items)
+			page.Items = append(page.Items, s.host(&agents[i]))
+			if len(page.Items) == q.limit {
+				page.Next = agents[i].ID
+				break
+			}
+		}
+		if len(agents) < q.limit {
+			break
+		}
+	}
+	if len(byID) > 0 {
+		q.filter.Agents = make([]string, 0, len(byID))
+		for id := range byID {
+			q.filter.Agents = append(q.filter.Agents, id)
+		}
+		err = s.states(r.Context(), q, func(cs *apiv1.CheckState) error {
+			page.Items[byID[cs.AgentID]].Counts[checkStatus(cs)]++
+			return nil
+		})
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "internal", err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// handleHost is GET /v1/hosts/{id}.
+func (s *Server) handleHost(w http.ResponseWriter, r *http.Request) {
+	a, err := s.db.Agent(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "no host with agent id "+r.PathValue("id"))
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	q, err := s.parseQuery(r.Context(), r.URL.Query())
+	if err != nil {
+		s.badQuery(w, err)
+		return
+	}
+	q.filter.Agents = []string{a.ID}
+	d := apiv1.HostDetail{Host: s.host(a), Facts: a.Facts, Results: []apiv1.CheckState{}}
+	err = s.states(r.Context(), q, func(cs *apiv1.CheckState) error {
+		d.Counts[checkStatus(cs)]++
+		d.Results = append(d.Results, *cs)
+		return nil
+	})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	sort.Slice(d.Results, func(i, j int) bool {
+		if d.Results[i].Asset != d.Results[j].Asset {
+			return d.Results[i].Asset < d.Results[j].Asset
+		}
+		return d.Results[i].Check < d.Results[j].Check
+	})
+	writeJSON(w, http.StatusOK, d)
+}
+
+// handleEvidence is GET /v1/evidence: every result in log order, filtered
+// by control, check, status, asset, agent, label and collection time.
+func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request) {
+	q, err := s.parseQuery(r.Context(), r.URL.Query())
+	if err != nil {
+		s.badQuery(w, err)
+		return
+	}
+	f := store.ResultFilter{StateFilter: q.filter, Statuses: q.statuses, From: q.from, To: q.to, After: q.cursor - 1, Limit: q.limit + 1}
+	f.At = time.Time{}
+	if q.cursor == 0 {
+		f.After = -1
+	}
+	rows, err := s.db.Results(r.Context(), f)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	page := apiv1.Page[store.Result]{Items: rows}
+	if len(rows) > q.limit {
+		// The cursor is a log index: a record's results never straddle pages.
+		last := rows[q.limit].LogIndex
+		cut := q.limit
+		for cut > 0 && rows[cut-1].LogIndex == last {
+			cut--
+		}
+		if cut == 0 {
+			cut = q.limit
+		}
+		page.Items = rows[:cut]
+		page.Next = strconv.FormatInt(rows[cut].LogIndex, 10)
+	}
+	if page.Items == nil {
+		page.Items = []store.Result{}
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// handleHistory is GET /v1/history: when each asset started or stopped
+// failing each check (status transitions), filtered like /v1/evidence.
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
+	q, err := s.parseQuery(r.Context(), r.URL.Query())
+	if err != nil {
+		s.badQuery(w, err)
+		return
+	}
+	if len(q.filter.Agents) > 0 {
+		for _, a := range q.filter.Agents {
+			q.filter.Assets = append(q.filter.Assets, "host:"+a)
+		}
+	}
+	trs, err := s.db.Transitions(r.Context(), q.filter, q.from, q.to, q.limit)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	if trs == nil {
+		trs = []store.Transition{}
+	}
+	writeJSON(w, http.StatusOK, apiv1.Page[store.Transition]{Items: trs})
+}
+
+// handleAgentKeys is GET /v1/agents/{id}/keys.
+func (s *Server) handleAgentKeys(w http.ResponseWriter, r *http.Request) {
+	keys, err := s.db.AgentKeys(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	if len(keys) == 0 {
+		writeError(w, http.StatusNotFound, "not_found", "no agent "+r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, apiv1.Page[store.AgentKey]{Items: keys})
+}

@@ -1,0 +1,234 @@
+// Package server is Annexa's ingest server: it enrols agents, verifies and
+// logs their signed records, keeps the fleet's compliance state per Annex A
+// control, and answers queries about it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/annexa-dev/annexa/configs"
+	"github.com/annexa-dev/annexa/evidence/catalog"
+	"github.com/annexa-dev/annexa/server/store"
+)
+
+// Config is what `annexa-server serve` is given.
+type Config struct {
+	DataDir  string
+	Database string // empty: SQLite in DataDir
+	Origin   string // the log's name; default annexa/<hostname>
+	Mapping  string // check→control mapping file; empty: the shipped one
+	// Freshness is how long a result stays current unless the mapping says
+	// otherwise for its check.
+	Freshness time.Duration
+	// MaxBody is the largest request body accepted, after decompression.
+	MaxBody int64
+	// MaxInflight bounds concurrent ingest requests; past it the server
+	// answers 503 with Retry-After.
+	MaxInflight int
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// Server is a running ingest server's state.
+type Server struct {
+	cfg      Config
+	db       *store.DB
+	keys     *Keys
+	catalog  *catalog.Catalog
+	mapping  *catalog.Mapping
+	log      *slog.Logger
+	metrics  *metrics
+	inflight chan struct{}
+	now      func() time.Time
+	// AdminToken is the bootstrap admin token when this start created it
+	// (first start only), so the caller can print it once.
+	AdminToken string
+}
+
+// Open prepares a server: data directory, keys, database and migrations,
+// catalog and mapping. It does not listen.
+func Open(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("no data directory (--data)")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Freshness == 0 {
+		cfg.Freshness = 26 * time.Hour
+	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = 16 << 20
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = 64
+	}
+	if cfg.Origin == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "localhost"
+		}
+		cfg.Origin = "annexa/" + host
+	}
+	cat, err := configs.Catalog()
+	if err != nil {
+		return nil, fmt.Errorf("annex A catalog: %w", err)
+	}
+	mapping, err := configs.Mapping(cat, cfg.Mapping)
+	if err != nil {
+		return nil, fmt.Errorf("check mapping: %w", err)
+	}
+	keys, _, err := loadOrCreateKeys(cfg.DataDir, cfg.Origin)
+	if err != nil {
+		return nil, fmt.Errorf("server keys: %w", err)
+	}
+	db, err := store.Open(ctx, cfg.Database, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, db: db, keys: keys, catalog: cat, mapping: mapping, log: cfg.Logger,
+		metrics: newMetrics(), inflight: make(chan struct{}, cfg.MaxInflight), now: cfg.Now,
+	}
+	if err := s.bind(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.bootstrap(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.metrics.observeDB(db)
+	return s, nil
+}
+
+// bind ties the database to this server's keys: the first server to start
+// records its public keys; a replica started with other keys is refused,
+// because two keys signing one log would make both worthless.
+func (s *Server) bind(ctx context.Context) error {
+	for k, v := range map[string]string{"log_key": s.keys.LogVerifier, "enroll_key": s.keys.EnrollVerifier} {
+		have, err := s.db.SetMetaOnce(ctx, k, v)
+		if err != nil {
+			return err
+		}
+		if have != v {
+			return fmt.Errorf("this database belongs to a server with %s %s, but %s holds %s: copy %s and %s from the first server's data directory",
+				k, have, s.cfg.DataDir, v, LogKeyFile, EnrollKeyFile)
+		}
+	}
+	return nil
+}
+
+// bootstrap creates the first admin token, once per database.
+func (s *Server) bootstrap(ctx context.Context) error {
+	if _, err := s.db.Meta(ctx, "bootstrapped"); err == nil {
+		return nil
+	}
+	secret, tok, err := s.newToken(ctx, "admin", "bootstrap admin", time.Time{}, 0, nil)
+	if err != nil {
+		return err
+	}
+	if v, err := s.db.SetMetaOnce(ctx, "bootstrapped", tok.ID); err != nil {
+		return err
+	} else if v != tok.ID {
+		// Another replica bootstrapped at the same moment; keep one token.
+		return s.db.RevokeToken(ctx, tok.ID)
+	}
+	if err := writeFileAtomic(filepath.Join(s.cfg.DataDir, AdminFile), []byte(secret+"\n"), 0o600); err != nil {
+		return err
+	}
+	s.AdminToken = secret
+	return nil
+}
+
+// Keys returns the server's keys.
+func (s *Server) Keys() *Keys { return s.keys }
+
+// DB returns the store (for tests and tools in this module).
+func (s *Server) DB() *store.DB { return s.db }
+
+// Close releases the database.
+func (s *Server) Close() error { return s.db.Close() }
+
+// Handler is the server's HTTP API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", s.metrics.handler())
+
+	mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
+	mux.HandleFunc("POST /v1/evidence", s.agentOnly(s.handleIngest))
+
+	read := []string{RoleAdmin, RoleAnalyst, RoleAuditor}
+	mux.HandleFunc("GET /v1/hosts", s.require(read, s.handleHosts))
+	mux.HandleFunc("GET /v1/hosts/{id}", s.require(read, s.handleHost))
+	mux.HandleFunc("GET /v1/controls", s.require(read, s.handleControls))
+	mux.HandleFunc("GET /v1/controls/{id}", s.require(read, s.handleControl))
+	mux.HandleFunc("GET /v1/evidence", s.require(read, s.handleEvidence))
+	mux.HandleFunc("GET /v1/history", s.require(read, s.handleHistory))
+	mux.HandleFunc("GET /v1/agents/{id}/keys", s.require(read, s.handleAgentKeys))
+
+	mux.HandleFunc("POST /v1/tokens", s.require([]string{RoleAdmin}, s.handleTokenCreate))
+	mux.HandleFunc("GET /v1/tokens", s.require([]string{RoleAdmin}, s.handleTokenList))
+	mux.HandleFunc("DELETE /v1/tokens/{id}", s.require([]string{RoleAdmin}, s.handleTokenRevoke))
+	mux.HandleFunc("POST /v1/agents/{id}/revoke", s.require([]string{RoleAdmin}, s.handleAgentRevoke))
+
+	// The log is for anyone holding a credential: agents check their
+	// receipts, auditors their proofs.
+	mux.HandleFunc("GET /v1/log/checkpoint", s.anyPrincipal(s.handleCheckpoint))
+	mux.HandleFunc("GET /v1/log/entries/{index}", s.anyPrincipal(s.handleEntry))
+	mux.HandleFunc("GET /v1/log/proof/inclusion", s.anyPrincipal(s.handleInclusion))
+	mux.HandleFunc("GET /v1/log/proof/consistency", s.anyPrincipal(s.handleConsistency))
+	mux.HandleFunc("GET /v1/server/keys", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte(s.keys.ServerPub()))
+	})
+	return s.logRequests(mux)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.db.Ping(ctx); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "not_ready", "database: "+err.Error())
+		return
+	}
+	writeJSON(w, 200, map[string]string{"status": "ready"})
+}
+
+func (s *Server) logRequests(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: 200}
+		h.ServeHTTP(sw, r)
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", sw.status), slog.Duration("took", time.Since(start)))
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,273 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Entry kinds of the transparency log.
+const (
+	KindRecord   = "record"
+	KindKeyEvent = "key_event"
+)
+
+// LogEntry is one leaf of the transparency log. Envelope is the leaf's data:
+// the DSSE envelope exactly as it was received (records) or signed (key
+// events).
+type LogEntry struct {
+	Index      int64     `json:"index"`
+	Kind       string    `json:"kind"`
+	AgentID    string    `json:"agent_id"`
+	Seq        uint64    `json:"seq,omitempty"`
+	Digest     string    `json:"digest"`
+	Envelope   []byte    `json:"-"`
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// LockLog takes the log's sequencer lock and returns its size. Everything
+// else scales out; this is the one serialised step.
+func (t *Tx) LockLog(ctx context.Context) (int64, error) {
+	var size int64
+	err := t.queryRow(ctx, `SELECT size FROM log_head WHERE id = 1`+t.dialect.forUpdate()).Scan(&size)
+	return size, err
+}
+
+// txHashes reads stored hashes inside a transaction, remembering those
+// written by it, so a batch of appends reads each hash from the database at
+// most once.
+type txHashes struct {
+	ctx     context.Context
+	t       *Tx
+	pending map[int64]tlog.Hash
+}
+
+func (r *txHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	var missing []int64
+	for i, idx := range indexes {
+		if h, ok := r.pending[idx]; ok {
+			out[i] = h
+		} else {
+			missing = append(missing, idx)
+		}
+	}
+	if len(missing) > 0 {
+		got, err := readHashes(r.ctx, r.t.query, missing)
+		if err != nil {
+			return nil, err
+		}
+		for i, idx := range indexes {
+			if h, ok := r.pending[idx]; ok {
+				out[i] = h
+			} else if h, ok := got[idx]; ok {
+				out[i] = h
+				r.pending[idx] = h
+			} else {
+				return nil, fmt.Errorf("log hash %d missing", idx)
+			}
+		}
+	}
+	return out, nil
+}
+
+func readHashes(ctx context.Context, query func(context.Context, string, ...any) (*sql.Rows, error), idx []int64) (map[int64]tlog.Hash, error) {
+	got := make(map[int64]tlog.Hash, len(idx))
+	for len(idx) > 0 {
+		n := min(len(idx), 500)
+		chunk := idx[:n]
+		idx = idx[n:]
+		args := make([]any, len(chunk))
+		for i, v := range chunk {
+			args[i] = v
+		}
+		rows, err := query(ctx, `SELECT idx, hash FROM log_hashes WHERE idx IN (?`+strings.Repeat(",?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var i int64
+			var b []byte
+			if err := rows.Scan(&i, &b); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			var h tlog.Hash
+			copy(h[:], b)
+			got[i] = h
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return got, nil
+}
+
+// Appender appends leaves to the log within one transaction that holds the
+// sequencer lock.
+type Appender struct {
+	t      *Tx
+	ctx    context.Context
+	size   int64
+	hashes *txHashes
+}
+
+// NewAppender takes the sequencer lock and starts appending at the log's end.
+func (t *Tx) NewAppender(ctx context.Context) (*Appender, error) {
+	size, err := t.LockLog(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock log: %w", err)
+	}
+	return &Appender{t: t, ctx: ctx, size: size, hashes: &txHashes{ctx: ctx, t: t, pending: map[int64]tlog.Hash{}}}, nil
+}
+
+// Size is the log's size including what this appender added.
+func (a *Appender) Size() int64 { return a.size }
+
+// Append adds e as the next leaf and returns its index.
+func (a *Appender) Append(e *LogEntry) (int64, error) {
+	n := a.size
+	hs, err := tlog.StoredHashes(n, e.Envelope, a.hashes)
+	if err != nil {
+		return 0, fmt.Errorf("log append: %w", err)
+	}
+	base := tlog.StoredHashCount(n)
+	for i, h := range hs {
+		idx := base + int64(i)
+		if _, err := a.t.exec(a.ctx, `INSERT INTO log_hashes (idx, hash) VALUES (?, ?)`, idx, h[:]); err != nil {
+			return 0, fmt.Errorf("log append: %w", err)
+		}
+		a.hashes.pending[idx] = h
+	}
+	if _, err := a.t.exec(a.ctx, `INSERT INTO log_entries (idx, kind, agent_id, seq, digest, envelope, received_at) VALUES (?,?,?,?,?,?,?)`,
+		n, e.Kind, e.AgentID, int64(e.Seq), e.Digest, e.Envelope, nanos(e.ReceivedAt)); err != nil {
+		return 0, fmt.Errorf("log append: %w", err)
+	}
+	e.Index = n
+	a.size++
+	return n, nil
+}
+
+// Finish writes the new size and returns the root hash, for the checkpoint.
+func (a *Appender) Finish() (tlog.Hash, error) {
+	if _, err := a.t.exec(a.ctx, `UPDATE log_head SET size = ? WHERE id = 1`, a.size); err != nil {
+		return tlog.Hash{}, err
+	}
+	return tlog.TreeHash(a.size, a.hashes)
+}
+
+// SaveCheckpoint stores a signed checkpoint.
+func (t *Tx) SaveCheckpoint(ctx context.Context, size int64, note []byte, at time.Time) error {
+	_, err := t.exec(ctx, `INSERT INTO checkpoints (size, note, created_at) VALUES (?,?,?)`, size, string(note), nanos(at))
+	return err
+}
+
+// Checkpoint returns the latest signed checkpoint, or the one at size when
+// size ≥ 0.
+func (s *DB) Checkpoint(ctx context.Context, size int64) (int64, []byte, error) {
+	var row *sql.Row
+	if size < 0 {
+		row = s.queryRow(ctx, `SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1`)
+	} else {
+		row = s.queryRow(ctx, `SELECT size, note FROM checkpoints WHERE size = ?`, size)
+	}
+	var n int64
+	var note string
+	if err := row.Scan(&n, &note); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, nil, ErrNotFound
+		}
+		return 0, nil, err
+	}
+	return n, []byte(note), nil
+}
+
+// LogSize is the committed size of the log.
+func (s *DB) LogSize(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.queryRow(ctx, `SELECT size FROM log_head WHERE id = 1`).Scan(&n)
+	return n, err
+}
+
+// HashReader reads committed stored hashes, for proofs.
+func (s *DB) HashReader(ctx context.Context) tlog.HashReader {
+	return tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		got, err := readHashes(ctx, s.query, idx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			h, ok := got[x]
+			if !ok {
+				return nil, fmt.Errorf("log hash %d missing", x)
+			}
+			out[i] = h
+		}
+		return out, nil
+	})
+}
+
+const entryCols = `idx, kind, agent_id, seq, digest, envelope, received_at`
+
+func scanEntry(sc interface{ Scan(...any) error }) (*LogEntry, error) {
+	var e LogEntry
+	var seq, at int64
+	if err := sc.Scan(&e.Index, &e.Kind, &e.AgentID, &seq, &e.Digest, &e.Envelope, &at); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	e.Seq, e.ReceivedAt = uint64(seq), fromNanos(at)
+	return &e, nil
+}
+
+// Entries calls fn for each log entry with start ≤ index < end, in order,
+// reading in pages so that a long range never sits in memory.
+func (s *DB) Entries(ctx context.Context, start, end int64, fn func(*LogEntry) error) error {
+	for start < end {
+		rows, err := s.query(ctx, `SELECT `+entryCols+` FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT 1000`, start, end)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for rows.Next() {
+			e, err := scanEntry(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			n++
+			start = e.Index + 1
+			if err := fn(e); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
+// Entry reads one log entry.
+func (s *DB) Entry(ctx context.Context, idx int64) (*LogEntry, error) {
+	return scanEntry(s.queryRow(ctx, `SELECT `+entryCols+` FROM log_entries WHERE idx = ?`, idx))
+}
+
+// RecordAt finds an agent's record at seq (for duplicates and forks).
+func (t *Tx) RecordAt(ctx context.Context, agentID string, seq uint64) (*LogEntry, error) {
+	return scanEntry(t.queryRow(ctx, `SELECT `+entryCols+` FROM log_entries WHERE agent_id = ? AND seq = ? AND kind = ?`, agentID, int64(seq), KindRecord))
+}

@@ -1,0 +1,171 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// migrations are applied in order, once each; a released one is never
+// edited, only followed by another. {blob} is the binary column type.
+var migrations = []string{
+	`
+CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+
+-- API and enrollment tokens; only the sha256 of a secret is kept.
+CREATE TABLE tokens (
+	id TEXT PRIMARY KEY,
+	hash TEXT NOT NULL UNIQUE,
+	role TEXT NOT NULL,
+	name TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL,
+	max_uses BIGINT NOT NULL,
+	uses BIGINT NOT NULL,
+	labels TEXT NOT NULL,
+	revoked INTEGER NOT NULL
+);
+
+-- Enrolled agents and where each one's chain stands: last_seq and link, the
+-- digest the next record's prev must equal.
+CREATE TABLE agents (
+	id TEXT PRIMARY KEY,
+	cred_hash TEXT NOT NULL,
+	hostname TEXT NOT NULL,
+	facts TEXT NOT NULL,
+	labels TEXT NOT NULL,
+	enrolled_at BIGINT NOT NULL,
+	last_seen BIGINT NOT NULL,
+	last_seq BIGINT NOT NULL,
+	link TEXT NOT NULL,
+	revoked_at BIGINT NOT NULL,
+	revoked_after BIGINT NOT NULL,
+	flag TEXT NOT NULL
+);
+
+CREATE TABLE agent_keys (
+	agent_id TEXT NOT NULL,
+	from_seq BIGINT NOT NULL,
+	to_seq BIGINT NOT NULL,
+	keyid TEXT NOT NULL,
+	public_key {blob} NOT NULL,
+	PRIMARY KEY (agent_id, from_seq)
+);
+
+-- The transparency log: one row per leaf, the leaf being the envelope as
+-- received, byte for byte.
+CREATE TABLE log_entries (
+	idx BIGINT PRIMARY KEY,
+	kind TEXT NOT NULL,
+	agent_id TEXT NOT NULL,
+	seq BIGINT NOT NULL,
+	digest TEXT NOT NULL,
+	envelope {blob} NOT NULL,
+	received_at BIGINT NOT NULL
+);
+CREATE INDEX log_entries_agent ON log_entries (agent_id, seq);
+
+-- tlog's stored hashes (golang.org/x/mod/sumdb/tlog storage indexes).
+CREATE TABLE log_hashes (idx BIGINT PRIMARY KEY, hash {blob} NOT NULL);
+
+-- The one sequencer: appends lock this row.
+CREATE TABLE log_head (id INTEGER PRIMARY KEY, size BIGINT NOT NULL);
+INSERT INTO log_head (id, size) VALUES (1, 0);
+
+CREATE TABLE checkpoints (size BIGINT PRIMARY KEY, note TEXT NOT NULL, created_at BIGINT NOT NULL);
+
+-- Every result of every record, for evidence queries and point-in-time state.
+CREATE TABLE results (
+	log_idx BIGINT NOT NULL,
+	pos INTEGER NOT NULL,
+	agent_id TEXT NOT NULL,
+	asset TEXT NOT NULL,
+	check_id TEXT NOT NULL,
+	status TEXT NOT NULL,
+	reason TEXT NOT NULL,
+	collected_at BIGINT NOT NULL,
+	PRIMARY KEY (log_idx, pos)
+);
+CREATE INDEX results_asset_check ON results (asset, check_id, collected_at);
+CREATE INDEX results_check_time ON results (check_id, collected_at);
+
+-- The latest result per asset and check.
+CREATE TABLE state (
+	asset TEXT NOT NULL,
+	check_id TEXT NOT NULL,
+	agent_id TEXT NOT NULL,
+	status TEXT NOT NULL,
+	reason TEXT NOT NULL,
+	collected_at BIGINT NOT NULL,
+	log_idx BIGINT NOT NULL,
+	since BIGINT NOT NULL,
+	PRIMARY KEY (asset, check_id)
+);
+CREATE INDEX state_agent ON state (agent_id);
+
+-- When each asset's status for each check changed.
+CREATE TABLE transitions (
+	asset TEXT NOT NULL,
+	check_id TEXT NOT NULL,
+	status TEXT NOT NULL,
+	prev_status TEXT NOT NULL,
+	at BIGINT NOT NULL,
+	log_idx BIGINT NOT NULL
+);
+CREATE INDEX transitions_asset ON transitions (asset, check_id, at);
+CREATE INDEX transitions_at ON transitions (at);
+`,
+}
+
+func (s *DB) migrate(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if s.dialect == Postgres {
+		// Replicas starting together must not migrate twice.
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(727274)`); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+		defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock(727274)`)
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var have int
+	if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if have > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this server knows (%d): upgrade the server", have, len(migrations))
+	}
+	blob := "BLOB"
+	if s.dialect == Postgres {
+		blob = "BYTEA"
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for _, stmt := range strings.Split(migrations[v-1], ";\n") {
+			stmt = strings.TrimSpace(strings.ReplaceAll(stmt, "{blob}", blob))
+			if stmt == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				_ = tx.Rollback()
+				return fmt.Errorf("migration %d: %w\n%s", v, err, stmt)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO schema_migrations (version) VALUES (?)`), v); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
