@@ -4,5 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/lint.sh
+
+# A private PostgreSQL for the store tests, stopped on exit. Set
+# ANNEXA_TEST_POSTGRES yourself to use another; ANNEXA_TEST_POSTGRES=skip
+# runs the SQLite half only.
+if [ -z "${ANNEXA_TEST_POSTGRES:-}" ]; then
+  pgstate=$(mktemp)
+  ANNEXA_TEST_POSTGRES=$(./scripts/postgres.sh start 3>"$pgstate")
+  pgdir=$(cat "$pgstate"); rm -f "$pgstate"
+  trap './scripts/postgres.sh stop "$pgdir"' EXIT
+  export ANNEXA_TEST_POSTGRES
+fi
+[ "$ANNEXA_TEST_POSTGRES" = skip ] && unset ANNEXA_TEST_POSTGRES
+
 # Every test in one go; -count=1 so a cached pass never stands in for a run.
-go test -count=1 -timeout 20m ./...
+go test -count=1 -timeout 30m ./...

@@ -217,7 +217,8 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 			}
 			resp.Accepted++
 			resp.Receipts = append(resp.Receipts, apiv1.Receipt{Seq: p.Seq, Index: idx, Digest: it.rec.Digest})
-			lastSeq, link = it.rec.Next()
+			next, nextLink := it.rec.Next()
+			lastSeq, link = next-1, nextLink
 			if rot := p.Rotation; rot != nil {
 				if err := s.rotate(ctx, tx, app, a, p.Seq, rot, now); err != nil {
 					return err

@@ -95,8 +95,7 @@ func (s *Server) parseQuery(ctx context.Context, v url.Values) (*query, error) {
 		for _, id := range ids {
 			checks := s.mapping.Checks(id)
 			if len(checks) == 0 {
-				// A control with no automated check: nothing can match.
-				checks = []string{"\x00none"}
+				q.filter.None = true // a control with no automated check
 			}
 			q.filter.Checks = append(q.filter.Checks, checks...)
 		}
@@ -118,7 +117,7 @@ func (s *Server) parseQuery(ctx context.Context, v url.Values) (*query, error) {
 			return nil, err
 		}
 		if len(agents) == 0 {
-			agents = []string{"\x00none"}
+			q.filter.None = true // no agent has these labels
 		}
 		q.filter.Agents = append(q.filter.Agents, agents...)
 	}
@@ -449,11 +448,11 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		s.badQuery(w, err)
 		return
 	}
-	if len(q.filter.Agents) > 0 {
-		for _, a := range q.filter.Agents {
-			q.filter.Assets = append(q.filter.Assets, "host:"+a)
-		}
+	// Transitions are per asset: an agent filter means its host asset.
+	for _, a := range q.filter.Agents {
+		q.filter.Assets = append(q.filter.Assets, "host:"+a)
 	}
+	q.filter.Agents = nil
 	trs, err := s.db.Transitions(r.Context(), q.filter, q.from, q.to, q.limit)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())

@@ -111,9 +111,15 @@ type StateFilter struct {
 	// At, when set, asks for the state as it was at that instant: the latest
 	// result per asset and check collected at or before it.
 	At time.Time
+	// None matches nothing: a filter that resolved to no check or agent
+	// (a control without automated checks, a label no agent has).
+	None bool
 }
 
 func (f StateFilter) where(prefix string, conds []string, args []any) ([]string, []any) {
+	if f.None {
+		conds = append(conds, "1 = 0")
+	}
 	conds, args = in(prefix+"check_id", f.Checks, conds, args)
 	conds, args = in(prefix+"asset", f.Assets, conds, args)
 	conds, args = in(prefix+"agent_id", f.Agents, conds, args)
@@ -222,8 +228,7 @@ func (s *DB) Results(ctx context.Context, f ResultFilter) ([]Result, error) {
 
 // Transitions lists status changes matching f in time order, at most limit.
 func (s *DB) Transitions(ctx context.Context, f StateFilter, from, to time.Time, limit int) ([]Transition, error) {
-	conds, args := in("check_id", f.Checks, nil, nil)
-	conds, args = in("asset", f.Assets, conds, args)
+	conds, args := f.where("", nil, nil)
 	if !from.IsZero() {
 		conds, args = append(conds, "at >= ?"), append(args, nanos(from))
 	}

@@ -1,0 +1,151 @@
+package cli
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/annexa-dev/annexa/server/apiv1"
+	"github.com/annexa-dev/annexa/server/store"
+)
+
+func newToken(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke API and enrollment tokens (admin)"}
+	var req apiv1.TokenRequest
+	var expires string
+	var lbls []string
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create a token; its secret is printed once",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if expires != "" {
+				if d, err := time.ParseDuration(expires); err == nil {
+					req.Expires = time.Now().Add(d).UTC()
+				} else if t, err := time.Parse(time.RFC3339, expires); err == nil {
+					req.Expires = t
+				} else {
+					return fmt.Errorf("--expires %q: want a duration (72h) or an RFC 3339 time", expires)
+				}
+			}
+			for _, l := range lbls {
+				k, v, ok := strings.Cut(l, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--label %q: want key=value", l)
+				}
+				if req.Labels == nil {
+					req.Labels = map[string]string{}
+				}
+				req.Labels[k] = v
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var resp apiv1.TokenResponse
+			if err := c.Do(cmd.Context(), http.MethodPost, "/v1/tokens", nil, req, &resp); err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return render(cmd.OutOrStdout(), "json", &table{raw: resp})
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), resp.Secret)
+			fmt.Fprintf(cmd.ErrOrStderr(), "token %s (%s) created; the secret above is not shown again\n", resp.ID, resp.Role)
+			return nil
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&req.Role, "role", "", "enroll, admin, analyst or auditor (required)")
+	f.StringVar(&req.Name, "name", "", "a name to recognise it by")
+	f.StringVar(&expires, "expires", "", "expiry: a duration (72h) or an RFC 3339 time; default never")
+	f.Int64Var(&req.MaxUses, "max-uses", 0, "enroll tokens: how many agents may enrol with it (0: unlimited)")
+	f.StringSliceVar(&lbls, "label", nil, "enroll tokens: label stamped on every agent enrolled with it, key=value; repeatable")
+	_ = create.MarkFlagRequired("role")
+
+	list := &cobra.Command{
+		Use: "list", Short: "List tokens (never their secrets)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var page apiv1.Page[store.Token]
+			if err := c.Do(cmd.Context(), http.MethodGet, "/v1/tokens", nil, nil, &page); err != nil {
+				return err
+			}
+			t := &table{header: []string{"ID", "ROLE", "NAME", "CREATED", "EXPIRES", "USES", "MAX USES", "LABELS", "REVOKED"}, raw: page.Items}
+			for _, k := range page.Items {
+				t.add(k.ID, k.Role, k.Name, ts(k.CreatedAt), ts(k.ExpiresAt), strconv.FormatInt(k.Uses, 10), strconv.FormatInt(k.MaxUses, 10), labels(k.Labels), strconv.FormatBool(k.Revoked))
+			}
+			return render(cmd.OutOrStdout(), g.output, t)
+		},
+	}
+	revoke := &cobra.Command{
+		Use: "revoke ID", Short: "Revoke a token", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Do(cmd.Context(), http.MethodDelete, "/v1/tokens/"+url.PathEscape(args[0]), nil, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "token %s revoked\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, revoke)
+	return cmd
+}
+
+func newAgent(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "agent", Short: "Manage enrolled agents (admin)"}
+	revoke := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an agent: its later records are refused, earlier ones stay verifiable",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var resp struct {
+				AgentID string `json:"agent_id"`
+				After   uint64 `json:"revoked_after_seq"`
+			}
+			if err := c.Do(cmd.Context(), http.MethodPost, "/v1/agents/"+url.PathEscape(args[0])+"/revoke", nil, struct{}{}, &resp); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "agent %s revoked; records after seq %d are refused\n", resp.AgentID, resp.After)
+			return nil
+		},
+	}
+	cmd.AddCommand(revoke)
+	return cmd
+}
+
+func newLog(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "log", Short: "Read the transparency log"}
+	cp := &cobra.Command{
+		Use: "checkpoint", Short: "Print the latest signed checkpoint", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var b []byte
+			if err := c.Do(cmd.Context(), http.MethodGet, "/v1/log/checkpoint", nil, nil, &b); err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(b)
+			return err
+		},
+	}
+	cmd.AddCommand(cp)
+	return cmd
+}
