@@ -245,17 +245,24 @@ func (r *Record) Next() (seq uint64, prev string) {
 // over the envelope's exact payload bytes; the payload type must be the
 // in-toto type; a keyid, if present, must name pub.
 func Open(env *dsse.Envelope, pub ed25519.PublicKey) (*Record, error) {
-	if len(env.Signatures) != 1 {
-		return nil, fmt.Errorf("%w: %d signatures, an agent record has exactly 1", dsse.ErrMalformed, len(env.Signatures))
-	}
-	if id := env.Signatures[0].KeyID; id != "" && id != dsse.KeyID(pub) {
-		return nil, fmt.Errorf("%w: %s", ErrWrongKeyID, id)
-	}
-	v := dsse.Verifier{Keys: []dsse.TrustedKey{{ID: dsse.KeyID(pub), Key: pub}}, PayloadTypes: []string{PayloadType}}
-	if _, err := v.Verify(env); err != nil {
+	if err := VerifyRecord(env, pub); err != nil {
 		return nil, err
 	}
 	return ParseRecord(env.Payload)
+}
+
+// VerifyRecord is Open without the parse, for callers that parsed the
+// payload already (to learn its seq, and so its key).
+func VerifyRecord(env *dsse.Envelope, pub ed25519.PublicKey) error {
+	if len(env.Signatures) != 1 {
+		return fmt.Errorf("%w: %d signatures, an agent record has exactly 1", dsse.ErrMalformed, len(env.Signatures))
+	}
+	if id := env.Signatures[0].KeyID; id != "" && id != dsse.KeyID(pub) {
+		return fmt.Errorf("%w: %s", ErrWrongKeyID, id)
+	}
+	v := dsse.Verifier{Keys: []dsse.TrustedKey{{ID: dsse.KeyID(pub), Key: pub}}, PayloadTypes: []string{PayloadType}}
+	_, err := v.Verify(env)
+	return err
 }
 
 func isHexDigest(s string) bool {

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Benchmarks. Each reports a ratio (x_raw_sign, x_raw_verify, …) to a
-# baseline it measures in the same run: these machines are shared and noisy,
-# so only ratios are comparable between runs.
+# Benchmarks. Each reports a ratio (x_raw_sign, x_raw_verify,
+# x_verify_ceiling, x_state_scan, …) to a baseline it measures in the same
+# run: these machines are shared and noisy, so only ratios compare between
+# runs. Starts a private PostgreSQL like the tests do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-go test -run '^$' -bench . -benchmem -count "${COUNT:-1}" ./... | tee bench.out
+if [ -z "${ANNEXA_TEST_POSTGRES:-}" ]; then
+  pgstate=$(mktemp)
+  ANNEXA_TEST_POSTGRES=$(./scripts/postgres.sh start 3>"$pgstate")
+  pgdir=$(cat "$pgstate"); rm -f "$pgstate"
+  trap './scripts/postgres.sh stop "$pgdir"' EXIT
+  export ANNEXA_TEST_POSTGRES
+fi
+[ "$ANNEXA_TEST_POSTGRES" = skip ] && unset ANNEXA_TEST_POSTGRES
+go test -run '^$' -bench . -benchmem -count "${COUNT:-1}" -timeout 60m ./... 2>&1 | grep -v '^time=' | tee bench.out
 echo "results in bench.out"

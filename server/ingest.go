@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/annexa-dev/annexa/evidence"
@@ -162,6 +163,9 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 			items = s.verifyBatch(agentID, nowKeys, raws)
 		}
 		var app *store.Appender
+		results := tx.NewResultBatch(ctx)
+		// Records accepted earlier in this batch, for duplicates within it.
+		inBatch := map[uint64]apiv1.Receipt{}
 		now := s.now().UTC()
 		lastSeq, link := a.LastSeq, a.Link
 		for i, it := range items {
@@ -176,6 +180,16 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 			}
 			switch {
 			case p.Seq <= lastSeq:
+				if r, ok := inBatch[p.Seq]; ok {
+					if r.Digest == it.rec.Digest {
+						resp.Duplicates++
+						resp.Receipts = append(resp.Receipts, r)
+						continue
+					}
+					fork = fmt.Sprintf("fork at seq %d: %s and %s in one batch", p.Seq, it.rec.Digest, r.Digest)
+					stop = reject(http.StatusConflict, "fork", i, p.Seq, "%s", fork)
+					break
+				}
 				prior, err := tx.RecordAt(ctx, agentID, p.Seq)
 				if errors.Is(err, store.ErrNotFound) {
 					stop = reject(http.StatusConflict, "seq_gap", i, p.Seq, "seq %d lies in a range a gap record already explains", p.Seq)
@@ -212,11 +226,13 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 			if err != nil {
 				return err
 			}
-			if err := tx.AddResults(ctx, string(it.rec.Asset()), toRows(idx, agentID, it.rec)); err != nil {
+			if err := results.Add(string(it.rec.Asset()), toRows(idx, agentID, it.rec)); err != nil {
 				return err
 			}
 			resp.Accepted++
-			resp.Receipts = append(resp.Receipts, apiv1.Receipt{Seq: p.Seq, Index: idx, Digest: it.rec.Digest})
+			rc := apiv1.Receipt{Seq: p.Seq, Index: idx, Digest: it.rec.Digest}
+			resp.Receipts = append(resp.Receipts, rc)
+			inBatch[p.Seq] = rc
 			next, nextLink := it.rec.Next()
 			lastSeq, link = next-1, nextLink
 			if rot := p.Rotation; rot != nil {
@@ -228,6 +244,9 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 		resp.NextSeq = lastSeq + 1
 		if app == nil {
 			return nil
+		}
+		if err := results.Flush(); err != nil {
+			return err
 		}
 		if err := tx.AdvanceAgent(ctx, agentID, lastSeq, link, now); err != nil {
 			return err
@@ -263,21 +282,30 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 // the seqs after it.
 func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.RawMessage) []parsed {
 	items := make([]parsed, len(raws))
-	for i, raw := range raws {
+	// Parse in parallel; the keys depend on order (a rotation changes the
+	// key of the seqs after it), so they are assigned in a sequential pass;
+	// then verify in parallel.
+	parallel(len(items), func(i int) {
 		it := &items[i]
-		it.raw = raw
-		env, err := dsse.Parse(raw)
+		it.raw = raws[i]
+		env, err := dsse.Parse(it.raw)
 		if err != nil {
 			it.err = reject(http.StatusBadRequest, "malformed", i, 0, "envelope %d: %v", i, err)
-			continue
+			return
 		}
 		rec, err := evidence.ParseRecord(env.Payload)
 		if err != nil {
 			it.err = reject(http.StatusBadRequest, "malformed", i, 0, "envelope %d: %v", i, err)
-			continue
+			return
 		}
 		it.env, it.rec = env, rec
-		p := &rec.Predicate
+	})
+	for i := range items {
+		it := &items[i]
+		if it.err != nil {
+			continue
+		}
+		p := &it.rec.Predicate
 		if p.AgentID != agentID {
 			it.err = reject(http.StatusForbidden, "wrong_agent", i, p.Seq, "record of agent %s sent with the credential of %s", p.AgentID, agentID)
 			continue
@@ -291,35 +319,49 @@ func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.
 			keys = withRotation(keys, p.Seq, rot)
 		}
 	}
-	workers := runtime.GOMAXPROCS(0)
+	parallel(len(items), func(i int) {
+		it := &items[i]
+		if it.err != nil {
+			return
+		}
+		if err := evidence.VerifyRecord(it.env, it.key); err != nil {
+			code := "bad_signature"
+			if errors.Is(err, evidence.ErrWrongKeyID) {
+				code = "wrong_keyid"
+			} else if errors.Is(err, dsse.ErrPayloadType) {
+				code = "bad_payload_type"
+			}
+			it.err = reject(http.StatusUnprocessableEntity, code, i, it.rec.Predicate.Seq, "seq %d: %v", it.rec.Predicate.Seq, err)
+		}
+	})
+	return items
+}
+
+// parallel runs fn(0..n-1) across the cores, one item at a time each.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	next := make(chan int)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range next {
-				it := &items[i]
-				if _, err := evidence.Open(it.env, it.key); err != nil {
-					code := "bad_signature"
-					if errors.Is(err, evidence.ErrWrongKeyID) {
-						code = "wrong_keyid"
-					} else if errors.Is(err, dsse.ErrPayloadType) {
-						code = "bad_payload_type"
-					}
-					it.err = reject(http.StatusUnprocessableEntity, code, i, it.rec.Predicate.Seq, "seq %d: %v", it.rec.Predicate.Seq, err)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
 				}
+				fn(i)
 			}
 		}()
 	}
-	for i := range items {
-		if items[i].err == nil {
-			next <- i
-		}
-	}
-	close(next)
 	wg.Wait()
-	return items
 }
 
 func keyAt(keys []store.AgentKey, seq uint64) ed25519.PublicKey {

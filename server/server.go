@@ -232,3 +232,6 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Mapping returns the check→control mapping in force.
+func (s *Server) Mapping() *catalog.Mapping { return s.mapping }

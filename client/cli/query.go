@@ -15,8 +15,8 @@ import (
 // filters are the query flags shared by the read commands.
 type filters struct {
 	controls, checks, statuses, assets, agents, labels []string
-	at, from, to                                        string
-	limit                                               int
+	at, from, to                                       string
+	limit                                              int
 }
 
 func (f *filters) register(cmd *cobra.Command, which string) {

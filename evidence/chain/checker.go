@@ -161,7 +161,7 @@ func (c *Checker) Add(index int, env *dsse.Envelope) {
 		c.problem(UnknownKey, index, seq, 0, "no key of agent "+c.agentID+" is valid at this seq")
 		return
 	}
-	if _, err := evidence.Open(env, key); err != nil {
+	if err := evidence.VerifyRecord(env, key); err != nil {
 		c.problem(BadSignature, index, seq, 0, err.Error())
 		return
 	}

@@ -116,6 +116,9 @@ type Appender struct {
 	ctx    context.Context
 	size   int64
 	hashes *txHashes
+	// Rows waiting for Finish: written in a few multi-row statements.
+	hashRows  [][]any
+	entryRows [][]any
 }
 
 // NewAppender takes the sequencer lock and starts appending at the log's end.
@@ -140,22 +143,25 @@ func (a *Appender) Append(e *LogEntry) (int64, error) {
 	base := tlog.StoredHashCount(n)
 	for i, h := range hs {
 		idx := base + int64(i)
-		if _, err := a.t.exec(a.ctx, `INSERT INTO log_hashes (idx, hash) VALUES (?, ?)`, idx, h[:]); err != nil {
-			return 0, fmt.Errorf("log append: %w", err)
-		}
 		a.hashes.pending[idx] = h
+		a.hashRows = append(a.hashRows, []any{idx, h[:]})
 	}
-	if _, err := a.t.exec(a.ctx, `INSERT INTO log_entries (idx, kind, agent_id, seq, digest, envelope, received_at) VALUES (?,?,?,?,?,?,?)`,
-		n, e.Kind, e.AgentID, int64(e.Seq), e.Digest, e.Envelope, nanos(e.ReceivedAt)); err != nil {
-		return 0, fmt.Errorf("log append: %w", err)
-	}
+	a.entryRows = append(a.entryRows, []any{n, e.Kind, e.AgentID, int64(e.Seq), e.Digest, e.Envelope, nanos(e.ReceivedAt)})
 	e.Index = n
 	a.size++
 	return n, nil
 }
 
-// Finish writes the new size and returns the root hash, for the checkpoint.
+// Finish writes the appended leaves and the new size, and returns the root
+// hash, for the checkpoint.
 func (a *Appender) Finish() (tlog.Hash, error) {
+	if err := a.t.insertRows(a.ctx, `INSERT INTO log_hashes (idx, hash)`, 2, a.hashRows, ""); err != nil {
+		return tlog.Hash{}, fmt.Errorf("log append: %w", err)
+	}
+	if err := a.t.insertRows(a.ctx, `INSERT INTO log_entries (idx, kind, agent_id, seq, digest, envelope, received_at)`, 7, a.entryRows, ""); err != nil {
+		return tlog.Hash{}, fmt.Errorf("log append: %w", err)
+	}
+	a.hashRows, a.entryRows = nil, nil
 	if _, err := a.t.exec(a.ctx, `UPDATE log_head SET size = ? WHERE id = 1`, a.size); err != nil {
 		return tlog.Hash{}, err
 	}

@@ -35,72 +35,111 @@ type Transition struct {
 	LogIndex int64     `json:"log_index"`
 }
 
-// AddResults indexes a record's results and moves the state of its asset
-// forward. A result older than the state it would replace (a late resend)
-// is indexed but does not move the state back.
-func (t *Tx) AddResults(ctx context.Context, asset string, rs []Result) error {
-	if len(rs) == 0 {
-		return nil
-	}
-	cur := map[string]State{}
-	rows, err := t.query(ctx, `SELECT check_id, status, collected_at, since FROM state WHERE asset = ?`, asset)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var s State
-		var c, since int64
-		if err := rows.Scan(&s.Check, &s.Status, &c, &since); err != nil {
-			rows.Close()
-			return err
-		}
-		s.CollectedAt, s.Since = fromNanos(c), fromNanos(since)
-		cur[s.Check] = s
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+// ResultBatch indexes the results of a batch of records and moves their
+// assets' state forward, writing each (asset, check) state once however
+// many records of the batch touched it. Results must be added in log order.
+type ResultBatch struct {
+	t           *Tx
+	ctx         context.Context
+	results     [][]any
+	transitions [][]any
+	state       map[stateKey]*stateRow
+	loaded      map[string]bool
+}
+
+type stateKey struct{ asset, check string }
+
+type stateRow struct {
+	State
+	dirty bool
+}
+
+// NewResultBatch starts a batch in t.
+func (t *Tx) NewResultBatch(ctx context.Context) *ResultBatch {
+	return &ResultBatch{t: t, ctx: ctx, state: map[stateKey]*stateRow{}, loaded: map[string]bool{}}
+}
+
+// Add indexes one record's results. A result older than the state it would
+// replace (a late resend) is indexed but does not move the state back.
+func (b *ResultBatch) Add(asset string, rs []Result) error {
+	if err := b.load(asset); err != nil {
 		return err
 	}
 	for _, r := range rs {
-		at := nanos(r.CollectedAt)
-		if _, err := t.exec(ctx, `INSERT INTO results (log_idx, pos, agent_id, asset, check_id, status, reason, collected_at) VALUES (?,?,?,?,?,?,?,?)`,
-			r.LogIndex, r.Pos, r.AgentID, asset, r.Check, r.Status, r.Reason, at); err != nil {
-			return err
-		}
-		old, ok := cur[r.Check]
+		b.results = append(b.results, []any{r.LogIndex, r.Pos, r.AgentID, asset, r.Check, r.Status, r.Reason, nanos(r.CollectedAt)})
+		k := stateKey{asset, r.Check}
+		old, ok := b.state[k]
 		switch {
 		case !ok:
-			if _, err := t.exec(ctx, `INSERT INTO state (asset, check_id, agent_id, status, reason, collected_at, log_idx, since) VALUES (?,?,?,?,?,?,?,?)`,
-				asset, r.Check, r.AgentID, r.Status, r.Reason, at, r.LogIndex, at); err != nil {
-				return err
-			}
-			if err := t.transition(ctx, asset, r, ""); err != nil {
-				return err
-			}
+			b.transition(asset, r, "")
+			b.state[k] = &stateRow{State: State{Result: r, Since: r.CollectedAt}, dirty: true}
 		case r.CollectedAt.Before(old.CollectedAt):
-			continue
 		default:
 			since := old.Since
 			if old.Status != r.Status {
 				since = r.CollectedAt
-				if err := t.transition(ctx, asset, r, old.Status); err != nil {
-					return err
-				}
+				b.transition(asset, r, old.Status)
 			}
-			if _, err := t.exec(ctx, `UPDATE state SET agent_id = ?, status = ?, reason = ?, collected_at = ?, log_idx = ?, since = ? WHERE asset = ? AND check_id = ?`,
-				r.AgentID, r.Status, r.Reason, at, r.LogIndex, nanos(since), asset, r.Check); err != nil {
-				return err
-			}
+			old.Result, old.Since, old.dirty = r, since, true
 		}
-		cur[r.Check] = State{Result: r, Since: r.CollectedAt}
 	}
 	return nil
 }
 
-func (t *Tx) transition(ctx context.Context, asset string, r Result, prev string) error {
-	_, err := t.exec(ctx, `INSERT INTO transitions (asset, check_id, status, prev_status, at, log_idx) VALUES (?,?,?,?,?,?)`,
-		asset, r.Check, r.Status, prev, nanos(r.CollectedAt), r.LogIndex)
-	return err
+func (b *ResultBatch) transition(asset string, r Result, prev string) {
+	b.transitions = append(b.transitions, []any{asset, r.Check, r.Status, prev, nanos(r.CollectedAt), r.LogIndex})
+}
+
+func (b *ResultBatch) load(asset string) error {
+	if b.loaded[asset] {
+		return nil
+	}
+	b.loaded[asset] = true
+	rows, err := b.t.query(b.ctx, `SELECT check_id, agent_id, status, reason, collected_at, log_idx, since FROM state WHERE asset = ?`, asset)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		st := &stateRow{}
+		var c, since int64
+		if err := rows.Scan(&st.Check, &st.AgentID, &st.Status, &st.Reason, &c, &st.LogIndex, &since); err != nil {
+			return err
+		}
+		st.Asset, st.CollectedAt, st.Since = asset, fromNanos(c), fromNanos(since)
+		b.state[stateKey{asset, st.Check}] = st
+	}
+	return rows.Err()
+}
+
+// Flush writes what the batch gathered.
+func (b *ResultBatch) Flush() error {
+	if err := b.t.insertRows(b.ctx, `INSERT INTO results (log_idx, pos, agent_id, asset, check_id, status, reason, collected_at)`, 8, b.results, ""); err != nil {
+		return err
+	}
+	if err := b.t.insertRows(b.ctx, `INSERT INTO transitions (asset, check_id, status, prev_status, at, log_idx)`, 6, b.transitions, ""); err != nil {
+		return err
+	}
+	var up [][]any
+	for k, st := range b.state {
+		if st.dirty {
+			up = append(up, []any{k.asset, k.check, st.AgentID, st.Status, st.Reason, nanos(st.CollectedAt), st.LogIndex, nanos(st.Since)})
+			st.dirty = false
+		}
+	}
+	b.results, b.transitions = nil, nil
+	return b.t.insertRows(b.ctx, `INSERT INTO state (asset, check_id, agent_id, status, reason, collected_at, log_idx, since)`, 8, up,
+		` ON CONFLICT (asset, check_id) DO UPDATE SET agent_id = excluded.agent_id, status = excluded.status, reason = excluded.reason,
+		collected_at = excluded.collected_at, log_idx = excluded.log_idx, since = excluded.since`)
+}
+
+// AddResults indexes one record's results (a batch of one).
+func (t *Tx) AddResults(ctx context.Context, asset string, rs []Result) error {
+	b := t.NewResultBatch(ctx)
+	if err := b.Add(asset, rs); err != nil {
+		return err
+	}
+	return b.Flush()
 }
 
 // StateFilter narrows state queries. Empty fields match everything.

@@ -639,3 +639,28 @@ func TestMetricsAndHealth(t *testing.T) {
 	require.Contains(t, string(b), "annexa_ingest_batch_seconds_bucket")
 	require.NoError(t, s.client("").Do(context.Background(), http.MethodGet, "/healthz", nil, nil, nil))
 }
+
+// A record repeated inside one batch is stored once; a different record at
+// the same seq inside one batch is a fork.
+func TestDuplicatesWithinBatch(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	a := s.enrol(s.token("enroll", apiv1.TokenRequest{}), "h")
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	r1 := a.record(at, map[string]evidence.Status{sysVol: evidence.Pass})
+	r2 := a.record(at.Add(time.Second), map[string]evidence.Status{sysVol: evidence.Pass})
+	resp, err := a.ship(r1, r1, r2, r2)
+	require.NoError(t, err)
+	require.Equal(t, 2, resp.Accepted)
+	require.Equal(t, 2, resp.Duplicates)
+	require.Equal(t, uint64(3), resp.NextSeq)
+
+	fork := &simAgent{t: t, ID: a.ID, key: a.key}
+	fork.w, _ = chain.NewWriter(a.ID, a.key, a.w.Head())
+	r3 := a.record(at.Add(2*time.Second), map[string]evidence.Status{sysVol: evidence.Pass})
+	f3 := fork.record(at.Add(3*time.Second), map[string]evidence.Status{sysVol: evidence.Fail})
+	resp, err = a.ship(r3, f3)
+	e := apiErr(t, err)
+	require.Equal(t, "fork", e.Body.Code)
+	require.Equal(t, 1, resp.Accepted, "the record before the fork is kept")
+	require.Equal(t, int64(1+3), verifyLog(t, s))
+}

@@ -1,0 +1,266 @@
+// Package load measures the server under load: sustained ingest with real
+// signatures against the real binary, and query latency over a large fleet.
+// Run with `make bench`; each figure is reported beside a baseline measured
+// in the same run.
+package load
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/annexa-dev/annexa/client"
+	"github.com/annexa-dev/annexa/evidence"
+	"github.com/annexa-dev/annexa/evidence/chain"
+	"github.com/annexa-dev/annexa/server"
+	"github.com/annexa-dev/annexa/server/apiv1"
+	"github.com/annexa-dev/annexa/server/store"
+)
+
+// verifyCeiling is how many ed25519 verifications per second this machine
+// does right now on all cores: the most any ingest could reach.
+func verifyCeiling() float64 {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	msg := make([]byte, 700)
+	sig := ed25519.Sign(priv, msg)
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(time.Second)
+	start := time.Now()
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				for i := 0; i < 100; i++ {
+					ed25519.Verify(pub, msg, sig)
+				}
+				n.Add(100)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds()
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	url  string
+	data string
+	args []string
+}
+
+func startServer(b *testing.B, binPath, data, database string) *proc {
+	addr := func() string {
+		l, err := (&net0{}).listen()
+		require.NoError(b, err)
+		return l
+	}()
+	p := &proc{data: data, url: "https://" + addr}
+	p.args = []string{"serve", "--listen", addr, "--data", data, "--origin", "annexa.bench/log", "--log-level", "warn"}
+	if database != "" {
+		p.args = append(p.args, "--database", database)
+	}
+	p.start(b, binPath)
+	return p
+}
+
+func (p *proc) start(b *testing.B, binPath string) {
+	p.cmd = exec.Command(binPath, p.args...)
+	p.cmd.Stderr = os.Stderr
+	require.NoError(b, p.cmd.Start())
+	for i := 0; i < 300; i++ {
+		if _, err := os.Stat(filepath.Join(p.data, "admin.token")); err == nil {
+			c, _ := client.New(client.Options{Server: p.url, CAFile: filepath.Join(p.data, "tls.crt")})
+			if c != nil && c.Do(context.Background(), http.MethodGet, "/readyz", nil, nil, nil) == nil {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Fatal("server did not start")
+}
+
+func (p *proc) client(b *testing.B, cred string) *client.Client {
+	c, err := client.New(client.Options{Server: p.url, Credential: cred, CAFile: filepath.Join(p.data, "tls.crt"), Timeout: 5 * time.Minute})
+	require.NoError(b, err)
+	return c
+}
+
+func buildServer(b *testing.B) string {
+	dir := b.TempDir()
+	out, err := exec.Command("go", "build", "-o", dir+"/", "../../cmd/annexa-server").CombinedOutput()
+	require.NoError(b, err, string(out))
+	return filepath.Join(dir, "annexa-server")
+}
+
+// BenchmarkIngest: N simulated agents with real keys send pre-signed
+// batches concurrently; the figure is accepted records/s and its ratio to
+// the verify-only ceiling. Afterwards the server is killed with SIGKILL and
+// restarted: every acknowledged record must still be in the log.
+func BenchmarkIngest(b *testing.B) {
+	binPath := buildServer(b)
+	backends := []string{"sqlite"}
+	if os.Getenv("ANNEXA_TEST_POSTGRES") != "" {
+		backends = append(backends, "postgres")
+	}
+	for _, backend := range backends {
+		b.Run(backend, func(b *testing.B) {
+			const agents, batches, perBatch = 16, 10, 250
+			database := ""
+			if backend == "postgres" {
+				database = freshDatabase(b)
+			}
+			p := startServer(b, binPath, b.TempDir(), database)
+			defer func() { _ = p.cmd.Process.Kill(); _, _ = p.cmd.Process.Wait() }()
+			adminB, _ := os.ReadFile(filepath.Join(p.data, "admin.token"))
+			admin := p.client(b, strings.TrimSpace(string(adminB)))
+			var tok apiv1.TokenResponse
+			require.NoError(b, admin.Do(context.Background(), http.MethodPost, "/v1/tokens", nil, apiv1.TokenRequest{Role: "enroll"}, &tok))
+
+			type agent struct {
+				c       *client.Client
+				batches [][]json.RawMessage
+			}
+			var as []agent
+			for i := 0; i < agents; i++ {
+				pub, priv, _ := ed25519.GenerateKey(nil)
+				resp, err := p.client(b, "").Enroll(context.Background(), apiv1.EnrollRequest{Token: tok.Secret, PublicKey: pub, Hostname: fmt.Sprint("h", i)})
+				require.NoError(b, err)
+				w, _ := chain.NewWriter(resp.AgentID, priv, chain.Head{Digest: resp.Genesis})
+				a := agent{c: p.client(b, resp.Credential)}
+				at := time.Now().Add(-time.Hour)
+				for j := 0; j < batches; j++ {
+					var batch []json.RawMessage
+					for k := 0; k < perBatch; k++ {
+						at = at.Add(time.Millisecond)
+						s, err := w.Append(chain.Entry{Asset: evidence.HostAsset(resp.AgentID), Collector: "bench", CollectorVersion: "1", CollectedAt: at,
+							Results: []evidence.Result{
+								{Check: "disk_encryption.system_volume", Status: evidence.Pass, Reason: "LUKS2", Observations: evidence.Observe(map[string]string{"dev": "nvme0n1p3"})},
+								{Check: "ssh.password_auth", Status: evidence.Fail, Reason: "PasswordAuthentication yes"},
+							}})
+						require.NoError(b, err)
+						batch = append(batch, s.JSON)
+					}
+					a.batches = append(a.batches, batch)
+				}
+				as = append(as, a)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			var acked atomic.Int64
+			var wg sync.WaitGroup
+			for _, a := range as {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for _, batch := range a.batches {
+						for {
+							resp, err := a.c.Ingest(context.Background(), batch)
+							if ce, ok := err.(*client.Error); ok && ce.Status == 503 {
+								time.Sleep(ce.RetryAfter / 10)
+								continue
+							}
+							require.NoError(b, err)
+							acked.Add(int64(resp.Accepted))
+							break
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			rate := float64(acked.Load()) / elapsed.Seconds()
+			ceiling := verifyCeiling()
+			b.ReportMetric(rate, "records/s")
+			b.ReportMetric(ceiling, "verify/s")
+			b.ReportMetric(rate/ceiling, "x_verify_ceiling")
+
+			// Durability: kill -9, restart, count.
+			_ = p.cmd.Process.Signal(syscall.SIGKILL)
+			_, _ = p.cmd.Process.Wait()
+			p.start(b, binPath)
+			var cp []byte
+			require.NoError(b, admin.Do(context.Background(), http.MethodGet, "/v1/log/checkpoint", nil, nil, &cp))
+			var size int64
+			fmt.Sscanf(strings.Split(string(cp), "\n")[1], "%d", &size)
+			require.Equal(b, int64(agents)+acked.Load(), size, "acknowledged records lost across kill -9")
+		})
+	}
+}
+
+// BenchmarkControlsLatency: GET /v1/controls over 10,000 hosts × 30 checks
+// of state, against a baseline of one full scan of the same state table.
+func BenchmarkControlsLatency(b *testing.B) {
+	const hosts, checks = 10000, 30
+	ctx := context.Background()
+	dir := b.TempDir()
+	srv, err := server.Open(ctx, server.Config{DataDir: dir, Origin: "annexa.bench/log"})
+	require.NoError(b, err)
+	defer srv.Close()
+	// The 30 checks: the first 30 the mapping knows.
+	cat := srv.Mapping()
+	ids := cat.CheckIDs()[:checks]
+	now := time.Now().UTC()
+	require.NoError(b, srv.DB().InTx(ctx, func(tx *store.Tx) error {
+		for h := 0; h < hosts; h++ {
+			id := fmt.Sprintf("agt-%06d", h)
+			if err := tx.InsertAgent(ctx, &store.Agent{ID: id, CredHash: id, Hostname: id, EnrolledAt: now, Link: strings.Repeat("0", 64)},
+				store.AgentKey{AgentID: id, From: 1, KeyID: id, Public: make([]byte, 32)}); err != nil {
+				return err
+			}
+			rows := make([]store.Result, checks)
+			for c := range rows {
+				st := "pass"
+				if (h+c)%7 == 0 {
+					st = "fail"
+				}
+				rows[c] = store.Result{LogIndex: int64(h), Pos: c, AgentID: id, Asset: "host:" + id, Check: ids[c], Status: st, Reason: "r", CollectedAt: now.Add(-time.Duration(c) * time.Hour)}
+			}
+			if err := tx.AddResults(ctx, "host:"+id, rows); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	require.NoError(b, err)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	c, err := client.New(client.Options{Server: ts.URL, Credential: strings.TrimSpace(string(tok))})
+	require.NoError(b, err)
+
+	// Baseline: one plain scan of every state row, no rollup, no HTTP.
+	scanStart := time.Now()
+	n := 0
+	require.NoError(b, srv.DB().States(ctx, store.StateFilter{}, func(*store.State) error { n++; return nil }))
+	scan := time.Since(scanStart)
+	require.Equal(b, hosts*checks, n)
+
+	b.ResetTimer()
+	for b.Loop() {
+		var resp apiv1.ControlsResponse
+		if err := c.Do(ctx, http.MethodGet, "/v1/controls", nil, nil, &resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+	per := b.Elapsed() / time.Duration(b.N)
+	b.ReportMetric(float64(per.Milliseconds()), "ms/query")
+	b.ReportMetric(float64(per)/float64(scan), "x_state_scan")
+}
