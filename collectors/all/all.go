@@ -1,0 +1,8 @@
+// Package all registers every built-in collector. The agent imports it;
+// a new collector adds its import here.
+package all
+
+import (
+	_ "github.com/annexa-dev/annexa/collectors/inventory" // host facts and installed software
+	_ "github.com/annexa-dev/annexa/collectors/ssh"       // sshd configuration
+)

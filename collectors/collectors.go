@@ -1,0 +1,123 @@
+// Package collectors holds the registry of built-in collectors. Each
+// collector is a package of its own under collectors/ that registers itself
+// in init (node_exporter's pattern); collectors/all imports them all.
+package collectors
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/annexa-dev/annexa/collectors/host"
+	"github.com/annexa-dev/annexa/evidence"
+)
+
+// Collector decides a set of checks on a host.
+type Collector interface {
+	// Name is the collector's registry name, the prefix of its check ids.
+	Name() string
+	// Version changes when the collector's decisions could change.
+	Version() string
+	// Checks declares what the collector decides. The Annex A mapping of
+	// each check lives in configs/mapping.yaml.
+	Checks() []evidence.Check
+	// Collect returns one result per declared check. It must not guess:
+	// what it cannot decide is an error result with the reason.
+	Collect(ctx context.Context, h *host.Host, opts Options) ([]evidence.Result, error)
+}
+
+// Options are a collector's settings from the agent config.
+type Options map[string]any
+
+// String returns a string setting or def.
+func (o Options) String(k, def string) string {
+	if v, ok := o[k].(string); ok {
+		return v
+	}
+	return def
+}
+
+// Int returns an integer setting or def.
+func (o Options) Int(k string, def int) int {
+	switch v := o[k].(type) {
+	case int:
+		return v
+	case int64:
+		return int(v)
+	case float64:
+		return int(v)
+	}
+	return def
+}
+
+var (
+	mu       sync.Mutex
+	registry = map[string]Collector{}
+)
+
+// Register adds a collector; it panics on a duplicate name, a programming
+// error caught by the first test run.
+func Register(c Collector) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[c.Name()]; dup {
+		panic(fmt.Sprintf("collector %q registered twice", c.Name()))
+	}
+	registry[c.Name()] = c
+}
+
+// Get returns a registered collector.
+func Get(name string) (Collector, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	c, ok := registry[name]
+	return c, ok
+}
+
+// Names lists the registered collectors, sorted.
+func Names() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	out := make([]string, 0, len(registry))
+	for n := range registry {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ErrorResults is what a collector that failed as a whole contributes: an
+// error result for each of its checks, naming the reason.
+func ErrorResults(c Collector, reason string) []evidence.Result {
+	checks := c.Checks()
+	out := make([]evidence.Result, len(checks))
+	for i, ch := range checks {
+		out[i] = evidence.Result{Check: ch.ID, Status: evidence.Error, Reason: reason}
+	}
+	return out
+}
+
+// Complete makes sure every declared check has exactly one result: a
+// missing one becomes an error result, an undeclared one is dropped. A
+// collector bug then shows as an error in the evidence, not as silence.
+func Complete(c Collector, rs []evidence.Result) []evidence.Result {
+	have := map[string]evidence.Result{}
+	for _, r := range rs {
+		if _, dup := have[r.Check]; !dup {
+			have[r.Check] = r
+		}
+	}
+	var out []evidence.Result
+	for _, ch := range c.Checks() {
+		r, ok := have[ch.ID]
+		if !ok {
+			r = evidence.Result{Check: ch.ID, Status: evidence.Error, Reason: "collector " + c.Name() + " returned no result for this check"}
+		}
+		if err := r.Validate(); err != nil {
+			r = evidence.Result{Check: ch.ID, Status: evidence.Error, Reason: "collector " + c.Name() + " returned an invalid result: " + err.Error()}
+		}
+		out = append(out, r)
+	}
+	return out
+}

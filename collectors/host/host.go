@@ -1,0 +1,215 @@
+// Package host is how collectors see the machine: a filesystem root, a
+// command runner and a clock. The live agent uses the real ones; tests use
+// a fixture tree and a runner that replays real captured outputs, so the
+// same parsing code runs in both.
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Runner runs a command and returns its standard output.
+type Runner interface {
+	Run(ctx context.Context, name string, args ...string) ([]byte, error)
+}
+
+// Host is the machine a collector reads.
+type Host struct {
+	// Root is prepended to every path: "/" on a live machine, a testdata
+	// tree in tests.
+	Root string
+	// OS is runtime.GOOS on a live machine, the fixture's OS in tests.
+	OS     string
+	Runner Runner
+	Clock  func() time.Time
+	// MaxOutput caps what one command may return, so a collector that
+	// lists a million packages costs a bounded amount.
+	MaxOutput int64
+}
+
+// Live is the machine the agent runs on.
+func Live() *Host {
+	return &Host{Root: "/", OS: runtime.GOOS, Runner: ExecRunner{MaxOutput: 64 << 20}, Clock: time.Now, MaxOutput: 64 << 20}
+}
+
+// Now is the host's clock.
+func (h *Host) Now() time.Time {
+	if h.Clock == nil {
+		return time.Now()
+	}
+	return h.Clock()
+}
+
+// Path maps an absolute host path under Root.
+func (h *Host) Path(p string) string {
+	if h.Root == "" || h.Root == "/" {
+		return p
+	}
+	return filepath.Join(h.Root, filepath.FromSlash(p))
+}
+
+// ReadFile reads a host file.
+func (h *Host) ReadFile(p string) ([]byte, error) {
+	return os.ReadFile(h.Path(p))
+}
+
+// Open opens a host file for streaming.
+func (h *Host) Open(p string) (*os.File, error) {
+	return os.Open(h.Path(p))
+}
+
+// Glob matches a host path pattern and returns host paths (without Root).
+func (h *Host) Glob(pattern string) ([]string, error) {
+	m, err := filepath.Glob(h.Path(pattern))
+	if err != nil {
+		return nil, err
+	}
+	if h.Root == "" || h.Root == "/" {
+		return m, nil
+	}
+	out := make([]string, len(m))
+	for i, p := range m {
+		rel, _ := filepath.Rel(h.Root, p)
+		out[i] = "/" + filepath.ToSlash(rel)
+	}
+	return out, nil
+}
+
+// Exists says whether a host path exists.
+func (h *Host) Exists(p string) bool {
+	_, err := os.Stat(h.Path(p))
+	return err == nil
+}
+
+// Run runs a command on the host.
+func (h *Host) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	return h.Runner.Run(ctx, name, args...)
+}
+
+// ErrNotFound is wrapped when a command is not installed.
+var ErrNotFound = errors.New("command not found")
+
+// ExecRunner runs real commands.
+type ExecRunner struct {
+	MaxOutput int64
+	// Env, when set, replaces the environment (LC_ALL=C is always added so
+	// output is parseable).
+	Env []string
+}
+
+// Run runs name with args, with a C locale, and returns stdout. A non-zero
+// exit is an error that carries stderr's first line; stdout is returned
+// with it, since some tools (apt, manage-bde) report state by exit code.
+func (r ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
+	env := r.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	cmd.Env = append(append([]string(nil), env...), "LC_ALL=C", "LANG=C")
+	max := r.MaxOutput
+	if max <= 0 {
+		max = 64 << 20
+	}
+	var stdout limitedBuffer
+	stdout.max = max
+	var stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &limitedBuffer{max: 64 << 10, buf: stderr}
+	err = cmd.Run()
+	if stdout.over {
+		return stdout.buf.Bytes(), fmt.Errorf("%s: output over %d bytes", name, max)
+	}
+	if err != nil {
+		msg := strings.TrimSpace(cmd.Stderr.(*limitedBuffer).buf.String())
+		if i := strings.IndexByte(msg, '\n'); i >= 0 {
+			msg = msg[:i]
+		}
+		if ctx.Err() != nil {
+			return stdout.buf.Bytes(), fmt.Errorf("%s: %w", name, ctx.Err())
+		}
+		if msg != "" {
+			return stdout.buf.Bytes(), fmt.Errorf("%s: %w: %s", name, err, msg)
+		}
+		return stdout.buf.Bytes(), fmt.Errorf("%s: %w", name, err)
+	}
+	return stdout.buf.Bytes(), nil
+}
+
+type limitedBuffer struct {
+	buf  bytes.Buffer
+	max  int64
+	over bool
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	room := b.max - int64(b.buf.Len())
+	if int64(len(p)) > room {
+		b.over = true
+		if room > 0 {
+			b.buf.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	return b.buf.Write(p)
+}
+
+// Replay is a Runner for tests: each command line ("lsblk -J -o NAME")
+// maps to a file of captured output in Dir, named in Outputs. A command
+// with no entry is "not found", exactly as on a machine without it.
+type Replay struct {
+	Dir     string
+	Outputs map[string]string // command line → file (or "!exit N" for a failure)
+	// Calls records what was run, for assertions.
+	Calls []string
+}
+
+// Run replays a captured output.
+func (r *Replay) Run(_ context.Context, name string, args ...string) ([]byte, error) {
+	line := strings.TrimSpace(name + " " + strings.Join(args, " "))
+	r.Calls = append(r.Calls, line)
+	f, ok := r.Outputs[line]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
+	}
+	if code, isErr := strings.CutPrefix(f, "!exit "); isErr {
+		return nil, fmt.Errorf("%s: exit status %s", name, code)
+	}
+	b, err := os.ReadFile(filepath.Join(r.Dir, f))
+	if err != nil {
+		return nil, fmt.Errorf("replay %q: %w", line, err)
+	}
+	return b, nil
+}
+
+// ReadAllLimited reads r up to max bytes.
+func ReadAllLimited(r io.Reader, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("input over %d bytes", max)
+	}
+	return b, nil
+}
+
+// IsNotExist reports a missing file or command.
+func IsNotExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotFound)
+}

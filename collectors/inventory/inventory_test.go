@@ -1,0 +1,77 @@
+package inventory
+
+import (
+	"context"
+	"encoding/json"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/host"
+	"github.com/annexa-dev/annexa/evidence"
+)
+
+// Replay trims the command line, so the format's final newline is not in the key.
+const dpkgCmd = "dpkg-query -W -f=${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}"
+
+func TestDebianFixture(t *testing.T) {
+	h := &host.Host{Root: "testdata/debian12", OS: "linux", Runner: &host.Replay{Dir: "testdata/debian12", Outputs: map[string]string{dpkgCmd: "dpkg-query.txt"}}}
+	rs, err := Collector{}.Collect(context.Background(), h, nil)
+	require.NoError(t, err)
+	require.Equal(t, evidence.Pass, rs[0].Status)
+	require.Contains(t, rs[0].Reason, "debian 12")
+	require.Equal(t, evidence.Pass, rs[1].Status)
+	require.Equal(t, "40 packages installed (dpkg-query)", rs[1].Reason)
+	var obs struct {
+		Packages []Package `json:"packages"`
+	}
+	require.NoError(t, json.Unmarshal(rs[1].Observations, &obs))
+	require.Equal(t, Package{Name: "adduser", Version: "3.134", Arch: "all"}, obs.Packages[0])
+
+	// Truncation keeps the count honest.
+	rs, _ = Collector{}.Collect(context.Background(), h, collectors.Options{"max_packages": 5})
+	require.Contains(t, string(rs[1].Observations), `"truncated_to":5`)
+	require.Contains(t, string(rs[1].Observations), `"count":40`)
+}
+
+func TestNoPackageManagerIsError(t *testing.T) {
+	h := &host.Host{Root: "testdata/debian12", OS: "linux", Runner: &host.Replay{Outputs: map[string]string{}}}
+	rs, _ := Collector{}.Collect(context.Background(), h, nil)
+	require.Equal(t, evidence.Error, rs[1].Status)
+	require.Contains(t, rs[1].Reason, "no package database")
+}
+
+func TestEmptyListIsError(t *testing.T) {
+	h := &host.Host{Root: "testdata/debian12", OS: "linux", Runner: &host.Replay{Dir: "testdata/debian12", Outputs: map[string]string{dpkgCmd: "etc/empty"}}}
+	rs, _ := Collector{}.Collect(context.Background(), h, nil)
+	require.Equal(t, evidence.Error, rs[1].Status)
+	require.Contains(t, rs[1].Reason, "empty inventory is not evidence")
+	require.Empty(t, parseDpkg(nil))
+	require.Len(t, parseDpkg([]byte("a\t1\tall\tii \nb\t2\tall\trc \n")), 1)
+	require.Equal(t, []Package{{Name: "bash", Version: "5.2.26-3.fc40", Arch: "x86_64"}}, parseRPM([]byte("bash\t0:5.2.26-3.fc40\tx86_64\ngpg-pubkey\t0:1-1\t(none)\n")))
+}
+
+func TestLive(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("live test on Linux")
+	}
+	rs, err := Collector{}.Collect(context.Background(), host.Live(), nil)
+	require.NoError(t, err)
+	for _, r := range collectors.Complete(Collector{}, rs) {
+		require.True(t, r.Status.Valid())
+		require.NotEmpty(t, r.Reason)
+		t.Logf("%s: %s — %s", r.Check, r.Status, r.Reason)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("adduser\t3.134\tall\tii \n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, p := range append(parseDpkg(b), parseRPM(b)...) {
+			require.NotEmpty(t, p.Name)
+		}
+		parseOSRelease(b)
+	})
+}
