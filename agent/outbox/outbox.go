@@ -108,6 +108,15 @@ func Open(dir string, limit int64, gap GapFunc) (*Outbox, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
+	return open(dir, limit, gap, false)
+}
+
+// Inspect opens the outbox read-only, beside the process that owns it: a
+// torn tail is left alone (it may be a frame being written right now), and
+// nothing is appended, acknowledged or removed.
+func Inspect(dir string) (*Outbox, error) { return open(dir, 0, nil, true) }
+
+func open(dir string, limit int64, gap GapFunc, readOnly bool) (*Outbox, error) {
 	o := &Outbox{dir: dir, limit: limit, gap: gap}
 	if b, err := os.ReadFile(filepath.Join(dir, "acked")); err == nil {
 		if err := json.Unmarshal(b, &o.acked); err != nil {
@@ -126,7 +135,9 @@ func Open(dir string, limit int64, gap GapFunc) (*Outbox, error) {
 		if err != nil {
 			return nil, fmt.Errorf("outbox: %s: %w", filepath.Base(name), err)
 		}
-		if torn > 0 {
+		if torn > 0 && readOnly {
+			o.Torn = torn
+		} else if torn > 0 {
 			// Only a crash mid-append tears a frame, and only the newest
 			// segment is appended to; anywhere else it is damage, and cutting
 			// it off would drop records silently.
@@ -139,13 +150,15 @@ func Open(dir string, limit int64, gap GapFunc) (*Outbox, error) {
 			o.Torn = torn
 		}
 		if seg.count == 0 {
-			_ = os.Remove(name)
+			if !readOnly {
+				_ = os.Remove(name)
+			}
 			continue
 		}
 		o.segs = append(o.segs, seg)
 	}
 	// Keep appending to the newest segment.
-	if n := len(o.segs); n > 0 && o.segs[n-1].size < SegmentSize {
+	if n := len(o.segs); n > 0 && o.segs[n-1].size < SegmentSize && !readOnly {
 		f, err := os.OpenFile(o.segs[n-1].path, os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("outbox: %w", err)
@@ -514,6 +527,14 @@ func (o *Outbox) Find(seq uint64) (Item, bool) {
 		f.Close()
 	}
 	return Item{}, false
+}
+
+// Insert stores a record in a segment of its own, placed by its seq: a
+// gap record written for a hole the server reported, behind the head.
+func (o *Outbox) Insert(it Item) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.append(it, true)
 }
 
 // Release says the records handed out by Pending were not shipped after

@@ -157,3 +157,18 @@ func signPredicate(asset evidence.Asset, p evidence.Predicate, key ed25519.Priva
 	}
 	return &Signed{Envelope: env, JSON: raw, Record: rec}, nil
 }
+
+// Reset moves the head back, after a signed record could not be stored
+// durably: that record never existed, and its seq is used again.
+func (w *Writer) Reset(h Head) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.head = h
+}
+
+// Key returns the key the writer signs with.
+func (w *Writer) Key() ed25519.PrivateKey {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.key
+}

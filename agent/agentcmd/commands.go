@@ -1,0 +1,266 @@
+package agentcmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/annexa-dev/annexa/agent"
+	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/host"
+	"github.com/annexa-dev/annexa/collectors/inventory"
+	"github.com/annexa-dev/annexa/evidence"
+)
+
+func newEnroll() *cobra.Command {
+	var c common
+	var o agent.EnrollOptions
+	cmd := &cobra.Command{
+		Use:   "enroll --server URL --token TOKEN",
+		Short: "Generate this host's key and register it with the server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.load()
+			if err != nil {
+				return err
+			}
+			o.StateDir = cfg.StateDir
+			if o.Server == "" {
+				o.Server = cfg.Server
+			}
+			if o.CAFile == "" {
+				o.CAFile = cfg.CA
+			}
+			if o.Server == "" || o.Token == "" {
+				return errors.New("--server and --token are required")
+			}
+			facts, err := inventory.HostFacts(cmd.Context(), host.Live())
+			if err != nil {
+				facts = inventory.Facts{}
+			}
+			if o.Hostname == "" {
+				o.Hostname = facts["hostname"]
+			}
+			if o.Hostname == "" {
+				o.Hostname, _ = os.Hostname()
+			}
+			o.Facts = facts
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			id, err := agent.Enroll(ctx, o)
+			if errors.Is(err, agent.ErrAlreadyEnrolled) {
+				return &exitError{code: 3, err: err}
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "enrolled as %s with %s (state in %s)\n", id.AgentID, id.Server, o.StateDir)
+			return nil
+		},
+	}
+	c.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&o.Server, "server", "", "server URL, e.g. https://annexa.example.com:8443")
+	f.StringVar(&o.Token, "token", "", "enrollment token (annexa token create --role enroll)")
+	f.StringVar(&o.CAFile, "ca", "", "CA certificate (PEM) to trust for the server instead of the system roots")
+	f.StringVar(&o.Hostname, "hostname", "", "name to enrol under (default: this host's name)")
+	return cmd
+}
+
+func newRun() *cobra.Command {
+	var c common
+	var once bool
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the agent in the foreground (what the service runs)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.load()
+			if err != nil {
+				return err
+			}
+			log := logger(cfg.LogLevel)
+			if !once && !interactive() {
+				return runAsService(cfg, c, log)
+			}
+			a, err := agent.Open(cfg, log)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if once {
+				if err := a.Once(cmd.Context()); err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				n, _ := a.Outbox().Depth()
+				fmt.Fprintf(cmd.OutOrStdout(), "collected and shipped; %d record(s) waiting\n", n)
+				return nil
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	c.register(cmd)
+	cmd.Flags().BoolVar(&once, "once", false, "run every enabled collector once, ship, and exit (non-zero if anything was not shipped)")
+	return cmd
+}
+
+func newCollect() *cobra.Command {
+	var c common
+	var only []string
+	var output string
+	cmd := &cobra.Command{
+		Use:   "collect",
+		Short: "Dry run: run collectors and print their results, without signing or shipping",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.load()
+			if err != nil {
+				return err
+			}
+			names := only
+			if len(names) == 0 {
+				for _, n := range collectors.Names() {
+					if cfg.Enabled(n) {
+						names = append(names, n)
+					}
+				}
+			}
+			type row struct {
+				Collector string            `json:"collector"`
+				Results   []evidence.Result `json:"results"`
+			}
+			var rows []row
+			for _, n := range names {
+				col, ok := collectors.Get(n)
+				if !ok {
+					return fmt.Errorf("no collector %q (have: %s)", n, strings.Join(collectors.Names(), ", "))
+				}
+				rows = append(rows, row{n, agent.RunCollector(cmd.Context(), col, host.Live(), cfg.ScheduleFor(n), cfg.Settings(n))})
+			}
+			switch output {
+			case "json":
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			case "table", "":
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "CHECK\tSTATUS\tREASON")
+				for _, r := range rows {
+					for _, res := range r.Results {
+						fmt.Fprintf(tw, "%s\t%s\t%s\n", res.Check, res.Status, res.Reason)
+					}
+				}
+				return tw.Flush()
+			}
+			return fmt.Errorf("--output %q: want table or json", output)
+		},
+	}
+	c.register(cmd)
+	cmd.Flags().StringSliceVar(&only, "collector", nil, "only this collector; repeatable (default: every enabled one)")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+func newStatus() *cobra.Command {
+	var c common
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Enrolled?, server, last shipment, outbox depth, last result per collector",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.load()
+			if err != nil {
+				return err
+			}
+			st, err := agent.ReadStatus(cfg)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			w := cmd.OutOrStdout()
+			if !st.Enrolled {
+				fmt.Fprintf(w, "enrolled:      no (state %s)\n", cfg.StateDir)
+				return &exitError{code: 3, err: agent.ErrNotEnrolled}
+			}
+			fmt.Fprintf(w, "enrolled:      yes, agent %s\nserver:        %s\n", st.AgentID, st.Server)
+			if st.Receipt != nil {
+				fmt.Fprintf(w, "last shipment: %s (server at seq %d, log index %d)\n", st.Receipt.ShippedAt.Format(time.RFC3339), st.Receipt.NextSeq-1, st.Receipt.LastIndex)
+			} else {
+				fmt.Fprintln(w, "last shipment: never")
+			}
+			fmt.Fprintf(w, "outbox:        %d record(s) waiting, %d bytes; chain head seq %d\n", st.OutboxRecords, st.OutboxBytes, st.HeadSeq)
+			names := make([]string, 0, len(st.Collectors))
+			for n := range st.Collectors {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "\nCOLLECTOR\tLAST RUN\tSEQ\tRESULTS")
+			for _, n := range names {
+				cs := st.Collectors[n]
+				var parts []string
+				for k, v := range cs.Results {
+					parts = append(parts, k+"="+v)
+				}
+				sort.Strings(parts)
+				if cs.Error != "" {
+					parts = append([]string{"NOT STORED: " + cs.Error}, parts...)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", n, cs.At.Format(time.RFC3339), cs.Seq, strings.Join(parts, " "))
+			}
+			return tw.Flush()
+		},
+	}
+	c.register(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+func newRotate() *cobra.Command {
+	var c common
+	cmd := &cobra.Command{
+		Use:   "rotate-key",
+		Short: "Make a new key, announced by a record signed with the old one",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.load()
+			if err != nil {
+				return err
+			}
+			a, err := agent.Open(cfg, logger(cfg.LogLevel))
+			var keyID string
+			switch {
+			case errors.Is(err, agent.ErrLocked):
+				// A daemon holds the chain: ask it.
+				ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+				defer cancel()
+				keyID, err = agent.RequestRotation(ctx, cfg.StateDir)
+			case err != nil:
+				return err
+			default:
+				defer a.Close()
+				keyID, err = a.RotateKey()
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "new key %s; the rotation record ships with the next batch\n", keyID)
+			return nil
+		},
+	}
+	c.register(cmd)
+	return cmd
+}

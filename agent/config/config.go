@@ -1,0 +1,298 @@
+// Package config reads the agent's configuration file (/etc/annexa/agent.yaml).
+// Unknown keys and bad values are errors that name the key and the line:
+// a typo in a fleet-wide config must fail loudly on the first machine, not
+// silently everywhere.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultPath is where packages install the config.
+const DefaultPath = "/etc/annexa/agent.yaml"
+
+// Config is the agent's configuration.
+type Config struct {
+	// Server is the ingest server's URL; empty: the one remembered at enrollment.
+	Server string `yaml:"server"`
+	// CA is a PEM file to trust for the server; empty: the enrollment's, else system roots.
+	CA       string   `yaml:"ca"`
+	StateDir string   `yaml:"state_dir"`
+	LogLevel string   `yaml:"log_level"`
+	Outbox   Outbox   `yaml:"outbox"`
+	Shipping Shipping `yaml:"shipping"`
+	// Concurrency is how many collectors may run at once.
+	Concurrency int                   `yaml:"concurrency"`
+	Defaults    Schedule              `yaml:"defaults"`
+	Collectors  map[string]*Collector `yaml:"collectors"`
+
+	lines map[string]int
+}
+
+// Outbox bounds the on-disk queue.
+type Outbox struct {
+	Limit Size `yaml:"limit"`
+}
+
+// Shipping says how records travel to the server.
+type Shipping struct {
+	BatchSize  int      `yaml:"batch_size"`
+	Interval   Duration `yaml:"interval"`
+	MaxBackoff Duration `yaml:"max_backoff"`
+	Timeout    Duration `yaml:"timeout"`
+}
+
+// Schedule is when and how long a collector runs.
+type Schedule struct {
+	Interval Duration `yaml:"interval"`
+	Jitter   Duration `yaml:"jitter"`
+	Timeout  Duration `yaml:"timeout"`
+	// MaxOutput caps what one command of the collector may print.
+	MaxOutput Size `yaml:"max_output"`
+}
+
+// Collector is one collector's settings.
+type Collector struct {
+	Enabled  *bool `yaml:"enabled"`
+	Schedule `yaml:",inline"`
+	Settings map[string]any `yaml:"settings"`
+	line     int
+}
+
+// On says whether the collector runs (default: yes).
+func (c *Collector) On() bool { return c == nil || c.Enabled == nil || *c.Enabled }
+
+// Duration reads "90s", "1h", "7d".
+type Duration time.Duration
+
+// UnmarshalYAML parses a duration and names the line on error.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	s := strings.TrimSpace(n.Value)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		if v, err := strconv.Atoi(days); err == nil && v >= 0 {
+			*d = Duration(time.Duration(v) * 24 * time.Hour)
+			return nil
+		}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration (e.g. 30s, 15m, 6h, 7d)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Std is the time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Size reads "256MiB", "10MB", "1048576".
+type Size int64
+
+// UnmarshalYAML parses a byte size and names the line on error.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*s = Size(v)
+	return nil
+}
+
+// ParseSize parses a byte size with an optional unit.
+func ParseSize(in string) (int64, error) {
+	s := strings.TrimSpace(in)
+	units := []struct {
+		suffix string
+		mul    int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
+	mul := int64(1)
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mul = strings.TrimSpace(num), u.mul
+			break
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 256MiB, 10MB, 1048576)", in)
+	}
+	return v * mul, nil
+}
+
+// UnmarshalYAML remembers the collector's line for later errors.
+func (c *Collector) UnmarshalYAML(n *yaml.Node) error {
+	// A custom unmarshaller does not inherit the decoder's strictness, so
+	// the keys are checked here.
+	if n.Kind == yaml.MappingNode {
+		allowed := map[string]bool{"enabled": true, "interval": true, "jitter": true, "timeout": true, "max_output": true, "settings": true}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; !allowed[k.Value] {
+				return fmt.Errorf("line %d: unknown key %s (a collector takes enabled, interval, jitter, timeout, max_output, settings)", k.Line, k.Value)
+			}
+		}
+	}
+	type plain Collector
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*c = Collector(p)
+	c.line = n.Line
+	return nil
+}
+
+// Default is the configuration with no file: the server remembered at
+// enrollment and every built-in collector on its defaults.
+func Default() *Config {
+	return &Config{
+		StateDir:    DefaultStateDir(),
+		LogLevel:    "info",
+		Outbox:      Outbox{Limit: 256 << 20},
+		Shipping:    Shipping{BatchSize: 500, Interval: Duration(30 * time.Second), MaxBackoff: Duration(10 * time.Minute), Timeout: Duration(60 * time.Second)},
+		Concurrency: 2,
+		Defaults:    Schedule{Interval: Duration(time.Hour), Jitter: Duration(10 * time.Minute), Timeout: Duration(2 * time.Minute), MaxOutput: 16 << 20},
+		Collectors:  map[string]*Collector{},
+	}
+}
+
+// Load reads a config file over the defaults and validates it against the
+// known collector names.
+func Load(path string, known []string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(b, known)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse reads a config document over the defaults.
+func Parse(b []byte, known []string) (*Config, error) {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, errEOF(err)) {
+		return nil, cleanYAMLError(err)
+	}
+	if err := c.validate(known); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func errEOF(err error) error {
+	if err != nil && err.Error() == "EOF" {
+		return err
+	}
+	return errors.New("not eof")
+}
+
+// cleanYAMLError turns "field x not found in type config.Config" into
+// words about the file.
+func cleanYAMLError(err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
+	var out []string
+	for _, l := range strings.Split(msg, "\n") {
+		l = strings.TrimSpace(l)
+		if i := strings.Index(l, " not found in type "); i >= 0 {
+			l = strings.Replace(l[:i], "field ", "unknown key ", 1)
+		}
+		out = append(out, l)
+	}
+	return errors.New(strings.Join(out, "; "))
+}
+
+func (c *Config) validate(known []string) error {
+	var errs []string
+	if c.Server != "" && !strings.HasPrefix(c.Server, "https://") && !strings.HasPrefix(c.Server, "http://") {
+		errs = append(errs, fmt.Sprintf("server: %q is not an http(s) URL", c.Server))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Sprintf("log_level: %q (want debug, info, warn or error)", c.LogLevel))
+	}
+	if c.Concurrency < 1 || c.Concurrency > 64 {
+		errs = append(errs, fmt.Sprintf("concurrency: %d (want 1 to 64)", c.Concurrency))
+	}
+	if c.Shipping.BatchSize < 1 || c.Shipping.BatchSize > 5000 {
+		errs = append(errs, fmt.Sprintf("shipping.batch_size: %d (want 1 to 5000)", c.Shipping.BatchSize))
+	}
+	if c.Outbox.Limit != 0 && c.Outbox.Limit < 4<<20 {
+		errs = append(errs, "outbox.limit: at least 4MiB (or 0 for no limit)")
+	}
+	names := map[string]bool{}
+	for _, k := range known {
+		names[k] = true
+	}
+	var keys []string
+	for k := range c.Collectors {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		col := c.Collectors[k]
+		if !names[k] {
+			line := 0
+			if col != nil {
+				line = col.line
+			}
+			errs = append(errs, fmt.Sprintf("line %d: collectors.%s: unknown collector (known: %s)", line, k, strings.Join(known, ", ")))
+			continue
+		}
+		if col != nil && col.Interval != 0 && col.Interval.Std() < time.Minute {
+			errs = append(errs, fmt.Sprintf("line %d: collectors.%s.interval: under a minute", col.line, k))
+		}
+	}
+	if c.Defaults.Interval.Std() < time.Minute {
+		errs = append(errs, "defaults.interval: under a minute")
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// ScheduleFor is a collector's schedule: its own settings over the defaults.
+func (c *Config) ScheduleFor(name string) Schedule {
+	s := c.Defaults
+	if col := c.Collectors[name]; col != nil {
+		if col.Interval != 0 {
+			s.Interval = col.Interval
+		}
+		if col.Jitter != 0 {
+			s.Jitter = col.Jitter
+		}
+		if col.Timeout != 0 {
+			s.Timeout = col.Timeout
+		}
+		if col.MaxOutput != 0 {
+			s.MaxOutput = col.MaxOutput
+		}
+	}
+	return s
+}
+
+// Settings is a collector's collector-specific settings.
+func (c *Config) Settings(name string) map[string]any {
+	if col := c.Collectors[name]; col != nil {
+		return col.Settings
+	}
+	return nil
+}
+
+// Enabled says whether a collector runs.
+func (c *Config) Enabled(name string) bool { return c.Collectors[name].On() }

@@ -1,0 +1,222 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"time"
+
+	"github.com/annexa-dev/annexa/agent/outbox"
+	"github.com/annexa-dev/annexa/client"
+	"github.com/annexa-dev/annexa/evidence"
+	"github.com/annexa-dev/annexa/evidence/chain"
+	"github.com/annexa-dev/annexa/evidence/dsse"
+	"github.com/annexa-dev/annexa/server/apiv1"
+)
+
+func parseRaw(raw []byte) (*evidence.Record, error) {
+	env, err := dsse.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	return evidence.ParseRecord(env.Payload)
+}
+
+// waitError asks the caller to wait before the next attempt.
+type waitError struct {
+	wait time.Duration
+	err  error
+}
+
+func (e *waitError) Error() string {
+	return fmt.Sprintf("%v (retry in %s)", e.err, e.wait.Round(time.Second))
+}
+func (e *waitError) Unwrap() error { return e.err }
+
+// shipOnce sends one batch of pending records and applies the answer. It
+// returns how many records the server now holds that it did not before.
+func (a *Agent) shipOnce(ctx context.Context) (int, error) {
+	items, err := a.outbox.Pending(a.cfg.Shipping.BatchSize, 8<<20)
+	if err != nil {
+		return 0, err
+	}
+	if len(items) == 0 {
+		return 0, nil
+	}
+	raws := make([]json.RawMessage, len(items))
+	for i, it := range items {
+		raws[i] = it.Raw
+	}
+	resp, err := a.client.Ingest(ctx, raws)
+	if resp != nil {
+		// Whatever the status, everything below NextSeq is in the log.
+		if aerr := a.ackTo(resp.NextSeq-1, resp); aerr != nil {
+			a.outbox.Release()
+			return 0, aerr
+		}
+	}
+	if err == nil {
+		return resp.Accepted, nil
+	}
+	a.outbox.Release()
+	var ce *client.Error
+	if !errors.As(err, &ce) {
+		return 0, err // network: the caller backs off
+	}
+	switch {
+	case ce.Status == 503 || ce.Status == 429:
+		wait := ce.RetryAfter
+		if wait <= 0 {
+			wait = 5 * time.Second
+		}
+		return 0, &waitError{wait: wait + time.Duration(rand.Int64N(int64(wait/2)+1)), err: err}
+	case ce.Body.Code == "seq_gap" && ce.Body.ExpectedSeq > 0:
+		// The server lacks records we no longer have (a torn write, a
+		// damaged segment): explain the hole with a signed gap record.
+		if err := a.fillGap(ce.Body.ExpectedSeq, items); err != nil {
+			return 0, fmt.Errorf("server expects seq %d: %w", ce.Body.ExpectedSeq, err)
+		}
+		return 0, errRetry
+	}
+	return 0, err
+}
+
+// ackTo marks everything up to seq as shipped and keeps the receipt.
+func (a *Agent) ackTo(seq uint64, resp *apiv1.IngestResponse) error {
+	if seq == 0 {
+		return nil
+	}
+	m, ok := a.outbox.MarkAt(seq)
+	if !ok {
+		if acked := a.outbox.Acked(); acked.Seq >= seq {
+			return nil
+		}
+		return fmt.Errorf("server acknowledged up to seq %d, which this agent has no record of", seq)
+	}
+	if err := a.outbox.Ack(m); err != nil {
+		return err
+	}
+	r := Receipt{ShippedAt: time.Now().UTC(), NextSeq: resp.NextSeq, Checkpoint: resp.Checkpoint, LastIndex: -1}
+	if n := len(resp.Receipts); n > 0 {
+		r.LastIndex = resp.Receipts[n-1].Index
+	}
+	if resp.Accepted > 0 || resp.Duplicates > 0 {
+		if err := saveJSON(filepath.Join(a.cfg.StateDir, ReceiptFile), r, 0o600); err != nil {
+			a.log.Warn("receipt not saved", "err", err)
+		}
+	}
+	return nil
+}
+
+// fillGap writes a gap record for the seqs between what the server expects
+// and the oldest record the outbox still holds.
+func (a *Agent) fillGap(expected uint64, items []outbox.Item) error {
+	oldest := items[0]
+	if oldest.Seq <= expected {
+		return fmt.Errorf("the server expects seq %d and the outbox holds it: a server-side rewind, not a gap", expected)
+	}
+	rec, err := parseRaw(oldest.Raw)
+	if err != nil {
+		return err
+	}
+	prev := a.id.Genesis
+	if expected > 1 {
+		m, ok := a.outbox.MarkAt(expected - 1)
+		if !ok {
+			return fmt.Errorf("no record of seq %d to link a gap record to", expected-1)
+		}
+		prev = m.Digest
+	}
+	from, to := expected, oldest.Seq-1
+	s, err := chain.SignGap(a.writer.Key(), a.id.AgentID, evidence.HostAsset(a.id.AgentID), from, to, prev, rec.Predicate.Prev,
+		fmt.Sprintf("records %d-%d were lost from the agent's outbox before shipping (damaged or torn on disk)", from, to), time.Now())
+	if err != nil {
+		return err
+	}
+	a.log.Warn("server is missing records the outbox no longer has: wrote a gap record", "from", from, "to", to)
+	return a.outbox.Insert(outbox.Item{Seq: from, Digest: s.Record.Digest, Raw: s.JSON, Last: to, LastDigest: rec.Predicate.Prev})
+}
+
+// ShipAll ships until the outbox is empty, retrying transient failures a
+// few times (for --once); it returns the last error if records remain.
+func (a *Agent) ShipAll(ctx context.Context) error {
+	backoff := time.Second
+	var lastErr error
+	for attempt := 0; attempt < 8; {
+		n, err := a.shipOnce(ctx)
+		if err == nil {
+			if d, _ := a.outbox.Depth(); d == 0 {
+				return nil
+			}
+			if n > 0 {
+				attempt, backoff = 0, time.Second
+			}
+			continue
+		}
+		if errors.Is(err, errRetry) {
+			attempt++
+			continue
+		}
+		lastErr = err
+		attempt++
+		wait := backoff
+		var we *waitError
+		if errors.As(err, &we) {
+			wait = we.wait
+		}
+		a.log.Warn("ship failed", "err", err, "retry_in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+	return lastErr
+}
+
+// shipLoop ships whenever records wait, backing off exponentially with
+// jitter on failure and honouring Retry-After, so a fleet returning after
+// an outage drains its backlog without stampeding the server.
+func (a *Agent) shipLoop(ctx context.Context) {
+	backoff := time.Second
+	maxBackoff := a.cfg.Shipping.MaxBackoff.Std()
+	for {
+		n, err := a.shipOnce(ctx)
+		var wait time.Duration
+		switch {
+		case err == nil && n > 0:
+			backoff = time.Second
+			continue // more may wait
+		case err == nil:
+			backoff = time.Second
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.wake:
+			case <-time.After(a.cfg.Shipping.Interval.Std()):
+			}
+			continue
+		case errors.Is(err, errRetry):
+			continue
+		default:
+			var we *waitError
+			if errors.As(err, &we) {
+				wait = we.wait
+			} else {
+				// Full jitter: a random wait up to the backoff.
+				wait = time.Duration(rand.Int64N(int64(backoff))) + 500*time.Millisecond
+				backoff = min(backoff*2, maxBackoff)
+			}
+			a.log.Warn("ship failed", "err", err, "retry_in", wait.Round(time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
