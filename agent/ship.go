@@ -141,18 +141,19 @@ func (a *Agent) fillGap(expected uint64, items []outbox.Item) error {
 }
 
 // ShipAll ships until the outbox is empty, retrying transient failures a
-// few times (for --once); it returns the last error if records remain.
+// few times (for --once, which cron runs again anyway); it returns the last
+// error if records remain.
 func (a *Agent) ShipAll(ctx context.Context) error {
-	backoff := time.Second
+	backoff := 500 * time.Millisecond
 	var lastErr error
-	for attempt := 0; attempt < 8; {
+	for attempt := 0; attempt < 4; {
 		n, err := a.shipOnce(ctx)
 		if err == nil {
 			if d, _ := a.outbox.Depth(); d == 0 {
 				return nil
 			}
 			if n > 0 {
-				attempt, backoff = 0, time.Second
+				attempt, backoff = 0, 500*time.Millisecond
 			}
 			continue
 		}

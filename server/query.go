@@ -222,6 +222,7 @@ func (s *Server) controlRollup(ctx context.Context, q *query) (map[string]map[st
 func (s *Server) summary(c catalog.Control, assets map[string]*apiv1.AssetControl) apiv1.ControlSummary {
 	cs := apiv1.ControlSummary{ID: c.ID, Theme: c.Theme, Title: c.Title, Checks: s.mapping.Checks(c.ID)}
 	cs.Automated = len(cs.Checks) > 0
+	cs.Covered = len(assets) > 0
 	for _, ac := range assets {
 		cs.Assets++
 		switch ac.Status {
@@ -258,6 +259,9 @@ func (s *Server) handleControls(w http.ResponseWriter, r *http.Request) {
 		sum := s.summary(c, roll[c.ID])
 		if sum.Automated {
 			resp.Automated++
+		}
+		if sum.Covered {
+			resp.Covered++
 		}
 		resp.Controls = append(resp.Controls, sum)
 	}

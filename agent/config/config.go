@@ -231,8 +231,8 @@ func (c *Config) validate(known []string) error {
 	if c.Shipping.BatchSize < 1 || c.Shipping.BatchSize > 5000 {
 		errs = append(errs, fmt.Sprintf("shipping.batch_size: %d (want 1 to 5000)", c.Shipping.BatchSize))
 	}
-	if c.Outbox.Limit != 0 && c.Outbox.Limit < 4<<20 {
-		errs = append(errs, "outbox.limit: at least 4MiB (or 0 for no limit)")
+	if c.Outbox.Limit != 0 && c.Outbox.Limit < 256<<10 {
+		errs = append(errs, "outbox.limit: at least 256KiB (or 0 for no limit)")
 	}
 	names := map[string]bool{}
 	for _, k := range known {

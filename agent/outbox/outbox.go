@@ -40,7 +40,9 @@ import (
 const (
 	headerSize = 4 + 4 + 8 + 32 + 8 + 32
 	maxFrame   = 8 << 20
-	// SegmentSize is where a segment file is closed and the next begun.
+	// SegmentSize is where a segment file is closed and the next begun (or
+	// at an eighth of the limit, if smaller, so a small outbox still has
+	// old segments to drop).
 	SegmentSize = 1 << 20
 )
 
@@ -78,6 +80,7 @@ type GapFunc func(from, to uint64, prev, last string) (Item, error)
 
 // Outbox is an open outbox. It is safe for concurrent use.
 type Outbox struct {
+	segMax int64
 	mu     sync.Mutex
 	dir    string
 	limit  int64
@@ -117,7 +120,10 @@ func Open(dir string, limit int64, gap GapFunc) (*Outbox, error) {
 func Inspect(dir string) (*Outbox, error) { return open(dir, 0, nil, true) }
 
 func open(dir string, limit int64, gap GapFunc, readOnly bool) (*Outbox, error) {
-	o := &Outbox{dir: dir, limit: limit, gap: gap}
+	o := &Outbox{dir: dir, limit: limit, gap: gap, segMax: SegmentSize}
+	if limit > 0 && limit/8 < o.segMax {
+		o.segMax = max(limit/8, 4096)
+	}
 	if b, err := os.ReadFile(filepath.Join(dir, "acked")); err == nil {
 		if err := json.Unmarshal(b, &o.acked); err != nil {
 			return nil, fmt.Errorf("outbox: acked mark: %w", err)
@@ -158,7 +164,7 @@ func open(dir string, limit int64, gap GapFunc, readOnly bool) (*Outbox, error) 
 		o.segs = append(o.segs, seg)
 	}
 	// Keep appending to the newest segment.
-	if n := len(o.segs); n > 0 && o.segs[n-1].size < SegmentSize && !readOnly {
+	if n := len(o.segs); n > 0 && o.segs[n-1].size < o.segMax && !readOnly {
 		f, err := os.OpenFile(o.segs[n-1].path, os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("outbox: %w", err)
@@ -298,7 +304,7 @@ func (o *Outbox) append(it Item, ownSegment bool) error {
 	var seg *segment
 	if !ownSegment && len(o.segs) > 0 {
 		seg = o.segs[len(o.segs)-1]
-		if seg.size+int64(len(b)) > SegmentSize || o.active == nil || seg.path != o.active.Name() {
+		if seg.size+int64(len(b)) > o.segMax || o.active == nil || seg.path != o.active.Name() {
 			seg = nil
 		}
 	}

@@ -145,7 +145,7 @@ func newHost(g *globals) *cobra.Command {
 
 func newControls(g *globals) *cobra.Command {
 	f := &filters{}
-	var automated bool
+	var automated, covered bool
 	cmd := &cobra.Command{
 		Use:   "controls",
 		Short: "The fleet's state for each of the 93 Annex A controls",
@@ -161,7 +161,7 @@ func newControls(g *globals) *cobra.Command {
 			}
 			t := &table{header: []string{"CONTROL", "THEME", "TITLE", "ASSETS", "PASSING", "FAILING", "ERROR", "STALE"}, raw: resp}
 			for _, s := range resp.Controls {
-				if automated && !s.Automated {
+				if (automated && !s.Automated) || (covered && !s.Covered) {
 					continue
 				}
 				if !s.Automated {
@@ -174,13 +174,14 @@ func newControls(g *globals) *cobra.Command {
 				return err
 			}
 			if g.output == "table" || g.output == "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "\n%d of %d controls have automated evidence (as of %s)\n", resp.Automated, resp.Total, ts(resp.At))
+				fmt.Fprintf(cmd.OutOrStdout(), "\n%d of %d controls have automated evidence; %d have checks mapped (as of %s)\n", resp.Covered, resp.Total, resp.Automated, ts(resp.At))
 			}
 			return nil
 		},
 	}
 	f.register(cmd, "tl")
-	cmd.Flags().BoolVar(&automated, "automated", false, "only controls with automated evidence")
+	cmd.Flags().BoolVar(&automated, "automated", false, "only controls with a check mapped to them")
+	cmd.Flags().BoolVar(&covered, "covered", false, "only controls with evidence from at least one asset")
 	return cmd
 }
 

@@ -107,7 +107,8 @@ type Checker struct {
 	pending map[uint64]pendingLink
 	gaps    []evidence.Gap
 	// rotations maps the seq after a rotation record to the key it announced.
-	rotations map[uint64]ed25519.PublicKey
+	rotations  map[uint64]ed25519.PublicKey
+	rotationAt map[uint64]int
 
 	records  int
 	problems []Problem
@@ -123,14 +124,26 @@ type pendingLink struct {
 // empty start.Digest means the first record's link is not checked.
 func NewChecker(agentID string, keys []Key, start Head) *Checker {
 	return &Checker{
-		agentID:   agentID,
-		keys:      keys,
-		start:     start,
-		base:      start.Seq + 1,
-		links:     map[uint64][32]byte{},
-		pending:   map[uint64]pendingLink{},
-		rotations: map[uint64]ed25519.PublicKey{},
+		agentID:    agentID,
+		keys:       keys,
+		start:      start,
+		base:       start.Seq + 1,
+		links:      map[uint64][32]byte{},
+		pending:    map[uint64]pendingLink{},
+		rotations:  map[uint64]ed25519.PublicKey{},
+		rotationAt: map[uint64]int{},
 	}
+}
+
+// Rotate ends the open key at fromSeq-1 and adds pub from fromSeq, as a
+// rotation key event says: a caller replaying a log learns keys as it goes.
+func (c *Checker) Rotate(fromSeq uint64, pub ed25519.PublicKey) {
+	for i := range c.keys {
+		if c.keys[i].To == 0 {
+			c.keys[i].To = fromSeq - 1
+		}
+	}
+	c.keys = append(c.keys, Key{Public: pub, From: fromSeq})
 }
 
 // KeyFor returns the key valid at seq.
@@ -235,10 +248,10 @@ func (c *Checker) Track(index int, rec *evidence.Record) {
 		last = g.To
 	}
 	if r := p.Rotation; r != nil {
+		// Compared with the key list at Finish: a log replay learns the new
+		// key from the key event that follows this record.
 		c.rotations[seq+1] = r.NewPublic
-		if k, ok := c.KeyFor(seq + 1); ok && !bytes.Equal(k, r.NewPublic) {
-			c.problem(RotationMismatch, index, seq, 0, "announces key "+r.NewKeyID[:12]+", but another key is listed from seq "+fmt.Sprint(seq+1))
-		}
+		c.rotationAt[seq+1] = index
 	}
 	if last > c.maxSeq {
 		c.maxSeq = last
@@ -299,6 +312,11 @@ func (c *Checker) problem(k Kind, index int, seq, to uint64, detail string) {
 // Finish reports what was found, including the seq ranges nothing covered.
 func (c *Checker) Finish() *Report {
 	r := &Report{AgentID: c.agentID, Records: c.records, Explained: c.gaps}
+	for next, pub := range c.rotations {
+		if k, ok := c.KeyFor(next); !ok || !bytes.Equal(k, pub) {
+			c.problem(RotationMismatch, c.rotationAt[next], next-1, 0, fmt.Sprintf("announces key %s, but the key list has another (or none) from seq %d", hex.EncodeToString(pub)[:12], next))
+		}
+	}
 	// Unexplained holes between the starting point and the highest seq.
 	var from uint64
 	for i, st := range c.state {

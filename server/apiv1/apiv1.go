@@ -125,23 +125,27 @@ type CheckState struct {
 // with evidence for the control counts once, under its worst current status:
 // failing, then error, then stale, then passing.
 type ControlSummary struct {
-	ID            string   `json:"id"`
-	Theme         string   `json:"theme"`
-	Title         string   `json:"title"`
-	Checks        []string `json:"checks,omitempty"`
-	Automated     bool     `json:"automated"`
-	Assets        int      `json:"assets"`
-	Passing       int      `json:"passing"`
-	Failing       int      `json:"failing"`
-	Error         int      `json:"error"`
-	Stale         int      `json:"stale"`
-	NotApplicable int      `json:"not_applicable"`
+	ID     string   `json:"id"`
+	Theme  string   `json:"theme"`
+	Title  string   `json:"title"`
+	Checks []string `json:"checks,omitempty"`
+	// Automated: some check is mapped to the control. Covered: some asset
+	// has a result for it.
+	Automated     bool `json:"automated"`
+	Covered       bool `json:"covered"`
+	Assets        int  `json:"assets"`
+	Passing       int  `json:"passing"`
+	Failing       int  `json:"failing"`
+	Error         int  `json:"error"`
+	Stale         int  `json:"stale"`
+	NotApplicable int  `json:"not_applicable"`
 }
 
 // ControlsResponse is GET /v1/controls.
 type ControlsResponse struct {
 	At        time.Time        `json:"at"`
 	Automated int              `json:"automated"`
+	Covered   int              `json:"covered"`
 	Total     int              `json:"total"`
 	Controls  []ControlSummary `json:"controls"`
 }

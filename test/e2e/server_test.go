@@ -412,8 +412,11 @@ func verifyLog(t *testing.T, s *server) int64 {
 		if env.PayloadType == evidence.KeyEventPayloadType {
 			ev, err := evidence.OpenKeyEvent(env, enrollPub)
 			require.NoError(t, err, "entry %d", i)
-			if ev.Kind == evidence.Enroll {
+			switch ev.Kind {
+			case evidence.Enroll:
 				chains[ev.AgentID] = chain.NewChecker(ev.AgentID, []chain.Key{{Public: ev.PublicKey, From: 1}}, chain.Head{Digest: evidence.Digest(env.Payload)})
+			case evidence.Rotate:
+				chains[ev.AgentID].Rotate(ev.FromSeq, ev.PublicKey)
 			}
 			continue
 		}

@@ -1,0 +1,311 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/annexa-dev/annexa/server/apiv1"
+)
+
+// agentHost is one machine's agent: a state dir and a config file.
+type agentHost struct {
+	t      *testing.T
+	s      *server
+	state  string
+	config string
+	id     string
+}
+
+func newAgentHost(t *testing.T, s *server, extraConfig string) *agentHost {
+	dir := t.TempDir()
+	h := &agentHost{t: t, s: s, state: filepath.Join(dir, "state"), config: filepath.Join(dir, "agent.yaml")}
+	cfg := `log_level: debug
+defaults:
+  interval: 1h
+  jitter: 0s
+  timeout: 30s
+shipping:
+  interval: 1s
+  max_backoff: 2s
+` + extraConfig
+	require.NoError(t, os.WriteFile(h.config, []byte(cfg), 0o644))
+	return h
+}
+
+// run runs annexa-agent with the host's config and state and returns its
+// combined output and exit code.
+func (h *agentHost) run(args ...string) (string, int) {
+	args = append(args, "--config", h.config, "--state", h.state)
+	cmd := exec.Command(bin("annexa-agent"), args...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		h.t.Fatalf("annexa-agent %v: %v", args, err)
+	}
+	return string(out), code
+}
+
+func (h *agentHost) enroll(token string) {
+	out, code := h.run("enroll", "--server", h.s.URL, "--token", token, "--ca", h.s.CA)
+	require.Equal(h.t, 0, code, out)
+	var id struct {
+		AgentID string `json:"agent_id"`
+	}
+	b, err := os.ReadFile(filepath.Join(h.state, "agent.json"))
+	require.NoError(h.t, err)
+	require.NoError(h.t, json.Unmarshal(b, &id))
+	h.id = id.AgentID
+}
+
+func (h *agentHost) hostDetail() apiv1.HostDetail {
+	var d apiv1.HostDetail
+	require.NoError(h.t, h.s.client(h.s.Admin).Do(context.Background(), http.MethodGet, "/v1/hosts/"+h.id, nil, nil, &d))
+	return d
+}
+
+func TestAgentEnrolRunOnce(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	h := newAgentHost(t, s, "")
+	token := s.token("enroll", apiv1.TokenRequest{Labels: map[string]string{"team": "it"}})
+	h.enroll(token)
+	st, err := os.Stat(filepath.Join(h.state, "agent.key"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+
+	// Enrolling again says so instead of silently re-enrolling.
+	out, code := h.run("enroll", "--server", s.URL, "--token", token, "--ca", s.CA)
+	require.Equal(t, 3, code, out)
+	require.Contains(t, out, "already enrolled as "+h.id)
+
+	out, code = h.run("run", "--once")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "0 record(s) waiting")
+
+	d := h.hostDetail()
+	checks := map[string]string{}
+	for _, r := range d.Results {
+		checks[r.Check] = r.Status
+	}
+	for _, c := range []string{"ssh.root_login", "ssh.password_auth", "ssh.ciphers", "inventory.host", "inventory.software"} {
+		require.Contains(t, checks, c)
+	}
+	require.Equal(t, map[string]string{"team": "it"}, d.Labels)
+	require.Equal(t, uint64(2), d.LastSeq)
+	verifyLog(t, s)
+
+	out, code = h.run("status")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "enrolled:      yes, agent "+h.id)
+	require.Contains(t, out, "0 record(s) waiting")
+	require.Contains(t, out, "ssh")
+
+	// The dry run needs no enrollment and prints JSON.
+	out, code = h.run("collect", "--collector", "ssh", "-o", "json")
+	require.Equal(t, 0, code, out)
+	var rows []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &rows), out)
+	require.Len(t, rows, 1)
+}
+
+func TestAgentNotEnrolled(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	h := newAgentHost(t, s, "")
+	out, code := h.run("run", "--once")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, out, "not enrolled")
+	out, code = h.run("enroll", "--server", s.URL, "--token", "anx_bogus", "--ca", s.CA)
+	require.NotEqual(t, 0, code)
+	require.Contains(t, out, "401")
+	_, err := os.Stat(filepath.Join(h.state, "agent.key"))
+	require.True(t, os.IsNotExist(err), "a failed enrollment leaves no key behind")
+}
+
+// The server down for a while, then up: every record arrives, chain intact.
+func TestAgentServerDownThenUp(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	h := newAgentHost(t, s, "")
+	h.enroll(s.token("enroll", apiv1.TokenRequest{}))
+	s.stop()
+	for i := 0; i < 3; i++ {
+		out, code := h.run("run", "--once")
+		require.Equal(t, 2, code, out)
+		require.Contains(t, out, "not shipped")
+	}
+	out, _ := h.run("status", "-o", "json")
+	require.Contains(t, out, `"outbox_records": 6`)
+	s.start()
+	out, code := h.run("run", "--once")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, uint64(8), h.hostDetail().LastSeq)
+	verifyLog(t, s)
+}
+
+// kill -9 of the agent at random instants while it collects, writes and
+// ships: afterwards every durable record reaches the server and the chain
+// checks clean.
+func TestAgentKill9Loop(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	h := newAgentHost(t, s, "")
+	h.enroll(s.token("enroll", apiv1.TokenRequest{}))
+	for i := 0; i < 12; i++ {
+		cmd := exec.Command(bin("annexa-agent"), "run", "--config", h.config, "--state", h.state)
+		require.NoError(t, cmd.Start())
+		time.Sleep(time.Duration(50+rand.IntN(400)) * time.Millisecond)
+		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+		_ = cmd.Wait()
+	}
+	out, code := h.run("run", "--once")
+	require.Equal(t, 0, code, out)
+	out, _ = h.run("status", "-o", "json")
+	var st struct {
+		HeadSeq uint64 `json:"head_seq"`
+		Records int    `json:"outbox_records"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+	require.Zero(t, st.Records)
+	require.Equal(t, st.HeadSeq, h.hostDetail().LastSeq, "server holds the agent's whole chain")
+	require.Greater(t, st.HeadSeq, uint64(2))
+	verifyLog(t, s)
+}
+
+// With the server away and the outbox over its limit, the agent drops the
+// oldest unshipped records and the signed gap record reaches the server.
+func TestAgentOutboxFullGapReachesServer(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	h := newAgentHost(t, s, "outbox:\n  limit: 256KiB\n")
+	h.enroll(s.token("enroll", apiv1.TokenRequest{}))
+	s.stop()
+	for i := 0; i < 8; i++ {
+		_, code := h.run("run", "--once")
+		require.Equal(t, 2, code)
+	}
+	s.start()
+	out, code := h.run("run", "--once")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, uint64(18), h.hostDetail().LastSeq)
+	verifyLog(t, s) // the chain checks clean: the loss is explained
+	// The gap record is in the log, saying what was dropped.
+	var ev apiv1.Page[map[string]any]
+	_ = ev
+	var found bool
+	c := s.client(s.Admin)
+	for i := int64(0); i < 40; i++ {
+		var b []byte
+		if err := c.Do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/log/entries/%d", i), nil, nil, &b); err != nil {
+			break
+		}
+		if strings.Contains(decodePayload(t, b), `"collector":"annexa.gap"`) {
+			found = true
+			require.Contains(t, decodePayload(t, b), "dropped unshipped")
+		}
+	}
+	require.True(t, found, "a gap record reached the server")
+}
+
+func decodePayload(t *testing.T, env []byte) string {
+	var e struct {
+		Payload []byte `json:"payload"`
+	}
+	require.NoError(t, json.Unmarshal(env, &e))
+	return string(e.Payload)
+}
+
+func TestAgentBadConfig(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	for cfg, want := range map[string]string{
+		"shiping:\n  interval: 1s\n":                 "line 9: unknown key shiping",
+		"collectors:\n  sshd: {}\n":                  "collectors.sshd: unknown collector",
+		"collectors:\n  ssh:\n    interval: often\n": `"often" is not a duration`,
+	} {
+		h := newAgentHost(t, s, cfg)
+		out, code := h.run("run", "--once")
+		require.Equal(t, 1, code, out)
+		require.Contains(t, out, want)
+		require.Contains(t, out, h.config)
+	}
+}
+
+func TestAgentRotateKey(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	h := newAgentHost(t, s, "")
+	h.enroll(s.token("enroll", apiv1.TokenRequest{}))
+	out, code := h.run("run", "--once")
+	require.Equal(t, 0, code, out)
+	out, code = h.run("rotate-key")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "new key ")
+	out, code = h.run("run", "--once")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, uint64(5), h.hostDetail().LastSeq) // 2 + rotation + 2
+	var keys apiv1.Page[map[string]any]
+	require.NoError(t, s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/agents/"+h.id+"/keys", nil, nil, &keys))
+	require.Len(t, keys.Items, 2)
+	verifyLog(t, s)
+
+	// With a daemon holding the state, rotate-key asks it.
+	cmd := exec.Command(bin("annexa-agent"), "run", "--config", h.config, "--state", h.state)
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	time.Sleep(500 * time.Millisecond)
+	out, code = h.run("rotate-key")
+	require.Equal(t, 0, code, out)
+	require.Eventually(t, func() bool {
+		require.NoError(t, s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/agents/"+h.id+"/keys", nil, nil, &keys))
+		return len(keys.Items) == 3
+	}, 20*time.Second, 200*time.Millisecond)
+}
+
+func TestAgentService(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	h := newAgentHost(t, s, "")
+	out, code := h.run("service", "unit")
+	require.Equal(t, 0, code, out)
+	for _, want := range []string{"ExecStart=", "run --config " + h.config + " --state " + h.state, "NoNewPrivileges=yes", "ProtectSystem=strict",
+		"ReadWritePaths=" + h.state, "ProtectHome=read-only", "PrivateTmp=yes", "Restart=on-failure"} {
+		require.Contains(t, out, want)
+	}
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		t.Skip("systemd is running here: not installing a real service from a test")
+	}
+	out, code = h.run("service", "install")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "no service manager is running")
+	require.NotContains(t, out, "panic")
+}
+
+// make run, headless: a server, an enrolled local agent, one collection and
+// the summary, from nothing.
+func TestMakeRunHeadless(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("scripts/run.sh uses curl for its readiness probe")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("../../scripts/run.sh")
+	cmd.Env = append(os.Environ(), "ANNEXA_RUN_ONCE=1", "ANNEXA_RUN_DIR="+dir, "ANNEXA_BIN="+binDir, "ANNEXA_LISTEN="+freePort(t))
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	for _, want := range []string{"enrolled as agt-", "== Hosts", "env=local", "5.9      Organizational", "controls have automated evidence", "Annexa is running:", "API:"} {
+		require.Contains(t, string(out), want)
+	}
+	// Run again: the same server and agent, no second enrollment.
+	cmd = exec.Command("../../scripts/run.sh")
+	cmd.Env = append(os.Environ(), "ANNEXA_RUN_ONCE=1", "ANNEXA_RUN_DIR="+dir, "ANNEXA_BIN="+binDir, "ANNEXA_LISTEN="+freePort(t))
+	out, err = cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.NotContains(t, string(out), "enrolled as")
+	require.Contains(t, string(out), "== Hosts")
+}
