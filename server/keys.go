@@ -40,6 +40,8 @@ type Keys struct {
 	// Log signs checkpoints; its name is the log's origin.
 	Log         note.Signer
 	LogVerifier string
+	// LogPriv is the log key as ed25519, to sign bundle manifests.
+	LogPriv ed25519.PrivateKey
 	// Enroll is the enrollment authority: it signs key events.
 	Enroll         ed25519.PrivateKey
 	EnrollVerifier string
@@ -71,7 +73,11 @@ func loadOrCreateKeys(dir, origin string) (*Keys, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", EnrollKeyFile, err)
 	}
-	k := &Keys{Log: signer, LogVerifier: logVK, Enroll: enroll, EnrollVerifier: enrVK}
+	logPriv, err := checkpoint.PrivateKey(logSK)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", LogKeyFile, err)
+	}
+	k := &Keys{Log: signer, LogVerifier: logVK, LogPriv: logPriv, Enroll: enroll, EnrollVerifier: enrVK}
 	if err := writeFileAtomic(filepath.Join(dir, ServerPubFile), []byte(k.ServerPub()), 0o644); err != nil {
 		return nil, false, err
 	}

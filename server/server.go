@@ -38,15 +38,18 @@ type Config struct {
 
 // Server is a running ingest server's state.
 type Server struct {
-	cfg      Config
-	db       *store.DB
-	keys     *Keys
-	catalog  *catalog.Catalog
-	mapping  *catalog.Mapping
-	log      *slog.Logger
-	metrics  *metrics
-	inflight chan struct{}
-	now      func() time.Time
+	cfg     Config
+	db      *store.DB
+	keys    *Keys
+	catalog *catalog.Catalog
+	mapping *catalog.Mapping
+	// mappingRaw is the mapping file's bytes, shipped in bundles so the
+	// auditor recomputes the summary with the same mapping.
+	mappingRaw []byte
+	log        *slog.Logger
+	metrics    *metrics
+	inflight   chan struct{}
+	now        func() time.Time
 	// AdminToken is the bootstrap admin token when this start created it
 	// (first start only), so the caller can print it once.
 	AdminToken string
@@ -91,6 +94,15 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("check mapping: %w", err)
 	}
+	var mappingRaw []byte
+	if cfg.Mapping == "" {
+		mappingRaw, err = configs.FS.ReadFile("mapping.yaml")
+	} else {
+		mappingRaw, err = os.ReadFile(cfg.Mapping)
+	}
+	if err != nil {
+		return nil, err
+	}
 	keys, _, err := loadOrCreateKeys(cfg.DataDir, cfg.Origin)
 	if err != nil {
 		return nil, fmt.Errorf("server keys: %w", err)
@@ -100,7 +112,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, db: db, keys: keys, catalog: cat, mapping: mapping, log: cfg.Logger,
+		cfg: cfg, db: db, keys: keys, catalog: cat, mapping: mapping, mappingRaw: mappingRaw, log: cfg.Logger,
 		metrics: newMetrics(), inflight: make(chan struct{}, cfg.MaxInflight), now: cfg.Now,
 	}
 	if err := s.bind(ctx); err != nil {
@@ -181,6 +193,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/evidence", s.require(read, s.handleEvidence))
 	mux.HandleFunc("GET /v1/history", s.require(read, s.handleHistory))
 	mux.HandleFunc("GET /v1/agents/{id}/keys", s.require(read, s.handleAgentKeys))
+
+	mux.HandleFunc("GET /v1/export", s.require([]string{RoleAdmin, RoleAuditor}, s.handleExport))
 
 	mux.HandleFunc("POST /v1/tokens", s.require([]string{RoleAdmin}, s.handleTokenCreate))
 	mux.HandleFunc("GET /v1/tokens", s.require([]string{RoleAdmin}, s.handleTokenList))

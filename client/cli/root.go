@@ -41,6 +41,6 @@ The server URL, API token and CA certificate come from --server, --token and
 	pf.StringVar(&g.ca, "ca", os.Getenv("ANNEXA_CA"), "CA certificate to trust for the server (ANNEXA_CA)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or csv")
 	root.AddCommand(newHosts(g), newHost(g), newControls(g), newControl(g), newEvidence(g), newHistory(g),
-		newToken(g), newAgent(g), newLog(g))
+		newToken(g), newAgent(g), newLog(g), newExport(g), newVerify(g))
 	return root
 }

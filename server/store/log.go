@@ -277,3 +277,74 @@ func (s *DB) Entry(ctx context.Context, idx int64) (*LogEntry, error) {
 func (t *Tx) RecordAt(ctx context.Context, agentID string, seq uint64) (*LogEntry, error) {
 	return scanEntry(t.queryRow(ctx, `SELECT `+entryCols+` FROM log_entries WHERE agent_id = ? AND seq = ? AND kind = ?`, agentID, int64(seq), KindRecord))
 }
+
+// IndexAt is the first log index received at or after t (the log's size if
+// none): a period's boundary in the log.
+func (s *DB) IndexAt(ctx context.Context, t time.Time) (int64, error) {
+	var idx sql.NullInt64
+	if err := s.queryRow(ctx, `SELECT MIN(idx) FROM log_entries WHERE received_at >= ?`, nanos(t)).Scan(&idx); err != nil {
+		return 0, err
+	}
+	if !idx.Valid {
+		return s.LogSize(ctx)
+	}
+	return idx.Int64, nil
+}
+
+// EntriesBytes is the total size of the entries in [start, end).
+func (s *DB) EntriesBytes(ctx context.Context, start, end int64) (int64, error) {
+	var n sql.NullInt64
+	err := s.queryRow(ctx, `SELECT SUM(LENGTH(envelope)) FROM log_entries WHERE idx >= ? AND idx < ?`, start, end).Scan(&n)
+	return n.Int64, err
+}
+
+// Neighbours returns, per agent, the index of its last record before start
+// (before) and its first record at or after end (after).
+func (s *DB) Neighbours(ctx context.Context, start, end int64) (before, after map[string]int64, err error) {
+	before, after = map[string]int64{}, map[string]int64{}
+	for _, q := range []struct {
+		sql string
+		arg int64
+		dst map[string]int64
+	}{
+		{`SELECT agent_id, MAX(idx) FROM log_entries WHERE kind = 'record' AND idx < ? GROUP BY agent_id`, start, before},
+		{`SELECT agent_id, MIN(idx) FROM log_entries WHERE kind = 'record' AND idx >= ? GROUP BY agent_id`, end, after},
+	} {
+		rows, err := s.query(ctx, q.sql, q.arg)
+		if err != nil {
+			return nil, nil, err
+		}
+		for rows.Next() {
+			var a string
+			var i int64
+			if err := rows.Scan(&a, &i); err != nil {
+				rows.Close()
+				return nil, nil, err
+			}
+			q.dst[a] = i
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return before, after, nil
+}
+
+// KeyEventIndexes lists the key events' indexes below end, in order.
+func (s *DB) KeyEventIndexes(ctx context.Context, end int64) ([]int64, error) {
+	rows, err := s.query(ctx, `SELECT idx FROM log_entries WHERE kind = ? AND idx < ? ORDER BY idx`, KindKeyEvent, end)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var i int64
+		if err := rows.Scan(&i); err != nil {
+			return nil, err
+		}
+		out = append(out, i)
+	}
+	return out, rows.Err()
+}
