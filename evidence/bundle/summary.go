@@ -43,11 +43,11 @@ type AssetStatus struct {
 
 // ControlSummary is one control's state across the assets in scope.
 type ControlSummary struct {
-	Control string         `json:"control"`
-	Passing int            `json:"passing"`
-	Failing int            `json:"failing"`
-	Error   int            `json:"error"`
-	Stale   int            `json:"stale"`
+	Control string        `json:"control"`
+	Passing int           `json:"passing"`
+	Failing int           `json:"failing"`
+	Error   int           `json:"error"`
+	Stale   int           `json:"stale"`
 	Assets  []AssetStatus `json:"assets"`
 }
 
@@ -261,7 +261,7 @@ func OSCAL(s *Summary, createdAt time.Time, origin string) ([]byte, error) {
 				seen[id] = true
 				obs = append(obs, observation{
 					UUID: id, Title: r.Check, Description: r.Reason, Methods: []string{"TEST"},
-					Props: []prop{{"check", r.Check}, {"result", r.Status}, {"log-index", fmt.Sprint(r.LogIndex)}, {"record-sha256", r.Digest}, {"stale", fmt.Sprint(r.Stale)}},
+					Props:            []prop{{"check", r.Check}, {"result", r.Status}, {"log-index", fmt.Sprint(r.LogIndex)}, {"record-sha256", r.Digest}, {"stale", fmt.Sprint(r.Stale)}},
 					Subjects:         []subject{{SubjectUUID: uuid5ish("asset", a.Asset), Type: "inventory-item", Title: a.Asset}},
 					RelevantEvidence: []evidenceRef{{Href: fmt.Sprintf("evidence.jsonl#index-%d", r.LogIndex), Description: "DSSE envelope signed by the agent, log index " + fmt.Sprint(r.LogIndex) + ", sha256 " + r.Digest}},
 					Collected:        r.CollectedAt.Format(time.RFC3339Nano),
@@ -278,9 +278,9 @@ func OSCAL(s *Summary, createdAt time.Time, origin string) ([]byte, error) {
 			}
 			finds = append(finds, finding{
 				UUID: uuid5ish("finding", c.Control, a.Asset), Title: "Annex A " + c.Control + " on " + a.Asset,
-				Description: fmt.Sprintf("%s is %s for ISO/IEC 27001:2022 Annex A control %s", a.Asset, a.Status, c.Control),
-				Props:       []prop{{"asset-status", a.Status}},
-				Target:      target{Type: "objective-id", TargetID: "a." + c.Control, Status: status{State: state, Reason: reason}},
+				Description:         fmt.Sprintf("%s is %s for ISO/IEC 27001:2022 Annex A control %s", a.Asset, a.Status, c.Control),
+				Props:               []prop{{"asset-status", a.Status}},
+				Target:              target{Type: "objective-id", TargetID: "a." + c.Control, Status: status{State: state, Reason: reason}},
 				RelatedObservations: rel,
 			})
 		}
