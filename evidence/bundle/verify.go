@@ -367,36 +367,47 @@ func (v *verifier) evidence(r io.Reader) {
 		v.fail("proof", FileEvidence, -1, "", 0, "no verified start frontier: the entries cannot be checked against the checkpoints")
 		v.frontier = &Frontier{Size: v.startSize}
 	}
-	br := bufio.NewReaderSize(r, 1<<20)
-	index := v.startSize
-	batch := make([]item, 0, 1024)
-	flush := func() {
+	// The reader (gunzip, lines, the Merkle frontier) runs in its own
+	// goroutine, a few batches ahead of the parallel verification.
+	batches := make(chan []item, 4)
+	var index int64
+	var readProblems []Problem
+	go func() {
+		defer close(batches)
+		br := bufio.NewReaderSize(r, 1<<20)
+		index = v.startSize
+		batch := make([]item, 0, 1024)
+		for {
+			line, err := br.ReadBytes('\n')
+			if len(line) > 0 {
+				if line[len(line)-1] != '\n' {
+					readProblems = append(readProblems, Problem{Step: "entries", File: FileEvidence, Index: index, Reason: "last line is not terminated: truncated"})
+				}
+				raw := bytes.TrimSuffix(line, []byte("\n"))
+				v.frontier.Append(raw)
+				batch = append(batch, item{index: index, raw: raw})
+				index++
+				if len(batch) == cap(batch) {
+					batches <- batch
+					batch = make([]item, 0, 1024)
+				}
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				readProblems = append(readProblems, Problem{Step: "read", File: FileEvidence, Index: index, Reason: "bundle truncated or corrupt: " + err.Error()})
+				break
+			}
+		}
+		if len(batch) > 0 {
+			batches <- batch
+		}
+	}()
+	for batch := range batches {
 		v.batch(batch)
-		batch = batch[:0]
 	}
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			if line[len(line)-1] != '\n' {
-				v.fail("entries", FileEvidence, index, "", 0, "last line is not terminated: truncated")
-			}
-			raw := bytes.TrimSuffix(line, []byte("\n"))
-			v.frontier.Append(raw)
-			batch = append(batch, item{index: index, raw: raw})
-			index++
-			if len(batch) == cap(batch) {
-				flush()
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			v.fail("read", FileEvidence, index, "", 0, "bundle truncated or corrupt: %v", err)
-			break
-		}
-	}
-	flush()
+	v.r.Problems = append(v.r.Problems, readProblems...)
 	v.r.Entries = index - v.startSize
 	root, err := v.frontier.Root()
 	if v.endSize >= 0 && (index != v.endSize || err != nil || root != v.end) {
