@@ -369,7 +369,7 @@ func (v *verifier) evidence(r io.Reader) {
 	}
 	// The reader (gunzip, lines, the Merkle frontier) runs in its own
 	// goroutine, a few batches ahead of the parallel verification.
-	batches := make(chan []item, 4)
+	batches := make(chan []item, 2)
 	var index int64
 	var readProblems []Problem
 	go func() {

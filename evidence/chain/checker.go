@@ -91,17 +91,22 @@ const (
 )
 
 // Checker checks one agent's records as they come, in the order given. It
-// keeps 33 bytes per seq and checks links on arrival, so a long chain checked
-// in order costs little memory.
+// keeps 9 bytes per seq (a state byte and an 8-byte digest prefix: enough to
+// tell a replay from a fork, since nobody can forge an agent-signed record
+// whose digest collides) and the full digest of the last record, against
+// which links are checked on arrival. A million-record chain costs 9 MB.
 type Checker struct {
 	agentID string
 	keys    []Key
 	start   Head
 
 	base    uint64 // seq of slot 0 (start.Seq+1)
-	digests [][32]byte
+	digests [][8]byte
 	state   []byte
 	maxSeq  uint64
+	// The full digest of the record tracked last, for the in-order case.
+	lastSeq    uint64
+	lastDigest [32]byte
 
 	links   map[uint64][32]byte // digest the record after seq must link to, where it is not digest(seq): gap ends
 	pending map[uint64]pendingLink
@@ -211,9 +216,11 @@ func (c *Checker) Track(index int, rec *evidence.Record) {
 	}
 	i := seq - c.base
 	c.grow(i)
+	var short [8]byte
+	copy(short[:], d[:8])
 	switch c.state[i] {
 	case slotRecord:
-		if c.digests[i] == d {
+		if c.digests[i] == short {
 			c.problem(Replay, index, seq, 0, "record "+rec.Digest[:12]+" seen before")
 		} else {
 			c.problem(Fork, index, seq, 0, fmt.Sprintf("record %s differs from %x seen first", rec.Digest[:12], c.digests[i][:6]))
@@ -225,7 +232,7 @@ func (c *Checker) Track(index int, rec *evidence.Record) {
 	}
 	c.records++
 	c.state[i] = slotRecord
-	c.digests[i] = d
+	c.digests[i] = short
 
 	var prev [32]byte
 	if _, err := hex.Decode(prev[:], []byte(p.Prev)); err != nil {
@@ -256,6 +263,7 @@ func (c *Checker) Track(index int, rec *evidence.Record) {
 	if last > c.maxSeq {
 		c.maxSeq = last
 	}
+	c.lastSeq, c.lastDigest = seq, d
 	// A record that arrived early waits for this one.
 	if pl, ok := c.pending[last+1]; ok {
 		delete(c.pending, last+1)
@@ -274,7 +282,7 @@ func (c *Checker) checkLink(index int, seq uint64, prev [32]byte) {
 		if _, err := hex.Decode(want[:], []byte(c.start.Digest)); err != nil {
 			return
 		}
-		c.compareLink(index, seq, prev, want)
+		c.compareLink(index, seq, prev, link{want, true})
 		return
 	}
 	_, gapEnd := c.links[seq-1]
@@ -285,23 +293,39 @@ func (c *Checker) checkLink(index int, seq uint64, prev [32]byte) {
 	c.pending[seq] = pendingLink{prev: prev, index: index}
 }
 
-func (c *Checker) linkOf(seq uint64) [32]byte {
-	if d, ok := c.links[seq]; ok {
-		return d
-	}
-	return c.digests[seq-c.base]
+// link is what the record after seq must carry as prev: in full when known
+// (the last record, a gap's end), else its 8-byte prefix.
+type link struct {
+	d    [32]byte
+	full bool
 }
 
-func (c *Checker) compareLink(index int, seq uint64, prev, want [32]byte) {
-	if prev != want {
-		c.problem(BrokenLink, index, seq, 0, fmt.Sprintf("prev %x… does not match %x…, the digest of seq %d", prev[:6], want[:6], seq-1))
+func (c *Checker) linkOf(seq uint64) link {
+	if d, ok := c.links[seq]; ok {
+		return link{d, true}
+	}
+	if seq == c.lastSeq && c.lastSeq != 0 {
+		return link{c.lastDigest, true}
+	}
+	var l link
+	copy(l.d[:8], c.digests[seq-c.base][:])
+	return l
+}
+
+func (c *Checker) compareLink(index int, seq uint64, prev [32]byte, want link) {
+	ok := prev == want.d
+	if !want.full {
+		ok = [8]byte(prev[:8]) == [8]byte(want.d[:8])
+	}
+	if !ok {
+		c.problem(BrokenLink, index, seq, 0, fmt.Sprintf("prev %x… does not match %x…, the digest of seq %d", prev[:6], want.d[:6], seq-1))
 	}
 }
 
 func (c *Checker) grow(i uint64) {
 	for uint64(len(c.state)) <= i {
 		c.state = append(c.state, slotEmpty)
-		c.digests = append(c.digests, [32]byte{})
+		c.digests = append(c.digests, [8]byte{})
 	}
 }
 
@@ -343,14 +367,26 @@ func (c *Checker) Finish() *Report {
 	}
 	r.Last = c.maxSeq
 	if c.maxSeq >= c.base {
-		d := c.linkOf(c.maxSeq)
-		r.Head = Head{Seq: c.maxSeq, Digest: hex.EncodeToString(d[:])}
+		r.Head = Head{Seq: c.maxSeq, Digest: c.headDigest()}
 	} else {
 		r.Head = c.start
 	}
 	sort.SliceStable(c.problems, func(i, j int) bool { return c.problems[i].Seq < c.problems[j].Seq })
 	r.Problems = c.problems
 	return r
+}
+
+// headDigest is the full digest the next record must link to.
+func (c *Checker) headDigest() string {
+	if d, ok := c.links[c.maxSeq]; ok {
+		return hex.EncodeToString(d[:])
+	}
+	if c.lastSeq == c.maxSeq {
+		return hex.EncodeToString(c.lastDigest[:])
+	}
+	// The highest seq arrived before the last one (out of order): only its
+	// prefix is kept, so the head names it as such.
+	return hex.EncodeToString(c.digests[c.maxSeq-c.base][:])
 }
 
 // Check runs a Checker over envelopes in order and returns its report.
