@@ -6,7 +6,11 @@ LDFLAGS := -s -w -X github.com/annexa-dev/annexa/internal/buildinfo.Version=$(VE
 GOFLAGS_BUILD := -trimpath -ldflags "$(LDFLAGS)"
 CROSS   := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 
-.PHONY: build test bench run lint cross fuzz clean
+# Package versions must start with a digit: 0.1.0~g<commit> until releases are tagged.
+PKG_VERSION ?= $(shell v=$$(git describe --tags --abbrev=0 2>/dev/null | sed 's/^v//'); c=$$(git rev-parse --short HEAD 2>/dev/null || echo dev); echo "$${v:-0.1.0}~g$$c")
+PKG_ARCHES  := amd64 arm64
+
+.PHONY: build test bench run lint cross fuzz clean package
 
 ## build: the three binaries into bin/
 build:
@@ -38,9 +42,19 @@ cross:
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/cross/annexa-agent-$$os-$$arch$$ext ./cmd/annexa-agent; \
 	done
 
+## package: .deb and .rpm for annexa-agent and annexa-server (amd64, arm64) into dist/, with nfpm as a library
+package:
+	@mkdir -p dist
+	@set -e; for arch in $(PKG_ARCHES); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/linux-$$arch/ ./cmd/annexa ./cmd/annexa-agent ./cmd/annexa-server; \
+		for pkg in agent server; do \
+			$(GO) run ./packaging/nfpmbuild -config packaging/nfpm/$$pkg.yaml -arch $$arch -version "$(PKG_VERSION)" -bin $(BIN)/linux-$$arch -out dist; \
+		done; \
+	done
+
 ## fuzz: each fuzz target for FUZZTIME (default 30s)
 fuzz:
 	./scripts/fuzz.sh
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

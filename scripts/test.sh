@@ -17,5 +17,11 @@ if [ -z "${ANNEXA_TEST_POSTGRES:-}" ]; then
 fi
 [ "$ANNEXA_TEST_POSTGRES" = skip ] && unset ANNEXA_TEST_POSTGRES
 
+# rpm, to check the .rpm packages' contents (Debian's package; optional).
+if ! command -v rpm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get install -y -qq rpm >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq rpm >/dev/null 2>&1; }) \
+    || echo "rpm could not be installed: .rpm contents will not be checked"
+fi
+
 # Every test in one go; -count=1 so a cached pass never stands in for a run.
 go test -count=1 -timeout 30m ./...

@@ -23,13 +23,34 @@ import (
 func newEnroll() *cobra.Command {
 	var c common
 	var o agent.EnrollOptions
+	var unattended bool
+	var enrollFile string
 	cmd := &cobra.Command{
 		Use:   "enroll --server URL --token TOKEN",
 		Short: "Generate this host's key and register it with the server",
-		Args:  cobra.NoArgs,
+		Long: `Generate this host's key and register it with the server.
+
+With --unattended (what the service runs before it starts), the server and
+token may also come from ANNEXA_ENROLL_SERVER, ANNEXA_ENROLL_TOKEN and
+ANNEXA_ENROLL_CA in the environment or in /etc/annexa/enroll.env, which is
+deleted once used; an enrolled agent, or one with nothing configured, is
+left alone and the command succeeds.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := c.load()
 			if err != nil {
+				return err
+			}
+			if unattended {
+				s, err := findEnrollSettings(o.Server, o.Token, o.CAFile, enrollFile)
+				if err != nil {
+					return err
+				}
+				if s == nil {
+					fmt.Fprintln(cmd.OutOrStdout(), "unattended enrollment: nothing configured")
+					return nil
+				}
+				_, err = enrollUnattended(cmd.Context(), cfg, s, cmd.OutOrStdout())
 				return err
 			}
 			o.StateDir = cfg.StateDir
@@ -72,6 +93,8 @@ func newEnroll() *cobra.Command {
 	f.StringVar(&o.Token, "token", "", "enrollment token (annexa token create --role enroll)")
 	f.StringVar(&o.CAFile, "ca", "", "CA certificate (PEM) to trust for the server instead of the system roots")
 	f.StringVar(&o.Hostname, "hostname", "", "name to enrol under (default: this host's name)")
+	f.BoolVar(&unattended, "unattended", false, "enrol from flags, environment or --enroll-file if not enrolled yet; succeed quietly otherwise")
+	f.StringVar(&enrollFile, "enroll-file", DefaultEnrollFile, "with --unattended: KEY=VALUE file with ANNEXA_ENROLL_SERVER, ANNEXA_ENROLL_TOKEN, ANNEXA_ENROLL_CA; deleted after use")
 	return cmd
 }
 
@@ -88,6 +111,19 @@ func newRun() *cobra.Command {
 				return err
 			}
 			log := logger(cfg.LogLevel)
+			// First start from a fleet tool: enrol from the environment or
+			// the enroll file if that is how the machine was set up.
+			if _, err := agent.LoadIdentity(cfg.StateDir); errors.Is(err, agent.ErrNotEnrolled) {
+				s, err := findEnrollSettings("", "", "", DefaultEnrollFile)
+				if err != nil {
+					return err
+				}
+				if s != nil {
+					if _, err := enrollUnattended(cmd.Context(), cfg, s, cmd.ErrOrStderr()); err != nil {
+						return err
+					}
+				}
+			}
 			if !once && !interactive() {
 				return runAsService(cfg, c, log)
 			}

@@ -33,6 +33,9 @@ Wants=network-online.target
 
 [Service]
 Type=simple
+# Unattended enrollment, outside the sandbox ("+"): reads /etc/annexa/enroll.env
+# (or the environment) and deletes the file once enrolled; a no-op after that.
+ExecStartPre=+{{.Exec}} enroll --unattended --config {{.Config}} --state {{.State}}
 ExecStart={{.Exec}} run --config {{.Config}} --state {{.State}}
 Restart=on-failure
 RestartSec=30

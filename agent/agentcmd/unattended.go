@@ -1,0 +1,114 @@
+package agentcmd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/annexa-dev/annexa/agent"
+	"github.com/annexa-dev/annexa/agent/config"
+	"github.com/annexa-dev/annexa/collectors/host"
+	"github.com/annexa-dev/annexa/collectors/inventory"
+)
+
+// DefaultEnrollFile is where fleet tools (Ansible, Jamf, Intune, GPO) drop
+// the enrollment settings for the first start. It is deleted after use.
+const DefaultEnrollFile = "/etc/annexa/enroll.env"
+
+// enrollSettings are the unattended enrollment inputs: ANNEXA_ENROLL_SERVER,
+// ANNEXA_ENROLL_TOKEN and ANNEXA_ENROLL_CA, from flags, the environment or
+// the enroll file, in that order.
+type enrollSettings struct {
+	server, token, ca string
+	fromFile          string
+}
+
+func parseEnvFile(b []byte) (map[string]string, error) {
+	out := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("line %d: want KEY=VALUE", n)
+		}
+		out[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"'`)
+	}
+	return out, sc.Err()
+}
+
+func findEnrollSettings(flagServer, flagToken, flagCA, file string) (*enrollSettings, error) {
+	s := &enrollSettings{server: flagServer, token: flagToken, ca: flagCA}
+	fill := func(get func(string) string) {
+		if s.server == "" {
+			s.server = get("ANNEXA_ENROLL_SERVER")
+		}
+		if s.token == "" {
+			s.token = get("ANNEXA_ENROLL_TOKEN")
+		}
+		if s.ca == "" {
+			s.ca = get("ANNEXA_ENROLL_CA")
+		}
+	}
+	fill(os.Getenv)
+	if s.token == "" || s.server == "" {
+		b, err := os.ReadFile(file)
+		switch {
+		case err == nil:
+			env, err := parseEnvFile(b)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", file, err)
+			}
+			fill(func(k string) string { return env[k] })
+			s.fromFile = file
+		case !errors.Is(err, os.ErrNotExist):
+			return nil, err
+		}
+	}
+	if s.token == "" && s.server == "" {
+		return nil, nil
+	}
+	if s.token == "" || s.server == "" {
+		return nil, errors.New("unattended enrollment needs both ANNEXA_ENROLL_SERVER and ANNEXA_ENROLL_TOKEN")
+	}
+	return s, nil
+}
+
+// enrollUnattended enrols if settings are found and the agent is not
+// enrolled yet. It reports whether it enrolled.
+func enrollUnattended(ctx context.Context, cfg *config.Config, s *enrollSettings, out io.Writer) (bool, error) {
+	if _, err := agent.LoadIdentity(cfg.StateDir); err == nil {
+		return false, nil
+	}
+	facts, _ := inventory.HostFacts(ctx, host.Live())
+	hostname := facts["hostname"]
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	id, err := agent.Enroll(ctx, agent.EnrollOptions{Server: s.server, Token: s.token, CAFile: s.ca, StateDir: cfg.StateDir, Hostname: hostname, Facts: facts})
+	if err != nil {
+		return false, err
+	}
+	fmt.Fprintf(out, "enrolled as %s with %s (state in %s)\n", id.AgentID, id.Server, cfg.StateDir)
+	if s.fromFile != "" {
+		// The token is a secret and has done its job.
+		if err := os.Remove(s.fromFile); err != nil {
+			fmt.Fprintf(out, "warning: could not delete %s: %v\n", s.fromFile, err)
+		}
+	}
+	return true, nil
+}
