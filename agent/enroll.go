@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"github.com/annexa-dev/annexa/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"time"
@@ -49,7 +50,7 @@ func Enroll(ctx context.Context, o EnrollOptions) (*Identity, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--ca: %w", err)
 		}
-		if err := writeFileAtomic(filepath.Join(o.StateDir, CAFile), b, 0o644); err != nil {
+		if err := atomicfile.Write(filepath.Join(o.StateDir, CAFile), b, 0o644); err != nil {
 			return nil, err
 		}
 		caFile = filepath.Join(o.StateDir, CAFile)

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"github.com/annexa-dev/annexa/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,7 +71,7 @@ func (a *Agent) watchRotateRequests(ctx context.Context) {
 		if err != nil {
 			msg = "error " + err.Error()
 		}
-		_ = writeFileAtomic(path+".done", []byte(msg), 0o600)
+		_ = atomicfile.Write(path+".done", []byte(msg), 0o600)
 		os.Remove(path)
 	}
 }
@@ -80,7 +81,7 @@ func (a *Agent) watchRotateRequests(ctx context.Context) {
 func RequestRotation(ctx context.Context, stateDir string) (string, error) {
 	path := filepath.Join(stateDir, RotateRequestFile)
 	os.Remove(path + ".done")
-	if err := writeFileAtomic(path, []byte("rotate"), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte("rotate"), 0o600); err != nil {
 		return "", err
 	}
 	for {

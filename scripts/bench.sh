@@ -5,13 +5,6 @@
 # runs. Starts a private PostgreSQL like the tests do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${ANNEXA_TEST_POSTGRES:-}" ]; then
-  pgstate=$(mktemp)
-  ANNEXA_TEST_POSTGRES=$(./scripts/postgres.sh start 3>"$pgstate")
-  pgdir=$(cat "$pgstate"); rm -f "$pgstate"
-  trap './scripts/postgres.sh stop "$pgdir"' EXIT
-  export ANNEXA_TEST_POSTGRES
-fi
-[ "$ANNEXA_TEST_POSTGRES" = skip ] && unset ANNEXA_TEST_POSTGRES
+. ./scripts/pg-env.sh
 go test -run '^$' -bench . -benchmem -count "${COUNT:-1}" -timeout 60m ./... 2>&1 | grep -v '^time=' | tee bench.out
 echo "results in bench.out"

@@ -8,14 +8,7 @@ cd "$(dirname "$0")/.."
 # A private PostgreSQL for the store tests, stopped on exit. Set
 # ANNEXA_TEST_POSTGRES yourself to use another; ANNEXA_TEST_POSTGRES=skip
 # runs the SQLite half only.
-if [ -z "${ANNEXA_TEST_POSTGRES:-}" ]; then
-  pgstate=$(mktemp)
-  ANNEXA_TEST_POSTGRES=$(./scripts/postgres.sh start 3>"$pgstate")
-  pgdir=$(cat "$pgstate"); rm -f "$pgstate"
-  trap './scripts/postgres.sh stop "$pgdir"' EXIT
-  export ANNEXA_TEST_POSTGRES
-fi
-[ "$ANNEXA_TEST_POSTGRES" = skip ] && unset ANNEXA_TEST_POSTGRES
+. ./scripts/pg-env.sh
 
 # rpm, to check the .rpm packages' contents (Debian's package; optional).
 if ! command -v rpm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

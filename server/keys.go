@@ -21,6 +21,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/annexa-dev/annexa/evidence/checkpoint"
+	"github.com/annexa-dev/annexa/internal/atomicfile"
 )
 
 // Files in the data directory. Replicas sharing one PostgreSQL database
@@ -78,7 +79,7 @@ func loadOrCreateKeys(dir, origin string) (*Keys, bool, error) {
 		return nil, false, fmt.Errorf("%s: %w", LogKeyFile, err)
 	}
 	k := &Keys{Log: signer, LogVerifier: logVK, LogPriv: logPriv, Enroll: enroll, EnrollVerifier: enrVK}
-	if err := writeFileAtomic(filepath.Join(dir, ServerPubFile), []byte(k.ServerPub()), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, ServerPubFile), []byte(k.ServerPub()), 0o644); err != nil {
 		return nil, false, err
 	}
 	return k, created1 || created2, nil
@@ -105,7 +106,7 @@ func loadOrCreateNoteKey(path, name string) (skey, vkey string, created bool, er
 	if err != nil {
 		return "", "", false, err
 	}
-	if err := writeFileAtomic(path, []byte(skey+"\n"+vkey+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(skey+"\n"+vkey+"\n"), 0o600); err != nil {
 		return "", "", false, err
 	}
 	return skey, vkey, true, nil
@@ -121,30 +122,6 @@ func checkPrivate(path string) error {
 		return fmt.Errorf("%s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // EnsureTLS creates a self-signed certificate for this host in dir unless
@@ -183,10 +160,10 @@ func EnsureTLS(dir string) (certFile, keyFile string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	if err := writeFileAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+	if err := atomicfile.Write(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
 		return "", "", err
 	}
-	if err := writeFileAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := atomicfile.Write(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return "", "", err
 	}
 	return certFile, keyFile, nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/annexa-dev/annexa/configs"
 	"github.com/annexa-dev/annexa/evidence/catalog"
+	"github.com/annexa-dev/annexa/internal/atomicfile"
 	"github.com/annexa-dev/annexa/server/store"
 )
 
@@ -159,7 +160,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		// Another replica bootstrapped at the same moment; keep one token.
 		return s.db.RevokeToken(ctx, tok.ID)
 	}
-	if err := writeFileAtomic(filepath.Join(s.cfg.DataDir, AdminFile), []byte(secret+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.cfg.DataDir, AdminFile), []byte(secret+"\n"), 0o600); err != nil {
 		return err
 	}
 	s.AdminToken = secret

@@ -35,6 +35,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/annexa-dev/annexa/internal/atomicfile"
 )
 
 const (
@@ -314,7 +316,7 @@ func (o *Outbox) append(it Item, ownSegment bool) error {
 		if err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}
-		if err := syncDir(o.dir); err != nil {
+		if err := atomicfile.SyncDir(o.dir); err != nil {
 			f.Close()
 			os.Remove(path)
 			return err
@@ -561,7 +563,7 @@ func (o *Outbox) Ack(m Mark) error {
 		return nil
 	}
 	b, _ := json.Marshal(m)
-	if err := writeAtomic(filepath.Join(o.dir, "acked"), b); err != nil {
+	if err := atomicfile.Write(filepath.Join(o.dir, "acked"), b, 0o600); err != nil {
 		return fmt.Errorf("outbox: ack: %w", err)
 	}
 	o.acked = m
@@ -605,27 +607,4 @@ func (o *Outbox) Close() error {
 		return err
 	}
 	return nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }

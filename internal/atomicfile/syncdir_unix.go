@@ -1,11 +1,11 @@
 //go:build !windows
 
-package outbox
+package atomicfile
 
 import "os"
 
-// syncDir makes a file's creation, rename or removal durable.
-func syncDir(dir string) error {
+// SyncDir makes a file's creation, rename or removal durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
