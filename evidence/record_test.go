@@ -126,3 +126,16 @@ func FuzzParseRecord(f *testing.F) {
 		rec.Next()
 	})
 }
+
+func BenchmarkParseRecord(b *testing.B) {
+	st := sampleStatement(b)
+	st.Predicate.Results = append(st.Predicate.Results, evidence.Result{Check: "disk_encryption.system_volume", Status: evidence.Pass, Reason: "LUKS2 on nvme0n1p3", Observations: evidence.Observe(map[string]any{"dev": "nvme0n1p3", "type": "crypt"})})
+	st2, _ := evidence.NewStatement(evidence.Asset(st.Subject[0].Name), st.Predicate)
+	payload, _ := json.Marshal(st2)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := evidence.ParseRecord(payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
