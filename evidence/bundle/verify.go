@@ -288,6 +288,11 @@ func (v *verifier) included(l Leaf, size int64, root tlog.Hash) bool {
 }
 
 func (v *verifier) proof(p *Proof) {
+	if v.endSize < 0 && p.Start == 0 && p.End == 0 {
+		// An empty log: the one tree no checkpoint is needed for.
+		v.endSize, v.frontier = 0, &Frontier{}
+		return
+	}
 	if v.endSize < 0 {
 		v.fail("proof", FileProof, -1, "", 0, "no end checkpoint before the proof")
 		return
@@ -409,6 +414,9 @@ func (v *verifier) evidence(r io.Reader) {
 	}
 	v.r.Problems = append(v.r.Problems, readProblems...)
 	v.r.Entries = index - v.startSize
+	if index == 0 && v.endSize == 0 {
+		return // the empty log, and nothing claimed to be in it
+	}
 	root, err := v.frontier.Root()
 	if v.endSize >= 0 && (index != v.endSize || err != nil || root != v.end) {
 		v.fail("root", FileEvidence, -1, "", 0, "the %d entries appended to the start tree give size %d and a root other than the end checkpoint's (size %d): entries were dropped, added, altered or reordered", index-v.startSize, index, v.endSize)

@@ -461,3 +461,19 @@ func TestExportRoles(t *testing.T) {
 	err = s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/export", url.Values{"from": {"2026-02-01"}, "to": {"2026-01-01"}}, nil, nil)
 	require.Equal(t, 400, apiErr(t, err).Status)
 }
+
+// A period with nothing in it, and a log with nothing in it, still make
+// bundles that verify.
+func TestBundleEmptyPeriods(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	empty := exportBundle(t, s, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2020, 2, 1, 0, 0, 0, 0, time.UTC))
+	r := verifyBytes(t, s, empty)
+	require.True(t, r.OK, problems(r))
+	require.Zero(t, r.Entries)
+
+	period(t, s)
+	quiet := exportBundle(t, s, time.Now().Add(time.Hour), time.Now().Add(2*time.Hour))
+	r = verifyBytes(t, s, quiet)
+	require.True(t, r.OK, problems(r))
+	require.Zero(t, r.Entries)
+}
