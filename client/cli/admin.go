@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/annexa-dev/annexa/server/apiv1"
-	"github.com/annexa-dev/annexa/server/store"
 )
 
 func newToken(g *globals) *cobra.Command {
@@ -74,7 +73,7 @@ func newToken(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var page apiv1.Page[store.Token]
+			var page apiv1.Page[apiv1.Token]
 			if err := c.Do(cmd.Context(), http.MethodGet, "/v1/tokens", nil, nil, &page); err != nil {
 				return err
 			}

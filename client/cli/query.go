@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/annexa-dev/annexa/server/apiv1"
-	"github.com/annexa-dev/annexa/server/store"
 )
 
 // filters are the query flags shared by the read commands.
@@ -220,7 +219,7 @@ func newEvidence(g *globals) *cobra.Command {
 		Short: "List check results, filtered by control, check, status, asset, label and time",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rows, err := pages[store.Result](cmd, g, "/v1/evidence", f.values(), f.limit)
+			rows, err := pages[apiv1.Result](cmd, g, "/v1/evidence", f.values(), f.limit)
 			if err != nil {
 				return err
 			}
@@ -252,7 +251,7 @@ func newHistory(g *globals) *cobra.Command {
 			} else {
 				v.Set("limit", "10000")
 			}
-			var page apiv1.Page[store.Transition]
+			var page apiv1.Page[apiv1.Transition]
 			if err := c.Do(cmd.Context(), http.MethodGet, "/v1/history", v, nil, &page); err != nil {
 				return err
 			}

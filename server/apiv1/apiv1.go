@@ -186,3 +186,48 @@ type HostDetail struct {
 	Facts   map[string]string `json:"facts,omitempty"`
 	Results []CheckState      `json:"results"`
 }
+
+// Result is one check result of one record, as the server indexes it.
+type Result struct {
+	LogIndex    int64     `json:"log_index"`
+	Pos         int       `json:"pos"`
+	AgentID     string    `json:"agent_id"`
+	Asset       string    `json:"asset"`
+	Check       string    `json:"check"`
+	Status      string    `json:"status"`
+	Reason      string    `json:"reason"`
+	CollectedAt time.Time `json:"collected_at"`
+}
+
+// Transition is a change of an asset's status for a check.
+type Transition struct {
+	Asset    string    `json:"asset"`
+	Check    string    `json:"check"`
+	Status   string    `json:"status"`
+	Previous string    `json:"previous,omitempty"`
+	At       time.Time `json:"at"`
+	LogIndex int64     `json:"log_index"`
+}
+
+// Token is an API or enrollment token. The secret itself is never stored.
+type Token struct {
+	ID        string            `json:"id"`
+	Role      string            `json:"role"`
+	Name      string            `json:"name"`
+	CreatedAt time.Time         `json:"created_at"`
+	ExpiresAt time.Time         `json:"expires_at,omitzero"`
+	MaxUses   int64             `json:"max_uses,omitempty"`
+	Uses      int64             `json:"uses"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Revoked   bool              `json:"revoked"`
+}
+
+// AgentKey is one of an agent's keys and the seqs it is valid for (To 0:
+// still valid).
+type AgentKey struct {
+	AgentID string `json:"agent_id"`
+	From    uint64 `json:"from_seq"`
+	To      uint64 `json:"to_seq,omitempty"`
+	KeyID   string `json:"keyid"`
+	Public  []byte `json:"public_key"`
+}

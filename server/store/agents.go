@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/annexa-dev/annexa/server/apiv1"
 	"time"
 )
 
@@ -28,15 +29,8 @@ type Agent struct {
 // Revoked says whether the agent was revoked.
 func (a *Agent) Revoked() bool { return !a.RevokedAt.IsZero() }
 
-// AgentKey is one of an agent's keys and the seqs it is valid for (To 0:
-// still valid).
-type AgentKey struct {
-	AgentID string `json:"agent_id"`
-	From    uint64 `json:"from_seq"`
-	To      uint64 `json:"to_seq,omitempty"`
-	KeyID   string `json:"keyid"`
-	Public  []byte `json:"public_key"`
-}
+// AgentKey is apiv1.AgentKey: the API shows it as the store keeps it.
+type AgentKey = apiv1.AgentKey
 
 const agentCols = `id, cred_hash, hostname, facts, labels, enrolled_at, last_seen, last_seq, link, revoked_at, revoked_after, flag`
 

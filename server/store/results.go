@@ -2,21 +2,13 @@ package store
 
 import (
 	"context"
+	"github.com/annexa-dev/annexa/server/apiv1"
 	"strings"
 	"time"
 )
 
-// Result is one check result of one record, as the server indexes it.
-type Result struct {
-	LogIndex    int64     `json:"log_index"`
-	Pos         int       `json:"pos"`
-	AgentID     string    `json:"agent_id"`
-	Asset       string    `json:"asset"`
-	Check       string    `json:"check"`
-	Status      string    `json:"status"`
-	Reason      string    `json:"reason"`
-	CollectedAt time.Time `json:"collected_at"`
-}
+// Result is apiv1.Result: the API shows it as the store keeps it.
+type Result = apiv1.Result
 
 // State is the latest result of one check on one asset, and since when its
 // status has held.
@@ -25,15 +17,8 @@ type State struct {
 	Since time.Time `json:"since"`
 }
 
-// Transition is a change of an asset's status for a check.
-type Transition struct {
-	Asset    string    `json:"asset"`
-	Check    string    `json:"check"`
-	Status   string    `json:"status"`
-	Previous string    `json:"previous,omitempty"`
-	At       time.Time `json:"at"`
-	LogIndex int64     `json:"log_index"`
-}
+// Transition is apiv1.Transition: the API shows it as the store keeps it.
+type Transition = apiv1.Transition
 
 // ResultBatch indexes the results of a batch of records and moves their
 // assets' state forward, writing each (asset, check) state once however

@@ -6,21 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/annexa-dev/annexa/server/apiv1"
 	"time"
 )
 
-// Token is an API or enrollment token. The secret itself is never stored.
-type Token struct {
-	ID        string            `json:"id"`
-	Role      string            `json:"role"`
-	Name      string            `json:"name"`
-	CreatedAt time.Time         `json:"created_at"`
-	ExpiresAt time.Time         `json:"expires_at,omitzero"`
-	MaxUses   int64             `json:"max_uses,omitempty"`
-	Uses      int64             `json:"uses"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Revoked   bool              `json:"revoked"`
-}
+// Token is apiv1.Token: the API shows it as the store keeps it.
+type Token = apiv1.Token
 
 // Errors of token use.
 var (
