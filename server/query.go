@@ -180,7 +180,7 @@ func (s *Server) states(ctx context.Context, q *query, fn func(*apiv1.CheckState
 	return s.db.States(ctx, q.filter, func(st *store.State) error {
 		cs := &apiv1.CheckState{Asset: st.Asset, AgentID: st.AgentID, Check: st.Check, Controls: s.mapping.Controls(st.Check),
 			Status: st.Status, Reason: st.Reason, CollectedAt: st.CollectedAt, Since: st.Since, LogIndex: st.LogIndex,
-			Stale: st.CollectedAt.Add(s.cfg.Freshness).Before(q.at)}
+			Stale: st.CollectedAt.Add(s.mapping.Freshness(st.Check, s.cfg.Freshness)).Before(q.at)}
 		return fn(cs)
 	})
 }

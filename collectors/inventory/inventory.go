@@ -39,9 +39,9 @@ const (
 func (Collector) Checks() []evidence.Check {
 	return []evidence.Check{
 		{ID: checkHost, Title: "Host identified: OS, version, kernel, hardware, serial", Controls: []string{"5.9"},
-			Platforms: []string{"linux", "darwin", "windows"}, Freshness: evidence.Duration(7 * 24 * time.Hour)},
+			Platforms: []string{"linux", "darwin", "windows"}, Freshness: evidence.Duration(8 * 24 * time.Hour)},
 		{ID: checkSoftware, Title: "Installed software inventoried", Controls: []string{"5.9", "8.19"},
-			Platforms: []string{"linux"}, Freshness: evidence.Duration(7 * 24 * time.Hour)},
+			Platforms: []string{"linux"}, Freshness: evidence.Duration(8 * 24 * time.Hour)},
 	}
 }
 

@@ -15,11 +15,12 @@ import (
 // Scope is what a bundle covers. Filters narrow the summary and the OSCAL
 // report, never the proof: evidence.jsonl always holds the whole period.
 type Scope struct {
-	From      time.Time         `json:"from"`
-	To        time.Time         `json:"to"`
-	Controls  []string          `json:"controls,omitempty"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Freshness string            `json:"freshness"`
+	From     time.Time         `json:"from"`
+	To       time.Time         `json:"to"`
+	Controls []string          `json:"controls,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	// Freshness is the default window; mapping.yaml may set one per check.
+	Freshness string `json:"freshness"`
 }
 
 // CheckRef is one check result the summary was decided from, cited by log
@@ -133,7 +134,7 @@ func (b *Builder) Summary() (*Summary, error) {
 		if !b.inScope(asset) {
 			continue
 		}
-		ref.Stale = ref.CollectedAt.Add(fresh).Before(b.scope.To)
+		ref.Stale = ref.CollectedAt.Add(b.mapping.Freshness(ref.Check, fresh)).Before(b.scope.To)
 		for _, ctl := range b.mapping.Controls(ref.Check) {
 			if len(want) > 0 && !want[ctl] {
 				continue

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/annexa-dev/annexa/configs"
 	"github.com/annexa-dev/annexa/evidence/catalog"
@@ -126,4 +127,23 @@ func TestLess(t *testing.T) {
 	require.True(t, catalog.Less("5.2", "5.10"))
 	require.True(t, catalog.Less("5.37", "6.1"))
 	require.False(t, catalog.Less("8.1", "8.1"))
+}
+
+func TestMappingFreshness(t *testing.T) {
+	cat, err := configs.Catalog()
+	require.NoError(t, err)
+	m, err := catalog.LoadMapping(strings.NewReader("checks:\n  a.b: {controls: [\"8.24\"], freshness: 8d}\n  c.d: [\"8.1\"]\n  e.f: {controls: [\"8.1\"], freshness: 90m}\n"), cat)
+	require.NoError(t, err)
+	require.Equal(t, 8*24*time.Hour, m.Freshness("a.b", time.Hour))
+	require.Equal(t, time.Hour, m.Freshness("c.d", time.Hour))
+	require.Equal(t, 90*time.Minute, m.Freshness("e.f", time.Hour))
+	require.Equal(t, []string{"8.24"}, m.Controls("a.b"))
+	for in, want := range map[string]string{
+		"checks:\n  a.b: {controls: [\"8.24\"], freshness: soon}\n": `line 2: check a.b: freshness "soon"`,
+		"checks:\n  a.b: {controls: [\"8.24\"], fresh: 1h}\n":      `line 2: check a.b: unknown key "fresh"`,
+		"checks:\n  a.b: {freshness: 1h}\n":                         "want a non-empty list",
+	} {
+		_, err := catalog.LoadMapping(strings.NewReader(in), cat)
+		require.ErrorContains(t, err, want, in)
+	}
 }

@@ -6,6 +6,9 @@ import (
 	"io"
 	"regexp"
 	"sort"
+	"strconv"
+	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -14,8 +17,9 @@ import (
 // (configs/mapping.yaml): the auditor's view of which control a piece of
 // evidence speaks to is the customer's to adjust.
 type Mapping struct {
-	checks   map[string][]string
-	controls map[string][]string // control → checks
+	checks    map[string][]string
+	controls  map[string][]string // control → checks
+	freshness map[string]time.Duration
 }
 
 var checkID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$`)
@@ -24,7 +28,10 @@ var checkID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$`
 //
 //	checks:
 //	  disk_encryption.system_volume: ["8.24", "8.1"]
+//	  inventory.software: {controls: ["5.9", "8.19"], freshness: 8d}
 //
+// freshness (Go durations, or whole days as "8d") is how long a result of
+// the check stays current; without it the server's default applies.
 // Every control id is resolved against cat (2013 ids are accepted and
 // translated); an unknown id is an error naming the check, the id and the
 // line.
@@ -48,7 +55,7 @@ func LoadMapping(r io.Reader, cat *Catalog) (*Mapping, error) {
 	if checks == nil || checks.Kind != yaml.MappingNode {
 		return nil, errors.New("mapping: 'checks' must be a map of check id to a list of control ids")
 	}
-	m := &Mapping{checks: map[string][]string{}, controls: map[string][]string{}}
+	m := &Mapping{checks: map[string][]string{}, controls: map[string][]string{}, freshness: map[string]time.Duration{}}
 	for i := 0; i+1 < len(checks.Content); i += 2 {
 		k, v := checks.Content[i], checks.Content[i+1]
 		if !checkID.MatchString(k.Value) {
@@ -58,7 +65,31 @@ func LoadMapping(r io.Reader, cat *Catalog) (*Mapping, error) {
 			return nil, fmt.Errorf("mapping line %d: check %s listed twice", k.Line, k.Value)
 		}
 		var ids []string
-		if err := v.Decode(&ids); err != nil || len(ids) == 0 {
+		if v.Kind == yaml.MappingNode {
+			var entry struct {
+				Controls  []string `yaml:"controls"`
+				Freshness string   `yaml:"freshness"`
+			}
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				if f := v.Content[i].Value; f != "controls" && f != "freshness" {
+					return nil, fmt.Errorf("mapping line %d: check %s: unknown key %q (want controls, freshness)", v.Content[i].Line, k.Value, f)
+				}
+			}
+			if err := v.Decode(&entry); err != nil {
+				return nil, fmt.Errorf("mapping line %d: check %s: %v", v.Line, k.Value, err)
+			}
+			ids = entry.Controls
+			if entry.Freshness != "" {
+				d, err := ParseDuration(entry.Freshness)
+				if err != nil || d <= 0 {
+					return nil, fmt.Errorf("mapping line %d: check %s: freshness %q is not a duration (e.g. 26h, 8d)", v.Line, k.Value, entry.Freshness)
+				}
+				m.freshness[k.Value] = d
+			}
+		} else if err := v.Decode(&ids); err != nil {
+			ids = nil
+		}
+		if len(ids) == 0 {
 			return nil, fmt.Errorf("mapping line %d: check %s: want a non-empty list of control ids", v.Line, k.Value)
 		}
 		seen := map[string]bool{}
@@ -84,6 +115,27 @@ func LoadMapping(r io.Reader, cat *Catalog) (*Mapping, error) {
 		sort.Strings(v)
 	}
 	return m, nil
+}
+
+// Freshness is how long a result of check stays current, or def when the
+// mapping does not say.
+func (m *Mapping) Freshness(check string, def time.Duration) time.Duration {
+	if d, ok := m.freshness[check]; ok {
+		return d
+	}
+	return def
+}
+
+// ParseDuration reads Go durations and whole days ("8d").
+func ParseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, err
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }
 
 // Controls returns the controls a check supports, or nil for an unmapped check.

@@ -667,3 +667,19 @@ func TestDuplicatesWithinBatch(t *testing.T) {
 	require.Equal(t, 1, resp.Accepted, "the record before the fork is kept")
 	require.Equal(t, int64(1+3), verifyLog(t, s))
 }
+
+// Staleness follows each check's own freshness window from the mapping:
+// inventory results stay current for 8 days, sshd's for the default 26h.
+func TestPerCheckFreshness(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	a := s.enrol(s.token("enroll", apiv1.TokenRequest{}), "h")
+	_, err := a.ship(a.record(time.Now().Add(-48*time.Hour), map[string]evidence.Status{"inventory.host": evidence.Pass, "ssh.root_login": evidence.Pass}))
+	require.NoError(t, err)
+	var hd apiv1.HostDetail
+	require.NoError(t, s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/hosts/"+a.ID, nil, nil, &hd))
+	stale := map[string]bool{}
+	for _, r := range hd.Results {
+		stale[r.Check] = r.Stale
+	}
+	require.Equal(t, map[string]bool{"inventory.host": false, "ssh.root_login": true}, stale)
+}
