@@ -140,7 +140,7 @@ func TestMappingFreshness(t *testing.T) {
 	require.Equal(t, []string{"8.24"}, m.Controls("a.b"))
 	for in, want := range map[string]string{
 		"checks:\n  a.b: {controls: [\"8.24\"], freshness: soon}\n": `line 2: check a.b: freshness "soon"`,
-		"checks:\n  a.b: {controls: [\"8.24\"], fresh: 1h}\n":      `line 2: check a.b: unknown key "fresh"`,
+		"checks:\n  a.b: {controls: [\"8.24\"], fresh: 1h}\n":       `line 2: check a.b: unknown key "fresh"`,
 		"checks:\n  a.b: {freshness: 1h}\n":                         "want a non-empty list",
 	} {
 		_, err := catalog.LoadMapping(strings.NewReader(in), cat)
