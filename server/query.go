@@ -457,15 +457,21 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		q.filter.Assets = append(q.filter.Assets, "host:"+a)
 	}
 	q.filter.Agents = nil
-	trs, err := s.db.Transitions(r.Context(), q.filter, q.from, q.to, q.limit)
+	// The cursor is an offset into the time-ordered transitions.
+	trs, err := s.db.Transitions(r.Context(), q.filter, q.from, q.to, q.limit+1, int(q.cursor))
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
-	if trs == nil {
-		trs = []store.Transition{}
+	page := apiv1.Page[store.Transition]{Items: trs}
+	if len(trs) > q.limit {
+		page.Items = trs[:q.limit]
+		page.Next = strconv.FormatInt(q.cursor+int64(q.limit), 10)
 	}
-	writeJSON(w, http.StatusOK, apiv1.Page[store.Transition]{Items: trs})
+	if page.Items == nil {
+		page.Items = []store.Transition{}
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 // handleAgentKeys is GET /v1/agents/{id}/keys.

@@ -241,22 +241,12 @@ func newHistory(g *globals) *cobra.Command {
 		Short: "When each asset started or stopped failing each check",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
+			items, err := pages[apiv1.Transition](cmd, g, "/v1/history", f.values(), f.limit)
 			if err != nil {
 				return err
 			}
-			v := f.values()
-			if f.limit > 0 {
-				v.Set("limit", strconv.Itoa(f.limit))
-			} else {
-				v.Set("limit", "10000")
-			}
-			var page apiv1.Page[apiv1.Transition]
-			if err := c.Do(cmd.Context(), http.MethodGet, "/v1/history", v, nil, &page); err != nil {
-				return err
-			}
-			t := &table{header: []string{"AT", "ASSET", "CHECK", "FROM", "TO", "LOG INDEX"}, raw: page.Items}
-			for _, tr := range page.Items {
+			t := &table{header: []string{"AT", "ASSET", "CHECK", "FROM", "TO", "LOG INDEX"}, raw: items}
+			for _, tr := range items {
 				prev := tr.Previous
 				if prev == "" {
 					prev = "-"

@@ -250,8 +250,9 @@ func (s *DB) Results(ctx context.Context, f ResultFilter) ([]Result, error) {
 	return out, rows.Err()
 }
 
-// Transitions lists status changes matching f in time order, at most limit.
-func (s *DB) Transitions(ctx context.Context, f StateFilter, from, to time.Time, limit int) ([]Transition, error) {
+// Transitions lists status changes matching f in time order, at most
+// limit, skipping the first offset.
+func (s *DB) Transitions(ctx context.Context, f StateFilter, from, to time.Time, limit, offset int) ([]Transition, error) {
 	conds, args := f.where("", nil, nil)
 	if !from.IsZero() {
 		conds, args = append(conds, "at >= ?"), append(args, nanos(from))
@@ -259,8 +260,8 @@ func (s *DB) Transitions(ctx context.Context, f StateFilter, from, to time.Time,
 	if !to.IsZero() {
 		conds, args = append(conds, "at < ?"), append(args, nanos(to))
 	}
-	args = append(args, limit)
-	rows, err := s.query(ctx, `SELECT asset, check_id, status, prev_status, at, log_idx FROM transitions`+whereClause(conds)+` ORDER BY at, log_idx LIMIT ?`, args...)
+	args = append(args, limit, offset)
+	rows, err := s.query(ctx, `SELECT asset, check_id, status, prev_status, at, log_idx FROM transitions`+whereClause(conds)+` ORDER BY at, log_idx, asset, check_id LIMIT ? OFFSET ?`, args...)
 	if err != nil {
 		return nil, err
 	}

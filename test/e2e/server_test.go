@@ -683,3 +683,50 @@ func TestPerCheckFreshness(t *testing.T) {
 	}
 	require.Equal(t, map[string]bool{"inventory.host": false, "ssh.root_login": true}, stale)
 }
+
+// Each binary answers --version and --help.
+func TestBinariesVersionAndHelp(t *testing.T) {
+	for _, b := range []string{"annexa", "annexa-agent", "annexa-server"} {
+		out, err := execOut(bin(b), "--version")
+		require.NoError(t, err, out)
+		require.True(t, strings.HasPrefix(out, b+" "), out)
+		out, err = execOut(bin(b), "--help")
+		require.NoError(t, err, out)
+		require.Contains(t, out, "Usage:")
+	}
+}
+
+// History pages through transitions with a cursor.
+func TestHistoryPagination(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	a := s.enrol(s.token("enroll", apiv1.TokenRequest{}), "h")
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var envs []json.RawMessage
+	for i := 0; i < 5; i++ {
+		st := evidence.Pass
+		if i%2 == 1 {
+			st = evidence.Fail
+		}
+		envs = append(envs, a.record(at.Add(time.Duration(i)*time.Hour), map[string]evidence.Status{sysVol: st}))
+	}
+	_, err := a.ship(envs...)
+	require.NoError(t, err)
+	var seen []apiv1.Transition
+	v := url.Values{"limit": {"2"}}
+	for {
+		var p apiv1.Page[apiv1.Transition]
+		require.NoError(t, s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/history", v, nil, &p))
+		seen = append(seen, p.Items...)
+		if p.Next == "" {
+			break
+		}
+		v.Set("cursor", p.Next)
+	}
+	require.Len(t, seen, 5)
+	for i := 1; i < len(seen); i++ {
+		require.True(t, !seen[i].At.Before(seen[i-1].At))
+	}
+	out, err := s.cli(s.Admin, "history", "-o", "csv")
+	require.NoError(t, err, out)
+	require.Equal(t, 6, strings.Count(out, "\n"), out)
+}
