@@ -177,7 +177,13 @@ func (s *Server) eachAgent(ctx context.Context, fn func(*store.Agent) error) err
 
 // states loads the state rows matching q, marking stale ones against q.at.
 func (s *Server) states(ctx context.Context, q *query, fn func(*apiv1.CheckState) error) error {
-	return s.db.States(ctx, q.filter, func(st *store.State) error {
+	read := s.db.States
+	if q.filter.At.IsZero() {
+		read = func(ctx context.Context, f store.StateFilter, fn func(*store.State) error) error {
+			return s.mirror.each(ctx, s.db, f, fn)
+		}
+	}
+	return read(ctx, q.filter, func(st *store.State) error {
 		cs := &apiv1.CheckState{Asset: st.Asset, AgentID: st.AgentID, Check: st.Check, Controls: s.mapping.Controls(st.Check),
 			Status: st.Status, Reason: st.Reason, CollectedAt: st.CollectedAt, Since: st.Since, LogIndex: st.LogIndex,
 			Stale: st.CollectedAt.Add(s.mapping.Freshness(st.Check, s.cfg.Freshness)).Before(q.at)}
@@ -193,8 +199,10 @@ func (s *Server) badQuery(w http.ResponseWriter, err error) {
 	writeError(w, http.StatusBadRequest, "malformed", err.Error())
 }
 
-// controlRollup computes per control and asset the worst status.
-func (s *Server) controlRollup(ctx context.Context, q *query) (map[string]map[string]*apiv1.AssetControl, error) {
+// controlRollup computes per control and asset the worst status; with
+// detail it also keeps the check results each asset's status came from
+// (the control page needs them, the controls list does not).
+func (s *Server) controlRollup(ctx context.Context, q *query, detail bool) (map[string]map[string]*apiv1.AssetControl, error) {
 	out := map[string]map[string]*apiv1.AssetControl{}
 	err := s.states(ctx, q, func(cs *apiv1.CheckState) error {
 		st := checkStatus(cs)
@@ -212,7 +220,9 @@ func (s *Server) controlRollup(ctx context.Context, q *query) (map[string]map[st
 			if ctlRank[st] < ctlRank[ac.Status] {
 				ac.Status = st
 			}
-			ac.Checks = append(ac.Checks, *cs)
+			if detail {
+				ac.Checks = append(ac.Checks, *cs)
+			}
 		}
 		return nil
 	})
@@ -249,7 +259,7 @@ func (s *Server) handleControls(w http.ResponseWriter, r *http.Request) {
 		s.badQuery(w, err)
 		return
 	}
-	roll, err := s.controlRollup(r.Context(), q)
+	roll, err := s.controlRollup(r.Context(), q, false)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
@@ -288,7 +298,7 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) {
 		s.badQuery(w, err)
 		return
 	}
-	roll, err := s.controlRollup(r.Context(), q)
+	roll, err := s.controlRollup(r.Context(), q, true)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 		return

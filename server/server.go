@@ -50,6 +50,7 @@ type Server struct {
 	log        *slog.Logger
 	metrics    *metrics
 	inflight   chan struct{}
+	mirror     *stateMirror
 	now        func() time.Time
 	// AdminToken is the bootstrap admin token when this start created it
 	// (first start only), so the caller can print it once.
@@ -114,7 +115,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, db: db, keys: keys, catalog: cat, mapping: mapping, mappingRaw: mappingRaw, log: cfg.Logger,
-		metrics: newMetrics(), inflight: make(chan struct{}, cfg.MaxInflight), now: cfg.Now,
+		metrics: newMetrics(), inflight: make(chan struct{}, cfg.MaxInflight), mirror: newStateMirror(), now: cfg.Now,
 	}
 	if err := s.bind(ctx); err != nil {
 		db.Close()
@@ -125,6 +126,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics.observeDB(db)
+	// Load the state mirror now, not on the first dashboard request.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		_ = s.mirror.each(ctx, s.db, store.StateFilter{None: true}, nil)
+	}()
 	return s, nil
 }
 

@@ -212,6 +212,28 @@ func (s *DB) States(ctx context.Context, f StateFilter, fn func(*State) error) e
 	return rows.Err()
 }
 
+// StatesAfter calls fn for every state row last moved by a record at a log
+// index above after: what changed since a mirror last looked.
+func (s *DB) StatesAfter(ctx context.Context, after int64, fn func(*State) error) error {
+	rows, err := s.query(ctx, `SELECT asset, check_id, agent_id, status, reason, collected_at, log_idx, since FROM state WHERE log_idx > ?`, after)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st State
+		var c, since int64
+		if err := rows.Scan(&st.Asset, &st.Check, &st.AgentID, &st.Status, &st.Reason, &c, &st.LogIndex, &since); err != nil {
+			return err
+		}
+		st.CollectedAt, st.Since = fromNanos(c), fromNanos(since)
+		if err := fn(&st); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // ResultFilter narrows evidence queries.
 type ResultFilter struct {
 	StateFilter

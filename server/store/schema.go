@@ -115,6 +115,9 @@ CREATE TABLE transitions (
 CREATE INDEX transitions_asset ON transitions (asset, check_id, at);
 CREATE INDEX transitions_at ON transitions (at);
 `,
+	// 2: the state mirror's incremental refresh reads what changed after a
+	// log index.
+	`CREATE INDEX state_log_idx ON state (log_idx);`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

@@ -539,6 +539,20 @@ func TestTwoReplicasOneDatabase(t *testing.T) {
 	}
 	require.Equal(t, int64(6+6*5*10), verifyLog(t, s1))
 	require.Equal(t, int64(6+6*5*10), verifyLog(t, s2))
+	// Each replica's view of the fleet includes what the other ingested,
+	// and keeps up as more arrives.
+	for _, srv := range []*server{s1, s2} {
+		var ctl apiv1.ControlDetail
+		require.NoError(t, srv.client(srv.Admin).Do(context.Background(), http.MethodGet, "/v1/controls/8.24", nil, nil, &ctl))
+		require.Equal(t, 6, ctl.Assets)
+	}
+	late := s2.enrol(enrollTok, "late")
+	_, err := late.ship(late.record(time.Now(), map[string]evidence.Status{sysVol: evidence.Fail}))
+	require.NoError(t, err)
+	var ctl apiv1.ControlDetail
+	require.NoError(t, s1.client(s1.Admin).Do(context.Background(), http.MethodGet, "/v1/controls/8.24", nil, nil, &ctl))
+	require.Equal(t, 7, ctl.Assets)
+	require.Equal(t, 1, ctl.Failing)
 
 	// A replica with other keys is refused: two keys signing one log would
 	// make both worthless.
