@@ -320,6 +320,21 @@ func (a *Agent) CollectAll(ctx context.Context) error {
 			}
 		}()
 	}
+	for _, p := range a.cfg.Plugins {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := a.RunPlugin(ctx, p); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
 	wg.Wait()
 	return first
 }
@@ -333,8 +348,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("annexa-agent running", "agent", a.id.AgentID, "server", a.client.Server(), "collectors", a.Enabled())
 	sem := make(chan struct{}, a.cfg.Concurrency)
 	var wg sync.WaitGroup
+	type job struct {
+		sched config.Schedule
+		run   func(context.Context) error
+	}
+	var jobs []job
 	for _, n := range a.Enabled() {
-		sched := a.cfg.ScheduleFor(n)
+		jobs = append(jobs, job{a.cfg.ScheduleFor(n), func(ctx context.Context) error { return a.Collect(ctx, n) }})
+	}
+	for _, p := range a.cfg.Plugins {
+		jobs = append(jobs, job{a.cfg.PluginSchedule(p), func(ctx context.Context) error { return a.RunPlugin(ctx, p) }})
+	}
+	for _, j := range jobs {
+		sched := j.sched
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -351,7 +377,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				}
-				_ = a.Collect(ctx, n)
+				_ = j.run(ctx)
 				<-sem
 				delay = sched.Interval.Std() + jitter(sched.Jitter.Std()) - sched.Jitter.Std()/2
 			}

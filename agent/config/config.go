@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,6 +35,7 @@ type Config struct {
 	Concurrency int                   `yaml:"concurrency"`
 	Defaults    Schedule              `yaml:"defaults"`
 	Collectors  map[string]*Collector `yaml:"collectors"`
+	Plugins     []*Plugin             `yaml:"plugins"`
 
 	lines map[string]int
 }
@@ -66,6 +68,51 @@ type Collector struct {
 	Schedule `yaml:",inline"`
 	Settings map[string]any `yaml:"settings"`
 	line     int
+}
+
+// Plugin is an out-of-process collector: a binary pinned by its sha256.
+type Plugin struct {
+	Name     string `yaml:"name"`
+	Path     string `yaml:"path"`
+	SHA256   string `yaml:"sha256"`
+	Schedule `yaml:",inline"`
+	Settings map[string]any `yaml:"settings"`
+	line     int
+}
+
+// UnmarshalYAML checks a plugin entry's keys and remembers its line.
+func (p *Plugin) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.MappingNode {
+		allowed := map[string]bool{"name": true, "path": true, "sha256": true, "interval": true, "jitter": true, "timeout": true, "max_output": true, "settings": true}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; !allowed[k.Value] {
+				return fmt.Errorf("line %d: unknown key %s (a plugin takes name, path, sha256, interval, jitter, timeout, settings)", k.Line, k.Value)
+			}
+		}
+	}
+	type plain Plugin
+	var pl plain
+	if err := n.Decode(&pl); err != nil {
+		return err
+	}
+	*p = Plugin(pl)
+	p.line = n.Line
+	return nil
+}
+
+// PluginSchedule is a plugin's schedule over the defaults.
+func (c *Config) PluginSchedule(p *Plugin) Schedule {
+	s := c.Defaults
+	if p.Interval != 0 {
+		s.Interval = p.Interval
+	}
+	if p.Jitter != 0 {
+		s.Jitter = p.Jitter
+	}
+	if p.Timeout != 0 {
+		s.Timeout = p.Timeout
+	}
+	return s
 }
 
 // On says whether the collector runs (default: yes).
@@ -255,6 +302,30 @@ func (c *Config) validate(known []string) error {
 		}
 		if col != nil && col.Interval != 0 && col.Interval.Std() < time.Minute {
 			errs = append(errs, fmt.Sprintf("line %d: collectors.%s.interval: under a minute", col.line, k))
+		}
+	}
+	seen := map[string]bool{}
+	for _, p := range c.Plugins {
+		switch {
+		case p == nil:
+			errs = append(errs, "plugins: an empty entry")
+			continue
+		case p.Name == "" || strings.ContainsAny(p.Name, ". /"):
+			errs = append(errs, fmt.Sprintf("line %d: plugins.name %q: want a plain name (the prefix of its check ids)", p.line, p.Name))
+		case names[p.Name]:
+			errs = append(errs, fmt.Sprintf("line %d: plugins.name %q is a built-in collector's name", p.line, p.Name))
+		case seen[p.Name]:
+			errs = append(errs, fmt.Sprintf("line %d: plugins.name %q listed twice", p.line, p.Name))
+		}
+		seen[p.Name] = true
+		if p.Path == "" || !filepath.IsAbs(p.Path) {
+			errs = append(errs, fmt.Sprintf("line %d: plugins.%s.path: want an absolute path", p.line, p.Name))
+		}
+		if len(p.SHA256) != 64 || strings.Trim(p.SHA256, "0123456789abcdef") != "" {
+			errs = append(errs, fmt.Sprintf("line %d: plugins.%s.sha256: want the binary's hex sha256 (sha256sum %s)", p.line, p.Name, p.Path))
+		}
+		if p.Interval != 0 && p.Interval.Std() < time.Minute {
+			errs = append(errs, fmt.Sprintf("line %d: plugins.%s.interval: under a minute", p.line, p.Name))
 		}
 	}
 	if c.Defaults.Interval.Std() < time.Minute {

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -308,4 +310,55 @@ func TestMakeRunHeadless(t *testing.T) {
 	require.NoError(t, err, string(out))
 	require.NotContains(t, string(out), "enrolled as")
 	require.Contains(t, string(out), "== Hosts")
+}
+
+// A plugin's results are signed by the agent like any other record and
+// reach the server; a plugin binary that is not the pinned one is refused
+// and shows as an error naming it, and the agent carries on.
+func TestAgentPlugins(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	pluginBin := bin("annexa-plugin-exec")
+	sum, err := sha256File(pluginBin)
+	require.NoError(t, err)
+	check := filepath.Join(t.TempDir(), "check-backups.sh")
+	require.NoError(t, os.WriteFile(check, []byte("#!/bin/sh\necho '{\"results\":[{\"check\":\"backups.last_success\",\"status\":\"fail\",\"reason\":\"last backup 40h ago\",\"observations\":{\"age_hours\":40}}]}'\n"), 0o755))
+	cfg := fmt.Sprintf(`plugins:
+  - name: backups
+    path: %s
+    sha256: %s
+    settings:
+      name: backups
+      command: %s
+      checks:
+        - {id: backups.last_success, title: "recent backup", controls: ["8.13"]}
+  - name: tampered
+    path: %s
+    sha256: %s
+    settings: {}
+`, pluginBin, sum, check, pluginBin, strings.Repeat("0", 64))
+	h := newAgentHost(t, s, cfg)
+	h.enroll(s.token("enroll", apiv1.TokenRequest{}))
+	out, code := h.run("run", "--once")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "checksum")
+	d := h.hostDetail()
+	got := map[string]apiv1.CheckState{}
+	for _, r := range d.Results {
+		got[r.Check] = r
+	}
+	require.Equal(t, "fail", got["backups.last_success"].Status)
+	require.Equal(t, "last backup 40h ago", got["backups.last_success"].Reason)
+	require.Equal(t, "error", got["tampered.plugin"].Status)
+	require.Contains(t, got["tampered.plugin"].Reason, "checksum mismatch")
+	require.Contains(t, got, "ssh.root_login", "built-in collectors ran too")
+	verifyLog(t, s)
+}
+
+func sha256File(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }
