@@ -63,10 +63,10 @@ func TestPlugins(t *testing.T) {
 	require.Equal(t, 6*time.Hour, c.PluginSchedule(c.Plugins[0]).Interval.Std())
 	require.Equal(t, "/bin/true", c.Plugins[0].Settings["command"])
 	for in, want := range map[string]string{
-		"plugins:\n  - name: ssh\n    path: /x\n    sha256: " + sum + "\n":                                          "is a built-in collector's name",
-		"plugins:\n  - name: b\n    path: x\n    sha256: " + sum + "\n":                                             "want an absolute path",
-		"plugins:\n  - name: b\n    path: /x\n    sha256: abc\n":                                                   "line 2: plugins.b.sha256",
-		"plugins:\n  - name: b\n    path: /x\n    sha256: " + sum + "\n    colour: red\n":                          "line 5: unknown key colour",
+		"plugins:\n  - name: ssh\n    path: /x\n    sha256: " + sum + "\n":                                       "is a built-in collector's name",
+		"plugins:\n  - name: b\n    path: x\n    sha256: " + sum + "\n":                                          "want an absolute path",
+		"plugins:\n  - name: b\n    path: /x\n    sha256: abc\n":                                                 "line 2: plugins.b.sha256",
+		"plugins:\n  - name: b\n    path: /x\n    sha256: " + sum + "\n    colour: red\n":                        "line 5: unknown key colour",
 		"plugins:\n  - {name: b, path: /x, sha256: " + sum + "}\n  - {name: b, path: /y, sha256: " + sum + "}\n": "listed twice",
 	} {
 		_, err := Parse([]byte(in), known)
