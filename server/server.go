@@ -139,7 +139,8 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 // records its public keys; a replica started with other keys is refused,
 // because two keys signing one log would make both worthless.
 func (s *Server) bind(ctx context.Context) error {
-	for k, v := range map[string]string{"log_key": s.keys.LogVerifier, "enroll_key": s.keys.EnrollVerifier} {
+	for _, kv := range [][2]string{{"log_key", s.keys.LogVerifier}, {"enroll_key", s.keys.EnrollVerifier}} {
+		k, v := kv[0], kv[1]
 		have, err := s.db.SetMetaOnce(ctx, k, v)
 		if err != nil {
 			return err

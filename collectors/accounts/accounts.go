@@ -1,0 +1,356 @@
+// Package accounts checks local accounts: who has administrator rights,
+// extra UID 0 accounts, accounts without a password, and the password
+// policy. Linux reads /etc/passwd, /etc/shadow (root only), /etc/group,
+// sudoers and the PAM password stack.
+package accounts
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/host"
+	"github.com/annexa-dev/annexa/evidence"
+)
+
+func init() { collectors.Register(Collector{}) }
+
+// Collector is the accounts collector.
+type Collector struct{}
+
+// Name implements collectors.Collector.
+func (Collector) Name() string { return "accounts" }
+
+// Version implements collectors.Collector.
+func (Collector) Version() string { return "1.0.0" }
+
+const (
+	checkAdmins = "accounts.administrators"
+	checkUID0   = "accounts.uid0"
+	checkEmpty  = "accounts.empty_passwords"
+	checkPolicy = "accounts.password_policy"
+)
+
+// Checks implements collectors.Collector.
+func (Collector) Checks() []evidence.Check {
+	fresh := evidence.Duration(26 * time.Hour)
+	linux := []string{"linux"}
+	return []evidence.Check{
+		{ID: checkAdmins, Title: "Administrators are known; no password-less full sudo", Controls: []string{"5.15", "5.18", "8.2"}, Platforms: linux, Freshness: fresh},
+		{ID: checkUID0, Title: "No UID 0 account but root", Controls: []string{"5.15", "8.2"}, Platforms: linux, Freshness: fresh},
+		{ID: checkEmpty, Title: "No account without a password", Controls: []string{"5.17", "8.5"}, Platforms: linux, Freshness: fresh},
+		{ID: checkPolicy, Title: "Password minimum length meets policy", Controls: []string{"5.17"}, Platforms: linux, Freshness: fresh},
+	}
+}
+
+// Collect implements collectors.Collector.
+func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Options) ([]evidence.Result, error) {
+	if h.OS != "linux" {
+		return collectors.ErrorResults(c, "the accounts collector reads Linux account files; not implemented for "+h.OS+" yet"), nil
+	}
+	passwd, perr := h.ReadFile("/etc/passwd")
+	return []evidence.Result{
+		admins(h, opts),
+		uid0(passwd, perr),
+		emptyPasswords(h),
+		policy(h, opts.Int("min_length", 12)),
+	}, nil
+}
+
+type account struct {
+	Name string `json:"name"`
+	UID  int    `json:"uid"`
+}
+
+func parsePasswd(b []byte) []account {
+	var out []account
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) < 7 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		uid, err := strconv.Atoi(f[2])
+		if err != nil {
+			continue
+		}
+		out = append(out, account{Name: f[0], UID: uid})
+	}
+	return out
+}
+
+func uid0(passwd []byte, err error) evidence.Result {
+	r := evidence.Result{Check: checkUID0}
+	if err != nil {
+		r.Status, r.Reason = evidence.Error, "cannot read /etc/passwd: "+err.Error()
+		return r
+	}
+	accts := parsePasswd(passwd)
+	if len(accts) == 0 {
+		r.Status, r.Reason = evidence.Error, "/etc/passwd lists no account: an empty input is not evidence"
+		return r
+	}
+	var extra []string
+	for _, a := range accts {
+		if a.UID == 0 && a.Name != "root" {
+			extra = append(extra, a.Name)
+		}
+	}
+	r.Observations = evidence.Observe(map[string]any{"uid0_accounts": append([]string{"root"}, extra...), "accounts": len(accts)})
+	if len(extra) > 0 {
+		r.Status, r.Reason = evidence.Fail, "UID 0 besides root: "+strings.Join(extra, ", ")
+	} else {
+		r.Status, r.Reason = evidence.Pass, "root is the only UID 0 account"
+	}
+	return r
+}
+
+func emptyPasswords(h *host.Host) evidence.Result {
+	r := evidence.Result{Check: checkEmpty}
+	b, err := h.ReadFile("/etc/shadow")
+	if err != nil {
+		r.Status, r.Reason = evidence.Error, "cannot read /etc/shadow (needs root): "+err.Error()
+		return r
+	}
+	var empty []string
+	n := 0
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) < 2 || f[0] == "" {
+			continue
+		}
+		n++
+		// An empty field logs in with no password; "!" and "*" are locked.
+		if f[1] == "" {
+			empty = append(empty, f[0])
+		}
+	}
+	if n == 0 {
+		r.Status, r.Reason = evidence.Error, "/etc/shadow lists no account: an empty input is not evidence"
+		return r
+	}
+	r.Observations = evidence.Observe(map[string]any{"empty_password": empty, "accounts": n})
+	if len(empty) > 0 {
+		r.Status, r.Reason = evidence.Fail, "accounts with no password: "+strings.Join(empty, ", ")
+	} else {
+		r.Status, r.Reason = evidence.Pass, fmt.Sprintf("all %d accounts have a password or are locked", n)
+	}
+	return r
+}
+
+// sudoRule is one sudoers line granting rights.
+type sudoRule struct {
+	File string `json:"file"`
+	Line string `json:"line"`
+}
+
+func admins(h *host.Host, opts collectors.Options) evidence.Result {
+	r := evidence.Result{Check: checkAdmins}
+	group, err := h.ReadFile("/etc/group")
+	if err != nil {
+		r.Status, r.Reason = evidence.Error, "cannot read /etc/group: "+err.Error()
+		return r
+	}
+	members := map[string][]string{}
+	sc := bufio.NewScanner(bytes.NewReader(group))
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) >= 4 && (f[0] == "sudo" || f[0] == "wheel" || f[0] == "admin") && f[3] != "" {
+			members[f[0]] = strings.Split(f[3], ",")
+		}
+	}
+	var rules []sudoRule
+	var nopasswd []sudoRule
+	var warnings []string
+	files := []string{"/etc/sudoers"}
+	if inc, _ := h.Glob("/etc/sudoers.d/*"); len(inc) > 0 {
+		sort.Strings(inc)
+		files = append(files, inc...)
+	}
+	sudoersFound := false
+	for _, f := range files {
+		b, err := h.ReadFile(f)
+		if err != nil {
+			if f == "/etc/sudoers" && host.IsNotExist(err) {
+				continue // no sudo installed
+			}
+			warnings = append(warnings, fmt.Sprintf("%s: %v", f, err))
+			continue
+		}
+		if f == "/etc/sudoers" {
+			sudoersFound = true
+		}
+		// sudo skips files in sudoers.d with a dot or ending in ~.
+		base := path.Base(f)
+		if strings.Contains(base, ".") || strings.HasSuffix(base, "~") {
+			continue
+		}
+		ls := bufio.NewScanner(bytes.NewReader(b))
+		for ls.Scan() {
+			line := strings.TrimSpace(ls.Text())
+			if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "Defaults") || strings.HasPrefix(line, "@include") ||
+				strings.HasPrefix(line, "User_Alias") || strings.HasPrefix(line, "Cmnd_Alias") || strings.HasPrefix(line, "Host_Alias") || strings.HasPrefix(line, "Runas_Alias") {
+				continue
+			}
+			if !strings.Contains(line, "ALL") {
+				continue
+			}
+			rule := sudoRule{File: f, Line: line}
+			rules = append(rules, rule)
+			if strings.Contains(line, "NOPASSWD") && strings.HasSuffix(strings.TrimSpace(line), "ALL") {
+				nopasswd = append(nopasswd, rule)
+			}
+		}
+	}
+	obs := map[string]any{"admin_groups": members, "sudo_rules": rules, "sudoers_present": sudoersFound}
+	if len(warnings) > 0 {
+		obs["warnings"] = warnings
+	}
+	r.Observations = evidence.Observe(obs)
+	if len(warnings) > 0 {
+		r.Status, r.Reason = evidence.Error, "cannot read all of sudoers: "+strings.Join(warnings, "; ")
+		return r
+	}
+	var admins []string
+	for g, ms := range members {
+		for _, m := range ms {
+			admins = append(admins, m+" ("+g+")")
+		}
+	}
+	sort.Strings(admins)
+	if allowed := opts["allowed_admins"]; allowed != nil {
+		ok := map[string]bool{}
+		if list, isList := allowed.([]any); isList {
+			for _, a := range list {
+				ok[fmt.Sprint(a)] = true
+			}
+		}
+		var unexpected []string
+		for _, ms := range members {
+			for _, m := range ms {
+				if !ok[m] {
+					unexpected = append(unexpected, m)
+				}
+			}
+		}
+		if len(unexpected) > 0 {
+			sort.Strings(unexpected)
+			r.Status, r.Reason = evidence.Fail, "administrators not in the allowed list: "+strings.Join(unexpected, ", ")
+			return r
+		}
+	}
+	switch {
+	case len(nopasswd) > 0:
+		lines := make([]string, len(nopasswd))
+		for i, n := range nopasswd {
+			lines[i] = fmt.Sprintf("%q in %s", n.Line, n.File)
+		}
+		r.Status, r.Reason = evidence.Fail, "full sudo without a password: "+strings.Join(lines, "; ")
+	case len(admins) == 0:
+		r.Status, r.Reason = evidence.Pass, "no member of sudo, wheel or admin; root only"
+	default:
+		r.Status, r.Reason = evidence.Pass, "administrators: "+strings.Join(admins, ", ")
+	}
+	return r
+}
+
+// policy finds the minimum password length PAM enforces: pam_pwquality or
+// pam_cracklib's minlen (argument, else pwquality.conf, else its default
+// of 8), or pam_unix's minlen (default 6).
+func policy(h *host.Host, want int) evidence.Result {
+	r := evidence.Result{Check: checkPolicy}
+	var stack []byte
+	var src string
+	for _, p := range []string{"/etc/pam.d/common-password", "/etc/pam.d/system-auth", "/etc/pam.d/password-auth"} {
+		if b, err := h.ReadFile(p); err == nil {
+			stack, src = b, p
+			break
+		}
+	}
+	if stack == nil {
+		r.Status, r.Reason = evidence.Error, "no PAM password stack found (common-password, system-auth)"
+		return r
+	}
+	minlen, how := 0, ""
+	sc := bufio.NewScanner(bytes.NewReader(stack))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 || f[0] != "password" || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		// The control may be [bracketed with spaces]; find the module.
+		mod, args := "", []string(nil)
+		for i, x := range f[1:] {
+			if strings.HasSuffix(x, ".so") {
+				mod, args = x, f[i+2:]
+				break
+			}
+		}
+		arg := func(k string) (int, bool) {
+			for _, a := range args {
+				if v, ok := strings.CutPrefix(a, k+"="); ok {
+					n, err := strconv.Atoi(v)
+					return n, err == nil
+				}
+			}
+			return 0, false
+		}
+		switch mod {
+		case "pam_pwquality.so", "pam_cracklib.so":
+			if n, ok := arg("minlen"); ok {
+				minlen, how = n, mod+" minlen="+strconv.Itoa(n)+" in "+src
+			} else if n, ok := confMinlen(h); ok {
+				minlen, how = n, "minlen = "+strconv.Itoa(n)+" in /etc/security/pwquality.conf"
+			} else if minlen == 0 {
+				minlen, how = 8, mod+" without minlen (its default is 8)"
+			}
+		case "pam_unix.so":
+			if minlen == 0 {
+				if n, ok := arg("minlen"); ok {
+					minlen, how = n, "pam_unix.so minlen="+strconv.Itoa(n)
+				} else {
+					minlen, how = 6, "pam_unix.so without minlen (its default is 6)"
+				}
+			}
+		}
+	}
+	r.Observations = evidence.Observe(map[string]any{"stack": src, "min_length": minlen, "decided_by": how, "required_min_length": want})
+	switch {
+	case minlen == 0:
+		r.Status, r.Reason = evidence.Error, "no password module found in "+src
+	case minlen < want:
+		r.Status, r.Reason = evidence.Fail, fmt.Sprintf("minimum password length %d < %d (%s)", minlen, want, how)
+	default:
+		r.Status, r.Reason = evidence.Pass, fmt.Sprintf("minimum password length %d (%s)", minlen, how)
+	}
+	return r
+}
+
+func confMinlen(h *host.Host) (int, bool) {
+	b, err := h.ReadFile("/etc/security/pwquality.conf")
+	if err != nil {
+		return 0, false
+	}
+	n, found := 0, false
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == "minlen" {
+			if x, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+				n, found = x, true
+			}
+		}
+	}
+	return n, found
+}

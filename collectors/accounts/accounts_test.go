@@ -1,0 +1,97 @@
+package accounts
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/host"
+	"github.com/annexa-dev/annexa/evidence"
+)
+
+func run(t *testing.T, dir string, opts collectors.Options) map[string]evidence.Result {
+	t.Helper()
+	h := &host.Host{Root: "testdata/" + dir, OS: "linux", Runner: &host.Replay{}}
+	rs, err := Collector{}.Collect(context.Background(), h, opts)
+	require.NoError(t, err)
+	out := map[string]evidence.Result{}
+	for _, r := range collectors.Complete(Collector{}, rs) {
+		require.NotEmpty(t, r.Reason, r.Check)
+		out[r.Check] = r
+	}
+	return out
+}
+
+func statuses(rs map[string]evidence.Result) map[string]evidence.Status {
+	out := map[string]evidence.Status{}
+	for k, r := range rs {
+		out[k] = r.Status
+	}
+	return out
+}
+
+func TestFixtures(t *testing.T) {
+	// Debian as shipped: root only, everything locked, but pwquality's
+	// default minimum of 8 is under the 12 asked for.
+	rs := run(t, "debian12", nil)
+	require.Equal(t, map[string]evidence.Status{checkAdmins: evidence.Pass, checkUID0: evidence.Pass, checkEmpty: evidence.Pass, checkPolicy: evidence.Fail}, statuses(rs))
+	require.Equal(t, "minimum password length 8 < 12 (pam_pwquality.so without minlen (its default is 8))", rs[checkPolicy].Reason)
+	require.Contains(t, string(rs[checkAdmins].Observations), "%sudo\\tALL=(ALL:ALL) ALL")
+
+	rs = run(t, "weak", nil)
+	require.Equal(t, map[string]evidence.Status{checkAdmins: evidence.Fail, checkUID0: evidence.Fail, checkEmpty: evidence.Fail, checkPolicy: evidence.Fail}, statuses(rs))
+	require.Equal(t, "UID 0 besides root: toor", rs[checkUID0].Reason)
+	require.Equal(t, "accounts with no password: guest", rs[checkEmpty].Reason)
+	require.Contains(t, rs[checkAdmins].Reason, `"%ops ALL=(ALL) NOPASSWD: ALL" in /etc/sudoers.d/90-ops`)
+
+	rs = run(t, "hardened", nil)
+	require.Equal(t, map[string]evidence.Status{checkAdmins: evidence.Pass, checkUID0: evidence.Pass, checkEmpty: evidence.Pass, checkPolicy: evidence.Pass}, statuses(rs))
+	require.Equal(t, "administrators: alice (sudo)", rs[checkAdmins].Reason)
+	require.Equal(t, "minimum password length 14 (minlen = 14 in /etc/security/pwquality.conf)", rs[checkPolicy].Reason)
+
+	// The policy threshold and the allowed administrators are settings.
+	rs = run(t, "hardened", collectors.Options{"min_length": 16, "allowed_admins": []any{"bob"}})
+	require.Equal(t, evidence.Fail, rs[checkPolicy].Status)
+	require.Equal(t, "administrators not in the allowed list: alice", rs[checkAdmins].Reason)
+}
+
+func TestUnreadableShadowIsError(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, os.DirFS("testdata/debian12")))
+	require.NoError(t, os.Remove(dir+"/etc/shadow"))
+	h := &host.Host{Root: dir, OS: "linux", Runner: &host.Replay{}}
+	rs, _ := Collector{}.Collect(context.Background(), h, nil)
+	for _, r := range rs {
+		if r.Check == checkEmpty {
+			require.Equal(t, evidence.Error, r.Status)
+			require.Contains(t, r.Reason, "cannot read /etc/shadow")
+		}
+	}
+}
+
+func TestLive(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("live test on Linux")
+	}
+	rs, err := Collector{}.Collect(context.Background(), host.Live(), nil)
+	require.NoError(t, err)
+	for _, r := range collectors.Complete(Collector{}, rs) {
+		require.True(t, r.Status.Valid())
+		require.NotEmpty(t, r.Reason)
+		t.Logf("%s: %s — %s", r.Check, r.Status, r.Reason)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	b, _ := os.ReadFile("testdata/debian12/etc/passwd")
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := uid0(data, nil)
+		require.NoError(t, r.Validate())
+		parsePasswd(data)
+	})
+}
