@@ -12,8 +12,11 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/annexa-dev/annexa/agent/config"
 	"github.com/annexa-dev/annexa/agent/outbox"
@@ -40,6 +43,8 @@ type Agent struct {
 
 	wake     chan struct{}
 	statusMu sync.Mutex
+	// logKey is the server's log key from enrollment: receipts must verify under it.
+	logKey note.Verifier
 }
 
 // Open loads the identity and key, takes the state lock, opens the outbox
@@ -65,6 +70,11 @@ func (a *Agent) open() error {
 	key, err := a.currentKey()
 	if err != nil {
 		return err
+	}
+	if lines := strings.Fields(a.id.ServerKeys); len(lines) > 0 {
+		if a.logKey, err = note.NewVerifier(lines[0]); err != nil {
+			return fmt.Errorf("%s: server log key: %w", IdentityFile, err)
+		}
 	}
 	server := a.cfg.Server
 	if server == "" {

@@ -13,6 +13,7 @@ import (
 	"github.com/annexa-dev/annexa/client"
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/chain"
+	"github.com/annexa-dev/annexa/evidence/checkpoint"
 	"github.com/annexa-dev/annexa/evidence/dsse"
 	"github.com/annexa-dev/annexa/server/apiv1"
 )
@@ -96,6 +97,11 @@ func (a *Agent) ackTo(seq uint64, resp *apiv1.IngestResponse) error {
 		}
 		return fmt.Errorf("server acknowledged up to seq %d, which this agent has no record of", seq)
 	}
+	if err := a.checkReceipt(resp); err != nil {
+		// Keep the records: a server that cannot show a signed log
+		// containing them has not got them in the log we enrolled with.
+		return err
+	}
 	if err := a.outbox.Ack(m); err != nil {
 		return err
 	}
@@ -106,6 +112,24 @@ func (a *Agent) ackTo(seq uint64, resp *apiv1.IngestResponse) error {
 	if resp.Accepted > 0 || resp.Duplicates > 0 {
 		if err := saveJSON(filepath.Join(a.cfg.StateDir, ReceiptFile), r, 0o600); err != nil {
 			a.log.Warn("receipt not saved", "err", err)
+		}
+	}
+	return nil
+}
+
+// checkReceipt verifies that newly accepted records come with a checkpoint
+// signed by the log key the server gave at enrollment, covering them.
+func (a *Agent) checkReceipt(resp *apiv1.IngestResponse) error {
+	if resp.Accepted == 0 || a.logKey == nil {
+		return nil
+	}
+	cp, err := checkpoint.Open([]byte(resp.Checkpoint), a.logKey)
+	if err != nil {
+		return fmt.Errorf("the server's receipt does not verify under the log key pinned at enrollment: %w", err)
+	}
+	for _, r := range resp.Receipts {
+		if r.Index >= cp.Size {
+			return fmt.Errorf("the server's checkpoint (size %d) does not cover log index %d it claims for seq %d", cp.Size, r.Index, r.Seq)
 		}
 	}
 	return nil
