@@ -82,13 +82,8 @@ type Plugin struct {
 
 // UnmarshalYAML checks a plugin entry's keys and remembers its line.
 func (p *Plugin) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.MappingNode {
-		allowed := map[string]bool{"name": true, "path": true, "sha256": true, "interval": true, "jitter": true, "timeout": true, "max_output": true, "settings": true}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if k := n.Content[i]; !allowed[k.Value] {
-				return fmt.Errorf("line %d: unknown key %s (a plugin takes name, path, sha256, interval, jitter, timeout, settings)", k.Line, k.Value)
-			}
-		}
+	if err := knownKeys(n, "a plugin", "name", "path", "sha256", "interval", "jitter", "timeout", "max_output", "settings"); err != nil {
+		return err
 	}
 	type plain Plugin
 	var pl plain
@@ -177,15 +172,8 @@ func ParseSize(in string) (int64, error) {
 
 // UnmarshalYAML remembers the collector's line for later errors.
 func (c *Collector) UnmarshalYAML(n *yaml.Node) error {
-	// A custom unmarshaller does not inherit the decoder's strictness, so
-	// the keys are checked here.
-	if n.Kind == yaml.MappingNode {
-		allowed := map[string]bool{"enabled": true, "interval": true, "jitter": true, "timeout": true, "max_output": true, "settings": true}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if k := n.Content[i]; !allowed[k.Value] {
-				return fmt.Errorf("line %d: unknown key %s (a collector takes enabled, interval, jitter, timeout, max_output, settings)", k.Line, k.Value)
-			}
-		}
+	if err := knownKeys(n, "a collector", "enabled", "interval", "jitter", "timeout", "max_output", "settings"); err != nil {
+		return err
 	}
 	type plain Collector
 	var p plain
@@ -194,6 +182,25 @@ func (c *Collector) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*c = Collector(p)
 	c.line = n.Line
+	return nil
+}
+
+// knownKeys checks a mapping's keys: a custom unmarshaller does not inherit
+// the decoder's strictness, so entries that have one check here.
+func knownKeys(n *yaml.Node, what string, allowed ...string) error {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == k.Value
+		}
+		if !ok {
+			return fmt.Errorf("line %d: unknown key %s (%s takes %s)", k.Line, k.Value, what, strings.Join(allowed, ", "))
+		}
+	}
 	return nil
 }
 
