@@ -1,0 +1,73 @@
+package timesync
+
+import (
+	"context"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/host"
+	"github.com/annexa-dev/annexa/evidence"
+)
+
+func run(t *testing.T, outputs map[string]string) evidence.Result {
+	t.Helper()
+	rs, err := Collector{}.Collect(context.Background(), &host.Host{OS: "linux", Runner: &host.Replay{Dir: "testdata", Outputs: outputs}}, nil)
+	require.NoError(t, err)
+	rs = collectors.Complete(Collector{}, rs)
+	require.Len(t, rs, 1)
+	require.NotEmpty(t, rs[0].Reason)
+	return rs[0]
+}
+
+func TestSources(t *testing.T) {
+	for name, tc := range map[string]struct {
+		outputs map[string]string
+		want    evidence.Status
+		reason  string
+	}{
+		"systemd synced":   {map[string]string{"timedatectl show": "timedatectl-synced.txt"}, evidence.Pass, "NTPSynchronized=yes"},
+		"systemd unsynced": {map[string]string{"timedatectl show": "timedatectl-unsynced.txt"}, evidence.Fail, "network time is off"},
+		// This machine: no systemd, chrony without a reachable server.
+		"chrony unsynced (real)": {map[string]string{"timedatectl show": "!exit 1", "chronyc tracking": "chrony-unsynced.txt"}, evidence.Fail, "not synchronised"},
+		"chrony synced":          {map[string]string{"chronyc tracking": "chrony-synced.txt"}, evidence.Pass, "CB00710F (foo.example.net), stratum 3"},
+		"ntpd synced":            {map[string]string{"ntpq -pn": "ntpq-synced.txt"}, evidence.Pass, "system peer 192.0.2.10"},
+		"nothing":                {map[string]string{}, evidence.Error, "no time service answered"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := run(t, tc.outputs)
+			require.Equal(t, tc.want, r.Status, r.Reason)
+			require.Contains(t, r.Reason, tc.reason)
+		})
+	}
+}
+
+func TestLive(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("live test on Linux")
+	}
+	rs, err := Collector{}.Collect(context.Background(), host.Live(), nil)
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	require.True(t, rs[0].Status.Valid())
+	require.NotEmpty(t, rs[0].Reason)
+	t.Logf("%s: %s — %s", rs[0].Check, rs[0].Status, rs[0].Reason)
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("Leap status     : Normal\nReference ID    : X\n"))
+	f.Add([]byte("NTPSynchronized=yes\n"))
+	f.Add([]byte("*1.2.3.4 .GPS. 1 u\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if r, ok := fromChrony(b); ok {
+			require.NoError(t, r.Validate())
+		}
+		if r, ok := fromTimedatectl(b); ok {
+			require.NoError(t, r.Validate())
+		}
+		r := fromNtpq(b)
+		require.NoError(t, r.Validate())
+	})
+}
