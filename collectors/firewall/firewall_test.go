@@ -1,0 +1,91 @@
+package firewall
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/host"
+	"github.com/annexa-dev/annexa/evidence"
+)
+
+func run(t *testing.T, outputs map[string]string) map[string]evidence.Result {
+	t.Helper()
+	rs, err := Collector{}.Collect(context.Background(), &host.Host{OS: "linux", Runner: &host.Replay{Dir: "testdata", Outputs: outputs}}, nil)
+	require.NoError(t, err)
+	out := map[string]evidence.Result{}
+	for _, r := range collectors.Complete(Collector{}, rs) {
+		require.NotEmpty(t, r.Reason)
+		out[r.Check] = r
+	}
+	return out
+}
+
+func TestRulesets(t *testing.T) {
+	for name, tc := range map[string]struct {
+		outputs         map[string]string
+		enabled, denies evidence.Status
+	}{
+		"nft default deny":        {map[string]string{"nft -j list ruleset": "nft-default-deny.json"}, evidence.Pass, evidence.Pass},
+		"nft as Debian ships it":  {map[string]string{"nft -j list ruleset": "nft-debian-default.json"}, evidence.Fail, evidence.Fail},
+		"nft empty":               {map[string]string{"nft -j list ruleset": "nft-empty.json"}, evidence.Fail, evidence.Fail},
+		"iptables default deny":   {map[string]string{"iptables-save": "iptables-default-deny.txt"}, evidence.Pass, evidence.Pass},
+		"iptables nothing loaded": {map[string]string{"iptables-save": "iptables-empty.txt"}, evidence.Fail, evidence.Fail},
+		"no tools, or not root":   {map[string]string{"nft -j list ruleset": "!exit 1"}, evidence.Error, evidence.Error},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rs := run(t, tc.outputs)
+			require.Equal(t, tc.enabled, rs[checkEnabled].Status, rs[checkEnabled].Reason)
+			require.Equal(t, tc.denies, rs[checkDeny].Status, rs[checkDeny].Reason)
+		})
+	}
+	rs := run(t, map[string]string{"nft -j list ruleset": "nft-default-deny.json"})
+	require.Equal(t, "inbound denied by default in inet filter input", rs[checkDeny].Reason)
+}
+
+func TestFinalDropRule(t *testing.T) {
+	// Policy accept, but the chain ends in an unconditional drop.
+	b := []byte(`{"nftables":[{"chain":{"family":"inet","table":"f","name":"in","hook":"input","policy":"accept"}},
+	{"rule":{"family":"inet","table":"f","chain":"in","expr":[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"lo"}},{"accept":null}]}},
+	{"rule":{"family":"inet","table":"f","chain":"in","expr":[{"counter":{"packets":0,"bytes":0}},{"drop":null}]}}]}`)
+	chains, err := parseNft(b)
+	require.NoError(t, err)
+	rs := decide("nft", chains)
+	require.Equal(t, evidence.Pass, rs[1].Status, rs[1].Reason)
+	_, err = parseNft([]byte("not json"))
+	require.Error(t, err)
+}
+
+func TestLive(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("live test on Linux")
+	}
+	rs, err := Collector{}.Collect(context.Background(), host.Live(), nil)
+	require.NoError(t, err)
+	for _, r := range collectors.Complete(Collector{}, rs) {
+		require.True(t, r.Status.Valid())
+		require.NotEmpty(t, r.Reason)
+		t.Logf("%s: %s — %s", r.Check, r.Status, r.Reason)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	b, _ := os.ReadFile("testdata/nft-default-deny.json")
+	f.Add(b)
+	i, _ := os.ReadFile("testdata/iptables-default-deny.txt")
+	f.Add(i)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if chains, err := parseNft(data); err == nil {
+			for _, r := range decide("nft", chains) {
+				require.NoError(t, r.Validate())
+			}
+		}
+		for _, r := range decide("iptables", parseIptables(data)) {
+			require.NoError(t, r.Validate())
+		}
+	})
+}
