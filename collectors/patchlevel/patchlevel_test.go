@@ -1,0 +1,102 @@
+package patchlevel
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/host"
+	"github.com/annexa-dev/annexa/evidence"
+)
+
+const sim = "apt-get -s -o Debug::NoLocking=1 upgrade"
+
+func run(t *testing.T, root, simFile string, now time.Time) map[string]evidence.Result {
+	t.Helper()
+	h := &host.Host{Root: "testdata/" + root, OS: "linux", Clock: func() time.Time { return now },
+		Runner: &host.Replay{Dir: "testdata", Outputs: map[string]string{sim: simFile}}}
+	rs, err := Collector{}.Collect(context.Background(), h, nil)
+	require.NoError(t, err)
+	out := map[string]evidence.Result{}
+	for _, r := range collectors.Complete(Collector{}, rs) {
+		require.NotEmpty(t, r.Reason, r.Check)
+		out[r.Check] = r
+	}
+	return out
+}
+
+func st(rs map[string]evidence.Result) map[string]evidence.Status {
+	out := map[string]evidence.Status{}
+	for k, r := range rs {
+		out[k] = r.Status
+	}
+	return out
+}
+
+func TestDebianAsCaptured(t *testing.T) {
+	rs := run(t, "debian12", "apt-simulate-upgrade.txt", time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC))
+	require.Equal(t, map[string]evidence.Status{
+		checkPending: evidence.Fail, checkSecurity: evidence.Fail, checkAuto: evidence.Fail,
+		checkAge: evidence.Pass, checkReboot: evidence.Pass, checkRelease: evidence.Pass,
+	}, st(rs))
+	require.Equal(t, "78 package updates pending (20 security)", rs[checkPending].Reason)
+	require.Contains(t, rs[checkSecurity].Reason, "20 security updates pending: libgnutls28-dev")
+	require.Contains(t, rs[checkRelease].Reason, "supported until 2028-06-30")
+	require.Contains(t, string(rs[checkPending].Observations), `"package":"base-files","from":"12.4+deb12u11","to":"12.4+deb12u14","origin":"Debian:12.14/oldstable"`)
+}
+
+func TestSecurityAutoRebootStale(t *testing.T) {
+	rs := run(t, "auto", "apt-simulate-security.txt", time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC))
+	require.Equal(t, evidence.Fail, rs[checkSecurity].Status)
+	require.Equal(t, "2 security updates pending: libssl3, openssl", rs[checkSecurity].Reason)
+	require.Equal(t, evidence.Pass, rs[checkAuto].Status)
+	require.Equal(t, evidence.Fail, rs[checkReboot].Status)
+	require.Equal(t, "a reboot is required to finish updates (libc6)", rs[checkReboot].Reason)
+	require.Equal(t, evidence.Fail, rs[checkAge].Status)
+	require.Contains(t, rs[checkAge].Reason, "more than 30")
+	// Past the release's end of support.
+	rs = run(t, "auto", "apt-simulate-security.txt", time.Date(2028, 7, 2, 0, 0, 0, 0, time.UTC))
+	require.Equal(t, evidence.Fail, rs[checkRelease].Status)
+}
+
+func TestNoAptIsError(t *testing.T) {
+	h := &host.Host{Root: "testdata/debian12", OS: "linux", Runner: &host.Replay{}, Clock: time.Now}
+	rs, _ := Collector{}.Collect(context.Background(), h, nil)
+	for _, r := range rs {
+		if r.Check != checkRelease {
+			require.Equal(t, evidence.Error, r.Status, r.Check)
+			require.Contains(t, r.Reason, "apt-get is not installed")
+		}
+	}
+	require.Empty(t, pending([]byte("garbage"), nil, 0)[0].Observations)
+	require.Equal(t, evidence.Error, pending([]byte("garbage"), nil, 0)[0].Status)
+}
+
+func TestLive(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("live test on Linux")
+	}
+	rs, err := Collector{}.Collect(context.Background(), host.Live(), nil)
+	require.NoError(t, err)
+	for _, r := range collectors.Complete(Collector{}, rs) {
+		require.True(t, r.Status.Valid())
+		require.NotEmpty(t, r.Reason)
+		t.Logf("%s: %s — %s", r.Check, r.Status, r.Reason)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	b, _ := os.ReadFile("testdata/apt-simulate-security.txt")
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, r := range pending(data, nil, 0) {
+			require.NoError(t, r.Validate())
+		}
+		parseKV(data, "=")
+	})
+}
