@@ -16,6 +16,8 @@ PKG_ARCHES  := amd64 arm64
 build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cmd/annexa ./cmd/annexa-agent ./cmd/annexa-server
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/annexa-plugin-host ./plugins/host
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/annexa-plugin-exec ./plugins/exec
 
 ## test: lint, then every test (starts what the tests need: see scripts/test.sh)
 test:
@@ -33,13 +35,14 @@ run: build
 lint:
 	./scripts/lint.sh
 
-## cross: the agent for every platform it ships on, without cgo
+## cross: the agent (and its plugin host) for every platform it ships on, without cgo
 cross:
 	@mkdir -p $(BIN)/cross
 	@set -e; for p in $(CROSS); do \
 		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
 		echo "annexa-agent $$os/$$arch"; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/cross/annexa-agent-$$os-$$arch$$ext ./cmd/annexa-agent; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/cross/annexa-plugin-host-$$os-$$arch$$ext ./plugins/host; \
 	done
 
 ## package: .deb and .rpm for annexa-agent and annexa-server (amd64, arm64) into dist/, with nfpm as a library
@@ -47,6 +50,8 @@ package:
 	@mkdir -p dist
 	@set -e; for arch in $(PKG_ARCHES); do \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/linux-$$arch/ ./cmd/annexa ./cmd/annexa-agent ./cmd/annexa-server; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/linux-$$arch/annexa-plugin-host ./plugins/host; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/linux-$$arch/annexa-plugin-exec ./plugins/exec; \
 		for pkg in agent server; do \
 			$(GO) run ./packaging/nfpmbuild -config packaging/nfpm/$$pkg.yaml -arch $$arch -version "$(PKG_VERSION)" -bin $(BIN)/linux-$$arch -out dist; \
 		done; \

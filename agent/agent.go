@@ -355,7 +355,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := lowerPriority(); err != nil {
 		a.log.Debug("could not lower priority", "err", err)
 	}
-	a.log.Info("annexa-agent running", "agent", a.id.AgentID, "server", a.client.Server(), "collectors", a.Enabled())
+	a.log.Info("annexa-agent running", "agent", a.id.AgentID, "server", a.client.Server(), "collectors", a.Enabled(), "plugins", len(a.cfg.Plugins))
+	debug.FreeOSMemory()
 	sem := make(chan struct{}, a.cfg.Concurrency)
 	var wg sync.WaitGroup
 	type job struct {
@@ -389,6 +390,9 @@ func (a *Agent) Run(ctx context.Context) error {
 				}
 				_ = j.run(ctx)
 				<-sem
+				// The agent idles between runs: hand what the run allocated
+				// back to the OS instead of holding it until the next GC.
+				debug.FreeOSMemory()
 				delay = sched.Interval.Std() + jitter(sched.Jitter.Std()) - sched.Jitter.Std()/2
 			}
 		}()

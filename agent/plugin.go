@@ -7,7 +7,7 @@ import (
 	"github.com/annexa-dev/annexa/agent/config"
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/chain"
-	"github.com/annexa-dev/annexa/plugins"
+	"github.com/annexa-dev/annexa/plugins/pluginapi"
 )
 
 // RunPlugin runs one plugin and appends a record per asset it reports. A
@@ -16,7 +16,7 @@ import (
 // as declaring them); the agent goes on, and the next cycle starts it anew.
 func (a *Agent) RunPlugin(ctx context.Context, p *config.Plugin) error {
 	sched := a.cfg.PluginSchedule(p)
-	out, err := plugins.Run(ctx, plugins.Spec{Name: p.Name, Path: p.Path, SHA256: p.SHA256, Timeout: sched.Timeout.Std(), Settings: p.Settings}, a.log)
+	out, err := runPluginHost(ctx, pluginapi.Spec{Name: p.Name, Path: p.Path, SHA256: p.SHA256, Timeout: sched.Timeout.Std(), Settings: p.Settings}, a.log)
 	now := time.Now().UTC()
 	host := evidence.HostAsset(a.id.AgentID)
 	st := CollectorStatus{At: now, Results: map[string]string{}}

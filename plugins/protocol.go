@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 
-	"github.com/annexa-dev/annexa/evidence"
+	"github.com/annexa-dev/annexa/plugins/pluginapi"
 )
 
 // ProtocolVersion changes when the messages below change incompatibly; the
@@ -36,29 +36,13 @@ var Handshake = plugin.HandshakeConfig{
 // PluginName is the one plugin kind a binary serves.
 const PluginName = "collector"
 
-// Description is what a plugin says about itself.
-type Description struct {
-	Name    string           `json:"name"`
-	Version string           `json:"version"`
-	Checks  []evidence.Check `json:"checks"`
-}
-
-// Request carries the plugin's settings from the agent's config.
-type Request struct {
-	Settings map[string]any `json:"settings,omitempty"`
-}
-
-// AssetResults are one asset's results. An empty asset means the host the
-// agent runs on.
-type AssetResults struct {
-	Asset   evidence.Asset    `json:"asset,omitempty"`
-	Results []evidence.Result `json:"results"`
-}
-
-// CollectResponse is what Collect returns.
-type CollectResponse struct {
-	Assets []AssetResults `json:"assets"`
-}
+// The protocol's messages; see package pluginapi.
+type (
+	Description     = pluginapi.Description
+	Request         = pluginapi.Request
+	AssetResults    = pluginapi.AssetResults
+	CollectResponse = pluginapi.CollectResponse
+)
 
 // Collector is what a plugin implements (with the SDK) and what the agent
 // calls.

@@ -19,22 +19,14 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/annexa-dev/annexa/evidence"
+	"github.com/annexa-dev/annexa/plugins/pluginapi"
 )
 
-// Spec is a plugin as the agent's config names it.
-type Spec struct {
-	Name     string
-	Path     string
-	SHA256   string // expected hex sha256 of the binary: a changed binary is refused
-	Timeout  time.Duration
-	Settings map[string]any
-}
-
-// Outcome is a plugin run: what it said it checks, and its results.
-type Outcome struct {
-	Description *Description
-	Assets      []AssetResults
-}
+// Spec and Outcome are the runner's input and output; see package pluginapi.
+type (
+	Spec    = pluginapi.Spec
+	Outcome = pluginapi.Outcome
+)
 
 // ErrChecksum is wrapped when the binary is not the one the config pins.
 var ErrChecksum = errors.New("plugin binary checksum mismatch")

@@ -3,6 +3,8 @@
 #
 #   sudo ./install-macos.sh ./annexa-agent-darwin-arm64 [SERVER_URL TOKEN [CA_FILE]]
 #
+# (annexa-plugin-host-darwin-* beside the agent binary is installed too, for plugins.)
+#
 # With a server and token it enrols on first start (through
 # /etc/annexa/enroll.env, deleted once used). Idempotent: re-running
 # upgrades the binary and restarts the daemon.
@@ -12,6 +14,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 install -d -m 0755 /usr/local/bin /etc/annexa
 install -d -m 0700 /var/lib/annexa
 install -m 0755 "$bin" /usr/local/bin/annexa-agent
+hostbin=$(echo "$bin" | sed 's/annexa-agent/annexa-plugin-host/')
+[ -f "$hostbin" ] && install -m 0755 "$hostbin" /usr/local/bin/annexa-plugin-host
 [ -f /etc/annexa/agent.yaml ] || install -m 0644 "$here/../../configs/agent.yaml" /etc/annexa/agent.yaml
 if [ $# -ge 3 ]; then
   umask 077

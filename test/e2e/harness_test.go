@@ -45,11 +45,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building binaries:", err)
 		os.Exit(1)
 	}
-	cmd = exec.Command("go", "build", "-o", filepath.Join(dir, "annexa-plugin-exec"), "../../plugins/exec")
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the exec plugin:", err)
-		os.Exit(1)
+	for name, pkg := range map[string]string{"annexa-plugin-exec": "../../plugins/exec", "annexa-plugin-host": "../../plugins/host"} {
+		cmd = exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", name+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

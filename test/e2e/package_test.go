@@ -94,7 +94,7 @@ func TestDebPackageLifecycle(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("dpkg", "--purge", "annexa-agent").Run() })
 	out, err = exec.Command("dpkg", "-i", debs[0]).CombinedOutput()
 	require.NoError(t, err, string(out))
-	for path, mode := range map[string]os.FileMode{"/usr/bin/annexa-agent": 0o755, "/etc/annexa/agent.yaml": 0o644, "/var/lib/annexa": 0o700, "/lib/systemd/system/annexa-agent.service": 0o644} {
+	for path, mode := range map[string]os.FileMode{"/usr/bin/annexa-agent": 0o755, "/usr/bin/annexa-plugin-host": 0o755, "/usr/lib/annexa/plugins/annexa-plugin-exec": 0o755, "/etc/annexa/agent.yaml": 0o644, "/var/lib/annexa": 0o700, "/lib/systemd/system/annexa-agent.service": 0o644} {
 		st, err := os.Stat(path)
 		require.NoError(t, err, path)
 		require.Equal(t, mode, st.Mode().Perm(), path)
@@ -124,7 +124,7 @@ func TestDebPackageLifecycle(t *testing.T) {
 
 	out, err = exec.Command("dpkg", "--purge", "annexa-agent").CombinedOutput()
 	require.NoError(t, err, string(out))
-	for _, gone := range []string{"/usr/bin/annexa-agent", "/etc/annexa", "/var/lib/annexa", "/lib/systemd/system/annexa-agent.service"} {
+	for _, gone := range []string{"/usr/bin/annexa-agent", "/usr/bin/annexa-plugin-host", "/usr/lib/annexa", "/etc/annexa", "/var/lib/annexa", "/lib/systemd/system/annexa-agent.service"} {
 		_, err := os.Stat(gone)
 		require.True(t, os.IsNotExist(err), "%s left behind after purge", gone)
 	}
