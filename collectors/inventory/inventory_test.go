@@ -3,12 +3,12 @@ package inventory
 import (
 	"context"
 	"encoding/json"
-	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/collectortest"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
 )
@@ -53,18 +53,8 @@ func TestEmptyListIsError(t *testing.T) {
 	require.Equal(t, []Package{{Name: "bash", Version: "5.2.26-3.fc40", Arch: "x86_64"}}, parseRPM([]byte("bash\t0:5.2.26-3.fc40\tx86_64\ngpg-pubkey\t0:1-1\t(none)\n")))
 }
 
-func TestLive(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("live test on Linux")
-	}
-	rs, err := Collector{}.Collect(context.Background(), host.Live(), nil)
-	require.NoError(t, err)
-	for _, r := range collectors.Complete(Collector{}, rs) {
-		require.True(t, r.Status.Valid())
-		require.NotEmpty(t, r.Reason)
-		t.Logf("%s: %s — %s", r.Check, r.Status, r.Reason)
-	}
-}
+// The collector also reads this machine and decides every check, or says why not.
+func TestLive(t *testing.T) { collectortest.Live(t, Collector{}) }
 
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("adduser\t3.134\tall\tii \n"))

@@ -3,13 +3,13 @@ package ssh
 import (
 	"context"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/collectortest"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
 )
@@ -102,22 +102,8 @@ func TestUnreadableConfigIsError(t *testing.T) {
 	}
 }
 
-// On Linux the collector also reads the live machine and must decide every
-// check or say why not.
-func TestLive(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("live test on Linux")
-	}
-	rs, err := Collector{}.Collect(context.Background(), host.Live(), nil)
-	require.NoError(t, err)
-	rs = collectors.Complete(Collector{}, rs)
-	require.Len(t, rs, 3)
-	for _, r := range rs {
-		require.True(t, r.Status.Valid(), r.Check)
-		require.NotEmpty(t, r.Reason, r.Check)
-		t.Logf("%s: %s — %s", r.Check, r.Status, r.Reason)
-	}
-}
+// The collector also reads this machine and decides every check, or says why not.
+func TestLive(t *testing.T) { collectortest.Live(t, Collector{}) }
 
 func FuzzParse(f *testing.F) {
 	b, _ := os.ReadFile("testdata/weak/sshd-T.txt")

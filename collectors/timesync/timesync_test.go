@@ -2,12 +2,12 @@ package timesync
 
 import (
 	"context"
-	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/collectortest"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
 )
@@ -44,17 +44,8 @@ func TestSources(t *testing.T) {
 	}
 }
 
-func TestLive(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("live test on Linux")
-	}
-	rs, err := Collector{}.Collect(context.Background(), host.Live(), nil)
-	require.NoError(t, err)
-	require.Len(t, rs, 1)
-	require.True(t, rs[0].Status.Valid())
-	require.NotEmpty(t, rs[0].Reason)
-	t.Logf("%s: %s — %s", rs[0].Check, rs[0].Status, rs[0].Reason)
-}
+// The collector also reads this machine and decides every check, or says why not.
+func TestLive(t *testing.T) { collectortest.Live(t, Collector{}) }
 
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("Leap status     : Normal\nReference ID    : X\n"))
