@@ -18,6 +18,7 @@ build:
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cmd/annexa ./cmd/annexa-agent ./cmd/annexa-server
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/annexa-plugin-host ./plugins/host
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/annexa-plugin-exec ./plugins/exec
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/annexa-plugin-aws-iam ./plugins/aws-iam
 
 ## test: lint, then every test (starts what the tests need: see scripts/test.sh)
 test:
@@ -43,16 +44,18 @@ cross:
 		echo "annexa-agent $$os/$$arch"; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/cross/annexa-agent-$$os-$$arch$$ext ./cmd/annexa-agent; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/cross/annexa-plugin-host-$$os-$$arch$$ext ./plugins/host; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/cross/annexa-plugin-aws-iam-$$os-$$arch$$ext ./plugins/aws-iam; \
 	done
 
-## package: .deb and .rpm for annexa-agent and annexa-server (amd64, arm64) into dist/, with nfpm as a library
+## package: .deb and .rpm for annexa-agent, annexa-server and annexa-plugin-aws-iam (amd64, arm64) into dist/, with nfpm as a library
 package:
 	@mkdir -p dist
 	@set -e; for arch in $(PKG_ARCHES); do \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/linux-$$arch/ ./cmd/annexa ./cmd/annexa-agent ./cmd/annexa-server; \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/linux-$$arch/annexa-plugin-host ./plugins/host; \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/linux-$$arch/annexa-plugin-exec ./plugins/exec; \
-		for pkg in agent server; do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/linux-$$arch/annexa-plugin-aws-iam ./plugins/aws-iam; \
+		for pkg in agent server plugin-aws-iam; do \
 			$(GO) run ./packaging/nfpmbuild -config packaging/nfpm/$$pkg.yaml -arch $$arch -version "$(PKG_VERSION)" -bin $(BIN)/linux-$$arch -out dist; \
 		done; \
 	done
