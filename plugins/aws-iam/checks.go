@@ -221,9 +221,9 @@ func consoleMFA(f *facts) evidence.Result {
 }
 
 type keyFinding struct {
-	User     string `json:"user"`
-	Key      int    `json:"key"`
-	AgeDays  int    `json:"age_days"`
+	User    string `json:"user"`
+	Key     int    `json:"key"`
+	AgeDays int    `json:"age_days"`
 }
 
 func accessKeyAge(f *facts, t thresholds, now time.Time) evidence.Result {

@@ -275,7 +275,7 @@ func (f *fakeAWS) answer(action string, form url.Values, a *fakeAccount) (body, 
 		f.keys[akid] = target
 		f.mu.Unlock()
 		return el("AssumedRoleUser", text("Arn", "arn:aws:sts::"+target+":assumed-role/"+strings.TrimPrefix(arn[strings.Index(arn, ":role/")+1:], "role/")+"/"+form.Get("RoleSessionName")),
-				text("AssumedRoleId", "AROA3XFRBF535PLBIFPI4:"+form.Get("RoleSessionName"))) +
+			text("AssumedRoleId", "AROA3XFRBF535PLBIFPI4:"+form.Get("RoleSessionName"))) +
 			el("Credentials", text("AccessKeyId", akid), text("SecretAccessKey", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"),
 				text("SessionToken", "FwoGZXIvYXdzEBYaDEXAMPLETOKEN"), text("Expiration", f.now.Add(time.Hour).UTC().Format(time.RFC3339))) +
 			text("PackedPolicySize", "6"), "", ""

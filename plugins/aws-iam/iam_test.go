@@ -364,9 +364,9 @@ func TestPolicyDocuments(t *testing.T) {
 	for doc, want := range map[string]bool{
 		adminDoc:    true,
 		readOnlyDoc: false,
-		`{"Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}`:                           false,
+		`{"Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}`:                          false,
 		`{"Statement":[{"Effect":"Allow","Action":["s3:*","*"],"Resource":["arn:aws:s3:::b"]}]}`: false,
-		`{"Statement":[{"Effect":"Allow","Action":"*:*","Resource":["*"]}]}`:                      true,
+		`{"Statement":[{"Effect":"Allow","Action":"*:*","Resource":["*"]}]}`:                     true,
 	} {
 		got, err := grantsFullAdmin(strings.ReplaceAll(doc, " ", "%20"))
 		require.NoError(t, err)
