@@ -324,6 +324,9 @@ func TestAgentPlugins(t *testing.T) {
 	require.NoError(t, err)
 	check := filepath.Join(t.TempDir(), "check-backups.sh")
 	require.NoError(t, os.WriteFile(check, []byte("#!/bin/sh\necho '{\"results\":[{\"check\":\"backups.last_success\",\"status\":\"fail\",\"reason\":\"last backup 40h ago\",\"observations\":{\"age_hours\":40}}]}'\n"), 0o755))
+	// A plugin reporting on something other than this host (a cloud account).
+	cloud := filepath.Join(t.TempDir(), "check-cloud.sh")
+	require.NoError(t, os.WriteFile(cloud, []byte("#!/bin/sh\necho '{\"asset\":\"aws-account:123456789012\",\"results\":[{\"check\":\"cloud.trail\",\"status\":\"pass\",\"reason\":\"trail on\"}]}'\n"), 0o755))
 	cfg := fmt.Sprintf(`plugins:
   - name: backups
     path: %s
@@ -333,11 +336,19 @@ func TestAgentPlugins(t *testing.T) {
       command: %s
       checks:
         - {id: backups.last_success, title: "recent backup", controls: ["8.13"]}
+  - name: cloud
+    path: %s
+    sha256: %s
+    settings:
+      name: cloud
+      command: %s
+      checks:
+        - {id: cloud.trail, title: "audit trail on", controls: ["8.15"]}
   - name: tampered
     path: %s
     sha256: %s
     settings: {}
-`, pluginBin, sum, check, pluginBin, strings.Repeat("0", 64))
+`, pluginBin, sum, check, pluginBin, sum, cloud, pluginBin, strings.Repeat("0", 64))
 	h := newAgentHost(t, s, cfg)
 	h.enroll(s.token("enroll", apiv1.TokenRequest{}))
 	out, code := h.run("run", "--once")
@@ -353,6 +364,8 @@ func TestAgentPlugins(t *testing.T) {
 	require.Equal(t, "error", got["tampered.plugin"].Status)
 	require.Contains(t, got["tampered.plugin"].Reason, "checksum mismatch")
 	require.Contains(t, got, "ssh.root_login", "built-in collectors ran too")
+	require.Equal(t, "aws-account:123456789012", got["cloud.trail"].Asset, "the plugin's own asset, signed by this agent")
+	require.Equal(t, "pass", got["cloud.trail"].Status)
 	verifyLog(t, s)
 }
 
