@@ -40,6 +40,8 @@ type Agent struct {
 
 	mu     sync.Mutex // one record appended at a time: sign, then store durably
 	writer *chain.Writer
+	// cursors of incremental collectors, moved with their records
+	cursors cursorStore
 
 	wake     chan struct{}
 	statusMu sync.Mutex
@@ -103,6 +105,14 @@ func (a *Agent) open() error {
 		head = chain.Head{Seq: m.Seq, Digest: m.Digest}
 	}
 	a.writer, err = chain.NewWriter(a.id.AgentID, key, head)
+	if err != nil {
+		return err
+	}
+	a.cursors = cursorStore{dir: filepath.Join(a.cfg.StateDir, CursorDir)}
+	notes, err := a.cursors.settle(head)
+	for _, n := range notes {
+		a.log.Warn("cursor left pending by a crash", "note", n)
+	}
 	return err
 }
 
@@ -165,6 +175,14 @@ func (a *Agent) Outbox() *outbox.Outbox { return a.outbox }
 // goes back and the error is returned, so nothing is counted as collected
 // that is not on disk.
 func (a *Agent) append(e chain.Entry) (*chain.Signed, error) {
+	return a.appendWithCursor(e, nil)
+}
+
+// appendWithCursor appends a record and, for an incremental collector,
+// moves its cursor with it: prepared before the append, committed after
+// (see cursorStore). All under a.mu, so a failed append's seq is not
+// reused before its pending cursor is gone.
+func (a *Agent) appendWithCursor(e chain.Entry, cur []byte) (*chain.Signed, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	before := a.writer.Head()
@@ -172,9 +190,24 @@ func (a *Agent) append(e chain.Entry) (*chain.Signed, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cur != nil {
+		if err := a.cursors.prepare(e.Collector, s.Record.Predicate.Seq, s.Record.Digest, cur); err != nil {
+			a.writer.Reset(before)
+			return nil, fmt.Errorf("cursor: %w", err)
+		}
+	}
 	if err := a.outbox.Append(outbox.Item{Seq: s.Record.Predicate.Seq, Digest: s.Record.Digest, Raw: s.JSON}); err != nil {
+		if cur != nil {
+			a.cursors.abort(e.Collector)
+		}
 		a.writer.Reset(before)
 		return nil, err
+	}
+	if cur != nil {
+		if err := a.cursors.commit(e.Collector); err != nil {
+			// The record is stored; the next start commits the pending cursor.
+			a.log.Warn("cursor not committed", "collector", e.Collector, "err", err)
+		}
 	}
 	a.notify()
 	return s, nil
@@ -205,6 +238,14 @@ func (a *Agent) signGap(from, to uint64, prev, last string) (outbox.Item, error)
 // returns its results. A collector that panics, hangs or fails yields an
 // error result for each of its checks; it never takes the agent down.
 func RunCollector(ctx context.Context, c collectors.Collector, h *host.Host, sched config.Schedule, settings map[string]any) []evidence.Result {
+	rs, _ := runCollector(ctx, c, h, sched, settings, nil)
+	return rs
+}
+
+// runCollector is RunCollector that also hands an incremental collector its
+// cursor and returns the next one (nil when the run failed: the cursor then
+// stays where it was and the events are read again).
+func runCollector(ctx context.Context, c collectors.Collector, h *host.Host, sched config.Schedule, settings map[string]any, cur []byte) ([]evidence.Result, []byte) {
 	timeout := sched.Timeout.Std()
 	if timeout <= 0 {
 		timeout = 2 * time.Minute
@@ -220,8 +261,9 @@ func RunCollector(ctx context.Context, c collectors.Collector, h *host.Host, sch
 		}
 	}
 	type out struct {
-		rs  []evidence.Result
-		err error
+		rs   []evidence.Result
+		next []byte
+		err  error
 	}
 	done := make(chan out, 1)
 	go func() {
@@ -230,18 +272,23 @@ func RunCollector(ctx context.Context, c collectors.Collector, h *host.Host, sch
 				done <- out{err: fmt.Errorf("collector %s panicked: %v\n%s", c.Name(), p, firstLines(debug.Stack(), 6))}
 			}
 		}()
+		if inc, ok := c.(collectors.Incremental); ok {
+			rs, next, err := inc.CollectSince(ctx, &hh, collectors.Options(settings), cur)
+			done <- out{rs, next, err}
+			return
+		}
 		rs, err := c.Collect(ctx, &hh, collectors.Options(settings))
-		done <- out{rs, err}
+		done <- out{rs: rs, err: err}
 	}()
 	select {
 	case o := <-done:
 		if o.err != nil {
-			return collectors.ErrorResults(c, o.err.Error())
+			return collectors.ErrorResults(c, o.err.Error()), nil
 		}
-		return collectors.Complete(c, o.rs)
+		return collectors.Complete(c, o.rs), o.next
 	case <-ctx.Done():
 		// The goroutine is abandoned; its commands were killed with the context.
-		return collectors.ErrorResults(c, fmt.Sprintf("collector %s did not finish within %s", c.Name(), timeout))
+		return collectors.ErrorResults(c, fmt.Sprintf("collector %s did not finish within %s", c.Name(), timeout)), nil
 	}
 }
 
@@ -265,8 +312,18 @@ func (a *Agent) Collect(ctx context.Context, name string) error {
 		return fmt.Errorf("no collector %q", name)
 	}
 	start := time.Now()
-	rs := RunCollector(ctx, c, a.host, a.cfg.ScheduleFor(name), a.cfg.Settings(name))
-	s, err := a.append(chain.Entry{Asset: evidence.HostAsset(a.id.AgentID), Collector: name, CollectorVersion: c.Version(), CollectedAt: time.Now().UTC(), Results: rs})
+	var cur []byte
+	if _, ok := c.(collectors.Incremental); ok {
+		var err error
+		if cur, err = a.cursors.load(name); err != nil {
+			// Unreadable: start over from the collector's lookback window,
+			// and say so, rather than stop collecting.
+			a.log.Warn("cursor unreadable; reading from the lookback window", "collector", name, "err", err)
+			cur = nil
+		}
+	}
+	rs, next := runCollector(ctx, c, a.host, a.cfg.ScheduleFor(name), a.cfg.Settings(name), cur)
+	s, err := a.appendWithCursor(chain.Entry{Asset: evidence.HostAsset(a.id.AgentID), Collector: name, CollectorVersion: c.Version(), CollectedAt: time.Now().UTC(), Results: rs}, next)
 	st := CollectorStatus{At: time.Now().UTC(), Results: map[string]string{}}
 	for _, r := range rs {
 		st.Results[r.Check] = string(r.Status)

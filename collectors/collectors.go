@@ -27,6 +27,18 @@ type Collector interface {
 	Collect(ctx context.Context, h *host.Host, opts Options) ([]evidence.Result, error)
 }
 
+// Incremental is a collector that reads something incrementally, such as
+// an authentication log: each run reports only what happened since the
+// last. It gets the cursor its last stored record ended at (nil the first
+// time) and returns the one it reached. The agent stores the new cursor
+// only once the record carrying these results is durably in the outbox, so
+// a crash in between re-reads the same events rather than skipping them,
+// and a stored record never has its events counted again.
+type Incremental interface {
+	Collector
+	CollectSince(ctx context.Context, h *host.Host, opts Options, cursor []byte) (results []evidence.Result, next []byte, err error)
+}
+
 // Options are a collector's settings from the agent config.
 type Options map[string]any
 
@@ -36,6 +48,23 @@ func (o Options) String(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// Strings returns a list-of-strings setting (nil if unset).
+func (o Options) Strings(k string) []string {
+	switch v := o[k].(type) {
+	case []string:
+		return v
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 // Int returns an integer setting or def.

@@ -380,3 +380,44 @@ func sha256File(path string) (string, error) {
 
 // perRun is how many records one collection makes: one per built-in collector.
 func perRun() uint64 { return uint64(len(collectors.Names())) }
+
+// access_logs reads incrementally across agent processes: each run reports
+// only the events since the previous stored record, none twice.
+func TestAgentAccessLogsCursor(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	logPath := filepath.Join(t.TempDir(), "auth.log")
+	line := func(user string) string {
+		return time.Now().UTC().Format("2006-01-02T15:04:05.000000-07:00") + " vm sshd[4242]: Accepted publickey for " + user + " from 192.0.2.7 port 50000 ssh2\n"
+	}
+	appendLog := func(s string) {
+		f, err := os.OpenFile(logPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+		require.NoError(t, err)
+		_, err = f.WriteString(s)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+	}
+	appendLog(line("alice") + line("bob") + line("alice"))
+	h := newAgentHost(t, s, fmt.Sprintf("collectors:\n  access_logs:\n    settings:\n      path: %s\n", logPath))
+	h.enroll(s.token("enroll", apiv1.TokenRequest{}))
+	reason := func() string {
+		for _, r := range h.hostDetail().Results {
+			if r.Check == "access_logs.auth_events" {
+				return r.Reason
+			}
+		}
+		return ""
+	}
+	out, code := h.run("run", "--once")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "3 successful and 0 failed logins since the last run", reason())
+
+	appendLog(line("carol"))
+	out, code = h.run("run", "--once")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "1 successful and 0 failed logins since the last run", reason())
+
+	out, code = h.run("run", "--once")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "0 successful and 0 failed logins since the last run", reason())
+	verifyLog(t, s)
+}

@@ -1,0 +1,371 @@
+// Package accesslogs summarises authentication events since the last run
+// (8.15, 8.16, 8.5, 8.2): logins that succeeded and failed by user and
+// source, privileged use (sudo, su), root logins, brute-force bursts, and
+// whether authentication logging is kept at all.
+//
+// It reads incrementally. On Linux the source is auth.log (Debian, Ubuntu)
+// or secure (RHEL, Fedora) with their rotations, plain or gzipped, streamed
+// line by line; without either, journald's auth facilities. The cursor
+// names the file by a fingerprint of its first line and an offset, so it is
+// found again after logrotate renames or compresses it: no event is counted
+// twice and none is missed across rotation or a restart of the agent.
+package accesslogs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/host"
+	"github.com/annexa-dev/annexa/evidence"
+)
+
+func init() { collectors.Register(Collector{}) }
+
+// Collector is the access_logs collector.
+type Collector struct{}
+
+// Name implements collectors.Collector.
+func (Collector) Name() string { return "access_logs" }
+
+// Version implements collectors.Collector.
+func (Collector) Version() string { return "1.0.0" }
+
+const (
+	checkEvents     = "access_logs.auth_events"
+	checkPrivileged = "access_logs.privileged_use"
+	checkRoot       = "access_logs.root_logins"
+	checkBrute      = "access_logs.brute_force"
+	checkPersistent = "access_logs.logging_persistent"
+)
+
+// Checks implements collectors.Collector.
+func (Collector) Checks() []evidence.Check {
+	fresh := evidence.Duration(26 * time.Hour)
+	p := []string{"linux"}
+	return []evidence.Check{
+		{ID: checkEvents, Title: "Authentication events are logged and summarised", Controls: []string{"8.15", "8.16", "8.5"}, Platforms: p, Freshness: fresh},
+		{ID: checkPrivileged, Title: "Privileged use (sudo, su) by allowed users only", Controls: []string{"8.2", "8.15", "8.16"}, Platforms: p, Freshness: fresh},
+		{ID: checkRoot, Title: "No direct root logins", Controls: []string{"8.2", "8.5", "8.16"}, Platforms: p, Freshness: fresh},
+		{ID: checkBrute, Title: "No brute-force bursts of failed logins", Controls: []string{"8.5", "8.16"}, Platforms: p, Freshness: fresh},
+		{ID: checkPersistent, Title: "Authentication logging present and persistent", Controls: []string{"8.15"}, Platforms: p, Freshness: fresh},
+	}
+}
+
+// cursor is where the last stored record's reading ended.
+type cursor struct {
+	Source  string    `json:"source"`            // the log file's path, or "journald"
+	FP      string    `json:"fp,omitempty"`      // fingerprint of the file Offset is in
+	Offset  int64     `json:"offset,omitempty"`  // bytes of that file already read
+	Journal string    `json:"journal,omitempty"` // journald cursor
+	Last    time.Time `json:"last,omitzero"`     // the last event read
+	At      time.Time `json:"at"`                // when the run was
+}
+
+// Collect implements collectors.Collector: a run without a cursor, which
+// reads the lookback window (`annexa-agent collect`, tests).
+func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Options) ([]evidence.Result, error) {
+	rs, _, err := c.CollectSince(ctx, h, opts, nil)
+	return rs, err
+}
+
+// CollectSince implements collectors.Incremental.
+func (c Collector) CollectSince(ctx context.Context, h *host.Host, opts collectors.Options, raw []byte) ([]evidence.Result, []byte, error) {
+	if h.OS != "linux" {
+		return collectors.ErrorResults(c, "access_logs reads auth.log, secure or journald; not implemented for "+h.OS+" yet"), nil, nil
+	}
+	var prev *cursor
+	if len(raw) > 0 {
+		prev = &cursor{}
+		if err := json.Unmarshal(raw, prev); err != nil {
+			// A damaged cursor must not stop the evidence: read the lookback
+			// window again and say so.
+			prev = nil
+		}
+	}
+	lookback := 24 * time.Hour
+	if d, err := time.ParseDuration(opts.String("lookback", "24h")); err == nil && d > 0 {
+		lookback = d
+	}
+	window := 5 * time.Minute
+	if d, err := time.ParseDuration(opts.String("brute_force_window", "5m")); err == nil && d > 0 {
+		window = d
+	}
+	now := h.Now()
+	sum := newSummary(opts.Int("brute_force_failures", 10), window)
+	rd := &reading{h: h, now: now, prev: prev, since: now.Add(-lookback), sum: sum}
+	next, err := rd.read(ctx, opts.String("path", ""))
+	persistent := loggingPersistent(h, rd.source)
+	if err != nil {
+		rs := collectors.ErrorResults(c, err.Error())
+		rs[len(rs)-1] = persistent
+		return rs, nil, nil
+	}
+	next.At = now
+	nb, _ := json.Marshal(next)
+	period := map[string]any{"source": rd.source, "since": rd.sinceLabel(), "through": now.UTC(), "lines_read": sum.Lines,
+		"continuity": rd.continuity}
+	return decide(sum, period, opts, persistent), nb, nil
+}
+
+// reading is one run's pass over the source.
+type reading struct {
+	h          *host.Host
+	now        time.Time
+	prev       *cursor
+	since      time.Time
+	sum        *summary
+	source     string
+	continuity string
+}
+
+func (r *reading) sinceLabel() any {
+	if r.prev != nil && !r.prev.At.IsZero() {
+		return r.prev.At.UTC()
+	}
+	return r.since.UTC()
+}
+
+func (r *reading) read(ctx context.Context, path string) (cursor, error) {
+	candidates := []string{"/var/log/auth.log", "/var/log/secure"}
+	if path != "" {
+		candidates = []string{path}
+	}
+	for _, base := range candidates {
+		files, err := rotated(r.h, base)
+		if err != nil {
+			return cursor{}, fmt.Errorf("%s: %w", base, err)
+		}
+		if len(files) == 0 {
+			continue
+		}
+		r.source = base
+		return r.readFiles(ctx, base, files)
+	}
+	if path != "" {
+		return cursor{}, fmt.Errorf("%s: no such log", path)
+	}
+	r.source = "journald"
+	jc := ""
+	if r.prev != nil && r.prev.Source == "journald" {
+		jc = r.prev.Journal
+		r.continuity = "after the journal cursor of the last run"
+	} else {
+		r.continuity = "first run: the last " + r.now.Sub(r.since).String()
+	}
+	next, err := readJournal(ctx, r.h, jc, r.since, r.sum)
+	if err != nil {
+		if host.IsNotExist(err) {
+			return cursor{}, errors.New("no authentication log: neither /var/log/auth.log, /var/log/secure nor journalctl")
+		}
+		return cursor{}, fmt.Errorf("journalctl: %w", err)
+	}
+	return cursor{Source: "journald", Journal: next, Last: r.sum.To}, nil
+}
+
+func (r *reading) readFiles(ctx context.Context, base string, files []logFile) (cursor, error) {
+	for i := range files {
+		fp, err := files[i].fingerprint(r.h)
+		if err != nil {
+			return cursor{}, err
+		}
+		files[i].fp = fp
+	}
+	start, offset := 0, int64(0)
+	var after time.Time // count only events after this (first run, lost cursor)
+	switch {
+	case r.prev == nil || r.prev.Source != base:
+		after = r.since
+		r.continuity = "first run: the last " + r.now.Sub(r.since).String()
+	default:
+		found := -1
+		for i := len(files) - 1; i >= 0; i-- {
+			f := files[i]
+			if f.fp != "" && f.fp == r.prev.FP && (strings.HasSuffix(f.Path, ".gz") || f.size >= r.prev.Offset) {
+				found = i
+				break
+			}
+		}
+		if found >= 0 {
+			start, offset = found, r.prev.Offset
+			r.continuity = "continued from the last run's position"
+			if found < len(files)-1 {
+				r.continuity += fmt.Sprintf(" (in %s, since rotated)", files[found].Path)
+			}
+		} else {
+			after = r.prev.Last
+			r.continuity = fmt.Sprintf("the last run's file is no longer among the rotated logs: events after %s counted by time; any rotated away unread are missing", r.prev.Last.UTC().Format(time.RFC3339))
+		}
+	}
+	next := cursor{Source: base, Last: r.sum.To}
+	if r.prev != nil {
+		next.Last = r.prev.Last
+	}
+	for i := start; i < len(files); i++ {
+		if err := ctx.Err(); err != nil {
+			return cursor{}, err
+		}
+		f := files[i]
+		if i > start {
+			offset = 0
+		}
+		if !after.IsZero() && f.rank > 0 && f.mod.Before(after) {
+			continue // rotated before the window: nothing in it counts
+		}
+		rc, err := f.open(r.h)
+		if err != nil {
+			return cursor{}, err
+		}
+		end, n, err := scanLines(rc, offset, func(line string) {
+			ev, ok := parseSyslogLine(line, r.now)
+			if !ok || (!after.IsZero() && !ev.Time.After(after)) {
+				return
+			}
+			r.sum.add(ev)
+		})
+		rc.Close()
+		if err != nil {
+			return cursor{}, fmt.Errorf("%s: %w", f.Path, err)
+		}
+		r.sum.Lines += n
+		if f.fp != "" {
+			next.FP, next.Offset = f.fp, end
+		}
+	}
+	if r.sum.To.After(next.Last) {
+		next.Last = r.sum.To
+	}
+	return next, nil
+}
+
+func decide(sum *summary, period map[string]any, opts collectors.Options, persistent evidence.Result) []evidence.Result {
+	with := func(extra map[string]any) json.RawMessage {
+		m := map[string]any{"period": period}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return evidence.Observe(m)
+	}
+	events := evidence.Result{Check: checkEvents, Status: evidence.Pass,
+		Reason: fmt.Sprintf("%d successful and %d failed logins since the last run", sum.LoginsOK.Total, sum.LoginsFail.Total),
+		Observations: with(map[string]any{"logins": sum.LoginsOK, "failed_logins": sum.LoginsFail, "by_source": sum.BySource})}
+
+	allowed := opts.Strings("privileged_users")
+	var unexpected []string
+	users := make([]string, 0, len(sum.Privileged))
+	for u, p := range sum.Privileged {
+		users = append(users, u)
+		if len(allowed) > 0 && p.OK > 0 && !contains(allowed, u) {
+			unexpected = append(unexpected, u)
+		}
+	}
+	sort.Strings(users)
+	sort.Strings(unexpected)
+	priv := evidence.Result{Check: checkPrivileged, Status: evidence.Pass,
+		Observations: with(map[string]any{"by_user": sum.Privileged, "allowed_users": allowed})}
+	switch {
+	case len(unexpected) > 0:
+		priv.Status, priv.Reason = evidence.Fail, "privileged use by users not in privileged_users: "+strings.Join(unexpected, ", ")
+	case len(users) == 0:
+		priv.Reason = "no privileged use since the last run"
+	default:
+		priv.Reason = "privileged use by " + strings.Join(users, ", ")
+		if len(allowed) == 0 {
+			priv.Reason += " (no privileged_users list to compare against)"
+		}
+	}
+
+	root := evidence.Result{Check: checkRoot, Status: evidence.Pass, Reason: "no direct root logins since the last run",
+		Observations: with(map[string]any{"root_logins": sum.RootCount, "first_100": sum.RootLogins})}
+	if sum.RootCount > 0 {
+		root.Status = evidence.Fail
+		root.Reason = fmt.Sprintf("%d direct root logins since the last run", sum.RootCount)
+	}
+
+	bursts := sum.burst.Bursts
+	brute := evidence.Result{Check: checkBrute, Status: evidence.Pass,
+		Reason: fmt.Sprintf("no source had %d or more failed logins within %s", sum.burst.threshold, sum.burst.window),
+		Observations: with(map[string]any{"threshold": sum.burst.threshold, "window": sum.burst.window.String(), "bursts": nonNil(bursts),
+			"top_failing_users": topUsers(sum.LoginsFail.ByUser, 10)})}
+	if len(bursts) > 0 {
+		srcs := map[string]bool{}
+		var names []string
+		for _, b := range bursts {
+			if !srcs[b.Source] {
+				srcs[b.Source] = true
+				names = append(names, b.Source)
+			}
+		}
+		brute.Status = evidence.Fail
+		brute.Reason = fmt.Sprintf("%d brute-force bursts from %s", len(bursts), strings.Join(names, ", "))
+	}
+	return []evidence.Result{events, priv, root, brute, persistent}
+}
+
+// loggingPersistent: an auth log file that rsyslog writes, or journald
+// keeping its journal on disk (Storage=persistent, or auto with
+// /var/log/journal present).
+func loggingPersistent(h *host.Host, source string) evidence.Result {
+	r := evidence.Result{Check: checkPersistent}
+	if source != "" && source != "journald" {
+		st, err := os.Stat(h.Path(source))
+		if err == nil {
+			r.Status, r.Reason = evidence.Pass, source+" is kept on disk"
+			r.Observations = evidence.Observe(map[string]any{"file": source, "size": st.Size(), "modified": st.ModTime().UTC()})
+			return r
+		}
+	}
+	storage, from := "auto", "default"
+	for _, p := range append([]string{"/etc/systemd/journald.conf"}, globSorted(h, "/etc/systemd/journald.conf.d/*.conf")...) {
+		b, err := h.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if v, ok := strings.CutPrefix(line, "Storage="); ok {
+				storage, from = strings.TrimSpace(v), p
+			}
+		}
+	}
+	dir := h.Exists("/var/log/journal")
+	obs := evidence.Observe(map[string]any{"journald_storage": storage, "set_in": from, "var_log_journal_exists": dir})
+	r.Observations = obs
+	switch {
+	case storage == "persistent" || (storage == "auto" && dir):
+		r.Status, r.Reason = evidence.Pass, "journald keeps the journal on disk (Storage="+storage+")"
+	case storage == "volatile" || storage == "none":
+		r.Status, r.Reason = evidence.Fail, "journald Storage="+storage+" and no auth log file: authentication events are lost at reboot"
+	default:
+		r.Status, r.Reason = evidence.Fail, "no auth log file and journald keeps its journal in memory only (Storage=auto without /var/log/journal)"
+	}
+	return r
+}
+
+func globSorted(h *host.Host, pat string) []string {
+	m, _ := h.Glob(pat)
+	sort.Strings(m)
+	return m
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
