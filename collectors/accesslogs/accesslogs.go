@@ -253,7 +253,7 @@ func decide(sum *summary, period map[string]any, opts collectors.Options, persis
 		return evidence.Observe(m)
 	}
 	events := evidence.Result{Check: checkEvents, Status: evidence.Pass,
-		Reason: fmt.Sprintf("%d successful and %d failed logins since the last run", sum.LoginsOK.Total, sum.LoginsFail.Total),
+		Reason:       fmt.Sprintf("%d successful and %d failed logins since the last run", sum.LoginsOK.Total, sum.LoginsFail.Total),
 		Observations: with(map[string]any{"logins": sum.LoginsOK, "failed_logins": sum.LoginsFail, "by_source": sum.BySource})}
 
 	allowed := opts.Strings("privileged_users")

@@ -229,15 +229,15 @@ func TestLostCursor(t *testing.T) {
 
 func TestLines(t *testing.T) {
 	for line, want := range map[string]event{
-		"Nov 27 04:31:07 vm sshd[23484]: Accepted publickey for alice from 2001:db8::7 port 39162 ssh2: ED25519 SHA256:x": {Kind: loginOK, User: "alice", Source: "2001:db8::7", Service: "sshd"},
-		"2026-11-27T04:27:09.099652+00:00 vm sshd[22591]: Failed password for invalid user admin from 127.0.0.1 port 34674 ssh2": {Kind: loginFail, User: "admin", Source: "127.0.0.1", Service: "sshd", Invalid: true},
-		"Nov 27 04:31:18 vm sshd[1]: message repeated 5 times: [ Failed password for root from 203.0.113.9 port 22 ssh2]": {Kind: loginFail, User: "root", Source: "203.0.113.9", Service: "sshd", Count: 5},
-		"Nov 27 04:31:18 vm login[812]: ROOT LOGIN  on '/dev/tty1'":                                                      {Kind: loginOK, User: "root", Source: "/dev/tty1", Service: "login"},
-		"Nov 27 04:31:18 vm login[812]: FAILED LOGIN (1) on '/dev/tty1' FOR 'alice', Authentication failure":               {Kind: loginFail, User: "alice", Source: "/dev/tty1", Service: "login"},
-		"Nov 27 04:31:18 vm su[9]: FAILED SU (to root) alice on pts/0":                                                    {Kind: privFail, User: "alice", Target: "root", Source: "pts/0", Service: "su"},
-		"Nov 27 04:31:18 vm su[9]: FAILED su for root by alice":                                                           {Kind: privFail, User: "alice", Target: "root", Service: "su"},
+		"Nov 27 04:31:07 vm sshd[23484]: Accepted publickey for alice from 2001:db8::7 port 39162 ssh2: ED25519 SHA256:x":            {Kind: loginOK, User: "alice", Source: "2001:db8::7", Service: "sshd"},
+		"2026-11-27T04:27:09.099652+00:00 vm sshd[22591]: Failed password for invalid user admin from 127.0.0.1 port 34674 ssh2":     {Kind: loginFail, User: "admin", Source: "127.0.0.1", Service: "sshd", Invalid: true},
+		"Nov 27 04:31:18 vm sshd[1]: message repeated 5 times: [ Failed password for root from 203.0.113.9 port 22 ssh2]":            {Kind: loginFail, User: "root", Source: "203.0.113.9", Service: "sshd", Count: 5},
+		"Nov 27 04:31:18 vm login[812]: ROOT LOGIN  on '/dev/tty1'":                                                                  {Kind: loginOK, User: "root", Source: "/dev/tty1", Service: "login"},
+		"Nov 27 04:31:18 vm login[812]: FAILED LOGIN (1) on '/dev/tty1' FOR 'alice', Authentication failure":                         {Kind: loginFail, User: "alice", Source: "/dev/tty1", Service: "login"},
+		"Nov 27 04:31:18 vm su[9]: FAILED SU (to root) alice on pts/0":                                                               {Kind: privFail, User: "alice", Target: "root", Source: "pts/0", Service: "su"},
+		"Nov 27 04:31:18 vm su[9]: FAILED su for root by alice":                                                                      {Kind: privFail, User: "alice", Target: "root", Service: "su"},
 		"Nov 27 04:31:18 vm gdm-password][1402]: pam_unix(gdm-password:session): session opened for user alice(uid=1000) by (uid=0)": {Kind: loginOK, User: "alice", Service: "gdm"},
-		"Nov 27 04:31:18 vm sudo:    carol : 3 incorrect password attempts ; TTY=pts/2 ; PWD=/ ; USER=postgres ; COMMAND=/bin/sh": {Kind: privFail, User: "carol", Target: "postgres", Source: "pts/2", Service: "sudo", Count: 3},
+		"Nov 27 04:31:18 vm sudo:    carol : 3 incorrect password attempts ; TTY=pts/2 ; PWD=/ ; USER=postgres ; COMMAND=/bin/sh":    {Kind: privFail, User: "carol", Target: "postgres", Source: "pts/2", Service: "sudo", Count: 3},
 	} {
 		got, ok := parseSyslogLine(line, testNow)
 		require.True(t, ok, line)
