@@ -222,8 +222,8 @@ func (r *reading) readFiles(ctx context.Context, base string, files []logFile) (
 		if err != nil {
 			return cursor{}, err
 		}
-		end, n, err := scanLines(rc, offset, func(line string) {
-			ev, ok := parseSyslogLine(line, r.now)
+		end, n, err := scanLines(rc, offset, func(line []byte) {
+			ev, ok := parseSyslogBytes(line, r.now)
 			if !ok || (!after.IsZero() && !ev.Time.After(after)) {
 				return
 			}

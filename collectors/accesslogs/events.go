@@ -1,6 +1,7 @@
 package accesslogs
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 	"time"
@@ -41,20 +42,51 @@ var services = map[string]string{
 // (RFC 3339, or the traditional "Nov 27 04:26:30" whose year is inferred
 // from now), the host, the tag, the message.
 func parseSyslogLine(line string, now time.Time) (event, bool) {
+	return parseSyslogBytes([]byte(line), now)
+}
+
+// parseSyslogBytes is parseSyslogLine on the scanner's buffer. It finds the
+// tag first and looks no further at lines of other programs, without
+// allocating: most of a big auth.log is CRON and PAM noise.
+func parseSyslogBytes(line []byte, now time.Time) (event, bool) {
+	var tsLen int
+	switch {
+	case len(line) > 20 && line[4] == '-' && line[10] == 'T':
+		tsLen = bytes.IndexByte(line, ' ')
+		if tsLen < 0 {
+			return event{}, false
+		}
+	case len(line) > 16 && line[3] == ' ' && line[15] == ' ':
+		tsLen = 15
+	default:
+		return event{}, false
+	}
+	rest := line[tsLen+1:]
+	// host, then "tag[pid]: " or "tag: "
+	sp := bytes.IndexByte(rest, ' ')
+	if sp < 0 {
+		return event{}, false
+	}
+	rest = rest[sp+1:]
+	colon := bytes.Index(rest, []byte(": "))
+	if colon < 0 {
+		return event{}, false
+	}
+	tag := rest[:colon]
+	if b := bytes.IndexByte(tag, '['); b > 0 {
+		tag = tag[:b]
+		if string(tag) == "gdm-password]" || string(tag) == "gdm-password" {
+			tag = []byte("gdm-password")
+		}
+	} else if b == 0 {
+		return event{}, false
+	}
+	if _, ok := services[string(tag)]; !ok {
+		return event{}, false
+	}
 	var ts time.Time
-	var rest string
-	if len(line) > 20 && line[4] == '-' && line[10] == 'T' {
-		sp := strings.IndexByte(line, ' ')
-		if sp < 0 {
-			return event{}, false
-		}
-		t, err := time.Parse(time.RFC3339Nano, line[:sp])
-		if err != nil {
-			return event{}, false
-		}
-		ts, rest = t, line[sp+1:]
-	} else if len(line) > 16 && line[3] == ' ' && line[15] == ' ' {
-		t, err := time.ParseInLocation("Jan _2 15:04:05", line[:15], now.Location())
+	if tsLen == 15 {
+		t, err := time.ParseInLocation("Jan _2 15:04:05", string(line[:15]), now.Location())
 		if err != nil {
 			return event{}, false
 		}
@@ -62,29 +94,14 @@ func parseSyslogLine(line string, now time.Time) (event, bool) {
 		if ts.After(now.Add(48 * time.Hour)) { // December's lines read in January
 			ts = ts.AddDate(-1, 0, 0)
 		}
-		rest = line[16:]
 	} else {
-		return event{}, false
-	}
-	// host, then "tag[pid]: " or "tag: "
-	sp := strings.IndexByte(rest, ' ')
-	if sp < 0 {
-		return event{}, false
-	}
-	rest = rest[sp+1:]
-	colon := strings.Index(rest, ": ")
-	if colon < 0 {
-		return event{}, false
-	}
-	tag := rest[:colon]
-	if b := strings.IndexByte(tag, '['); b >= 0 {
-		if tag == "gdm-password]" {
-			tag = "gdm-password"
-		} else {
-			tag = tag[:b]
+		t, err := time.Parse(time.RFC3339Nano, string(line[:tsLen]))
+		if err != nil {
+			return event{}, false
 		}
+		ts = t
 	}
-	return parseMessage(ts, tag, rest[colon+2:])
+	return parseMessage(ts, string(tag), string(rest[colon+2:]))
 }
 
 // parseMessage reads the message of one tagged line.

@@ -125,7 +125,7 @@ func (f *logFile) fingerprint(h *host.Host) (string, error) {
 // scanLines streams r from offset, calling fn for each complete line, and
 // returns the offset after the last complete line: a line still being
 // written is left for the next run. Lines over 64 KiB are skipped whole.
-func scanLines(r io.Reader, offset int64, fn func(string)) (int64, int64, error) {
+func scanLines(r io.Reader, offset int64, fn func([]byte)) (int64, int64, error) {
 	if offset > 0 {
 		if s, ok := r.(io.Seeker); ok {
 			if _, err := s.Seek(offset, io.SeekStart); err != nil {
@@ -157,6 +157,6 @@ func scanLines(r io.Reader, offset int64, fn func(string)) (int64, int64, error)
 			continue
 		}
 		lines++
-		fn(string(b[:len(b)-1]))
+		fn(b[:len(b)-1])
 	}
 }
