@@ -3,11 +3,12 @@
 package all
 
 import (
-	_ "github.com/annexa-dev/annexa/collectors/accesslogs" // authentication events since the last run
-	_ "github.com/annexa-dev/annexa/collectors/accounts"   // local accounts, sudo, password policy
-	_ "github.com/annexa-dev/annexa/collectors/firewall"   // nftables and iptables
-	_ "github.com/annexa-dev/annexa/collectors/inventory"  // host facts and installed software
-	_ "github.com/annexa-dev/annexa/collectors/patchlevel" // updates, automatic updates, reboot, release support
-	_ "github.com/annexa-dev/annexa/collectors/ssh"        // sshd configuration
-	_ "github.com/annexa-dev/annexa/collectors/timesync"   // clock synchronisation
+	_ "github.com/annexa-dev/annexa/collectors/accesslogs"     // authentication events since the last run
+	_ "github.com/annexa-dev/annexa/collectors/accounts"       // local accounts, sudo, password policy
+	_ "github.com/annexa-dev/annexa/collectors/diskencryption" // LUKS, ZFS, FileVault, BitLocker
+	_ "github.com/annexa-dev/annexa/collectors/firewall"       // nftables and iptables
+	_ "github.com/annexa-dev/annexa/collectors/inventory"      // host facts and installed software
+	_ "github.com/annexa-dev/annexa/collectors/patchlevel"     // updates, automatic updates, reboot, release support
+	_ "github.com/annexa-dev/annexa/collectors/ssh"            // sshd configuration
+	_ "github.com/annexa-dev/annexa/collectors/timesync"       // clock synchronisation
 )

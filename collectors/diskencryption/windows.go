@@ -1,0 +1,151 @@
+package diskencryption
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/annexa-dev/annexa/collectors/host"
+	"github.com/annexa-dev/annexa/evidence"
+)
+
+// bitlockerVolume is one volume of `manage-bde -status`.
+type bitlockerVolume struct {
+	Letter     string `json:"volume"`
+	Label      string `json:"label"`
+	Kind       string `json:"kind"` // OS Volume, Data Volume, Removable Data Volume
+	Conversion string `json:"conversion_status"`
+	Percentage string `json:"percentage_encrypted"`
+	Method     string `json:"encryption_method"`
+	Protection string `json:"protection_status"`
+	Lock       string `json:"lock_status"`
+	Protectors string `json:"key_protectors,omitempty"`
+}
+
+// ok: fully encrypted with protection on. "Protection Off" on an encrypted
+// volume is BitLocker suspended: the key sits in clear on the disk.
+func (v bitlockerVolume) ok() bool {
+	return v.Conversion == "Fully Encrypted" && v.Protection == "Protection On"
+}
+
+func (v bitlockerVolume) why() string {
+	if v.Conversion == "Fully Encrypted" && v.Protection != "Protection On" {
+		return v.Letter + " is encrypted but BitLocker is suspended (" + v.Protection + ")"
+	}
+	return fmt.Sprintf("%s: %s, %s encrypted, %s", v.Letter, v.Conversion, v.Percentage, v.Protection)
+}
+
+// parseManageBDE reads `manage-bde -status` (English output, as the agent
+// runs it).
+func parseManageBDE(s string) ([]bitlockerVolume, error) {
+	var vols []bitlockerVolume
+	var cur *bitlockerVolume
+	lastKey := ""
+	for _, raw := range strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") {
+		line := strings.TrimSpace(raw)
+		if rest, ok := strings.CutPrefix(line, "Volume "); ok && len(rest) >= 2 && rest[1] == ':' {
+			v := bitlockerVolume{Letter: rest[:2]}
+			if i := strings.Index(rest, "["); i >= 0 {
+				v.Label = strings.Trim(rest[i:], "[]")
+			}
+			vols = append(vols, v)
+			cur = &vols[len(vols)-1]
+			continue
+		}
+		if cur == nil {
+			continue
+		}
+		if strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") && cur.Kind == "" {
+			cur.Kind = strings.Trim(line, "[]")
+			continue
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			if lastKey == "Key Protectors" && line != "" {
+				cur.Protectors = strings.TrimSpace(cur.Protectors + ", " + line)
+				cur.Protectors = strings.TrimPrefix(cur.Protectors, ", ")
+			}
+			continue
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		lastKey = k
+		switch k {
+		case "Conversion Status":
+			cur.Conversion = v
+		case "Percentage Encrypted":
+			cur.Percentage = v
+		case "Encryption Method":
+			cur.Method = v
+		case "Protection Status":
+			cur.Protection = v
+		case "Lock Status":
+			cur.Lock = v
+		case "Key Protectors":
+			cur.Protectors = v
+		}
+	}
+	if len(vols) == 0 {
+		return nil, fmt.Errorf("manage-bde -status: no volumes in the output")
+	}
+	return vols, nil
+}
+
+func collectWindows(ctx context.Context, h *host.Host) []evidence.Result {
+	out, err := h.Run(ctx, "manage-bde", "-status")
+	if err != nil {
+		return errorAll("manage-bde -status (needs an elevated agent): " + err.Error())
+	}
+	vols, err := parseManageBDE(string(out))
+	if err != nil {
+		return errorAll(err.Error())
+	}
+	system := evidence.Result{Check: checkSystem}
+	data := evidence.Result{Check: checkData}
+	var os *bitlockerVolume
+	var checked []bitlockerVolume
+	var bad []string
+	for i, v := range vols {
+		switch {
+		case strings.HasPrefix(v.Kind, "OS"):
+			os = &vols[i]
+		case strings.HasPrefix(v.Kind, "Removable"):
+		default:
+			checked = append(checked, v)
+			if !v.ok() {
+				bad = append(bad, v.why())
+			}
+		}
+	}
+	if os == nil {
+		system.Status, system.Reason = evidence.Error, "manage-bde -status lists no OS volume"
+	} else {
+		system.Observations = evidence.Observe(os)
+		if os.ok() {
+			system.Status, system.Reason = evidence.Pass, fmt.Sprintf("%s is BitLocker-encrypted (%s), protection on", os.Letter, os.Method)
+		} else {
+			system.Status, system.Reason = evidence.Fail, os.why()
+		}
+	}
+	data.Observations = evidence.Observe(map[string]any{"volumes": nonNil(checked)})
+	switch {
+	case len(bad) > 0:
+		data.Status, data.Reason = evidence.Fail, strings.Join(bad, "; ")
+	case len(checked) == 0:
+		data.Status, data.Reason = evidence.Pass, "no fixed data volumes besides the OS volume"
+	default:
+		data.Status, data.Reason = evidence.Pass, fmt.Sprintf("all %d fixed data volumes are BitLocker-encrypted", len(checked))
+	}
+	// The page file lives on the OS volume unless moved; it is as
+	// encrypted as that volume.
+	swap := evidence.Result{Check: checkSwap, Status: system.Status}
+	switch system.Status {
+	case evidence.Pass:
+		swap.Reason = "the page file is on the BitLocker-encrypted OS volume"
+	case evidence.Fail:
+		swap.Reason = "the page file is on the OS volume, which is not protected: " + system.Reason
+	default:
+		swap.Reason = system.Reason
+	}
+	swap.Observations = system.Observations
+	return []evidence.Result{system, data, swap}
+}
