@@ -9,6 +9,7 @@ import (
 	_ "github.com/annexa-dev/annexa/collectors/firewall"       // nftables and iptables
 	_ "github.com/annexa-dev/annexa/collectors/inventory"      // host facts and installed software
 	_ "github.com/annexa-dev/annexa/collectors/patchlevel"     // updates, automatic updates, reboot, release support
+	_ "github.com/annexa-dev/annexa/collectors/screenlock"     // idle lock per logged-in user
 	_ "github.com/annexa-dev/annexa/collectors/ssh"            // sshd configuration
 	_ "github.com/annexa-dev/annexa/collectors/timesync"       // clock synchronisation
 )
