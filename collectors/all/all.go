@@ -5,6 +5,7 @@ package all
 import (
 	_ "github.com/annexa-dev/annexa/collectors/accesslogs"     // authentication events since the last run
 	_ "github.com/annexa-dev/annexa/collectors/accounts"       // local accounts, sudo, password policy
+	_ "github.com/annexa-dev/annexa/collectors/antimalware"    // ClamAV, Defender, EDR agents, XProtect
 	_ "github.com/annexa-dev/annexa/collectors/diskencryption" // LUKS, ZFS, FileVault, BitLocker
 	_ "github.com/annexa-dev/annexa/collectors/firewall"       // nftables and iptables
 	_ "github.com/annexa-dev/annexa/collectors/inventory"      // host facts and installed software
