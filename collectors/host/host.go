@@ -92,6 +92,13 @@ func (h *Host) Exists(p string) bool {
 	return err == nil
 }
 
+// Lexists says whether a host path exists without following a final
+// symlink (an enabled unit's symlink points at a path of the real root).
+func (h *Host) Lexists(p string) bool {
+	_, err := os.Lstat(h.Path(p))
+	return err == nil
+}
+
 // Run runs a command on the host.
 func (h *Host) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
 	return h.Runner.Run(ctx, name, args...)
@@ -174,7 +181,10 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // with no entry is "not found", exactly as on a machine without it.
 type Replay struct {
 	Dir     string
-	Outputs map[string]string // command line → file (or "!exit N" for a failure)
+	// Outputs maps a command line to a file of its stdout, "!exit N" for a
+	// failure with no output, or "!exit N FILE" for a failure that printed
+	// FILE (dnf check-update exits 100 with the list of updates).
+	Outputs map[string]string
 	// Calls records what was run, for assertions.
 	Calls []string
 }
@@ -188,7 +198,15 @@ func (r *Replay) Run(_ context.Context, name string, args ...string) ([]byte, er
 		return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
 	}
 	if code, isErr := strings.CutPrefix(f, "!exit "); isErr {
-		return nil, fmt.Errorf("%s: exit status %s", name, code)
+		code, file, withOutput := strings.Cut(code, " ")
+		if !withOutput {
+			return nil, fmt.Errorf("%s: exit status %s", name, code)
+		}
+		b, err := os.ReadFile(filepath.Join(r.Dir, file))
+		if err != nil {
+			return nil, fmt.Errorf("replay %q: %w", line, err)
+		}
+		return b, fmt.Errorf("%s: exit status %s", name, code)
 	}
 	b, err := os.ReadFile(filepath.Join(r.Dir, f))
 	if err != nil {

@@ -1,7 +1,8 @@
 // Package patchlevel checks the management of technical vulnerabilities
 // (8.8): pending and security updates, automatic updates, how long since
 // packages last changed, a pending reboot, and whether the release is still
-// supported. Linux with apt (Debian, Ubuntu) so far.
+// supported. Linux with apt (Debian, Ubuntu) or dnf (RHEL, Rocky, Alma,
+// Fedora).
 package patchlevel
 
 import (
@@ -59,6 +60,10 @@ func (Collector) Checks() []evidence.Check {
 var endOfSupport = map[string]string{
 	"debian 10": "2024-06-30", "debian 11": "2026-08-31", "debian 12": "2028-06-30", "debian 13": "2030-06-30",
 	"ubuntu 20.04": "2025-05-31", "ubuntu 22.04": "2027-06-01", "ubuntu 24.04": "2029-05-31", "ubuntu 26.04": "2031-05-31",
+	// RHEL and its rebuilds: the end of Maintenance Support.
+	"rhel 8": "2029-05-31", "rhel 9": "2032-05-31", "rhel 10": "2035-05-31",
+	"rocky 8": "2029-05-31", "rocky 9": "2032-05-31", "almalinux 8": "2029-03-01", "almalinux 9": "2032-05-31",
+	"fedora 39": "2024-11-26", "fedora 40": "2025-05-13",
 }
 
 // Collect implements collectors.Collector.
@@ -75,7 +80,10 @@ func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Op
 	out := []evidence.Result{release(rel, now)}
 	sim, simErr := h.Run(ctx, "apt-get", "-s", "-o", "Debug::NoLocking=1", "upgrade")
 	if host.IsNotExist(simErr) {
-		reason := "apt-get is not installed: only apt-based systems (Debian, Ubuntu) are supported so far"
+		if _, err := h.Run(ctx, "rpm", "--version"); err == nil || !host.IsNotExist(err) {
+			return append(out, collectDNF(ctx, h, opts, now)...), nil
+		}
+		reason := "neither apt-get nor rpm is installed: apt- and dnf-based systems are supported"
 		for _, id := range []string{checkPending, checkSecurity, checkAuto, checkAge, checkReboot} {
 			out = append(out, evidence.Result{Check: id, Status: evidence.Error, Reason: reason})
 		}
@@ -84,6 +92,17 @@ func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Op
 	out = append(out, pending(sim, simErr, opts.Int("max_pending", 0))...)
 	out = append(out, automatic(h), age(h, now, opts.Int("max_days", 30)), reboot(h))
 	return out, nil
+}
+
+// key is os-release's ID and the major VERSION_ID for the rebuilds, whose
+// minor releases share one support date.
+func releaseKey(rel map[string]string) string {
+	v := rel["VERSION_ID"]
+	switch rel["ID"] {
+	case "rhel", "rocky", "almalinux", "centos":
+		v, _, _ = strings.Cut(v, ".")
+	}
+	return rel["ID"] + " " + v
 }
 
 func parseKV(b []byte, sep string) map[string]string {
@@ -98,7 +117,7 @@ func parseKV(b []byte, sep string) map[string]string {
 }
 
 func release(rel map[string]string, now time.Time) evidence.Result {
-	key := rel["ID"] + " " + rel["VERSION_ID"]
+	key := releaseKey(rel)
 	r := evidence.Result{Check: checkRelease, Observations: evidence.Observe(map[string]string{"release": key, "pretty_name": rel["PRETTY_NAME"]})}
 	eos, ok := endOfSupport[key]
 	if !ok {

@@ -70,7 +70,7 @@ func TestNoAptIsError(t *testing.T) {
 	for _, r := range rs {
 		if r.Check != checkRelease {
 			require.Equal(t, evidence.Error, r.Status, r.Check)
-			require.Contains(t, r.Reason, "apt-get is not installed")
+			require.Contains(t, r.Reason, "neither apt-get nor rpm is installed")
 		}
 	}
 	require.Empty(t, pending([]byte("garbage"), nil, 0)[0].Observations)
@@ -89,4 +89,51 @@ func FuzzParse(f *testing.F) {
 		}
 		parseKV(data, "=")
 	})
+}
+
+func TestRHEL(t *testing.T) {
+	outputs := map[string]string{
+		"rpm --version":                                 "dnf-check-update.txt",
+		"dnf -q --cacheonly check-update":               "!exit 100 dnf-check-update.txt",
+		"dnf -q --cacheonly updateinfo list --security": "dnf-updateinfo-security.txt",
+		"needs-restarting -r":                           "!exit 1 needs-restarting-reboot.txt",
+	}
+	h := &host.Host{Root: "testdata/rhel9", OS: "linux", Clock: func() time.Time { return time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC) },
+		Runner: &host.Replay{Dir: "testdata", Outputs: outputs}}
+	rs, err := Collector{}.Collect(context.Background(), h, nil)
+	require.NoError(t, err)
+	got := map[string]evidence.Result{}
+	for _, r := range collectors.Complete(Collector{}, rs) {
+		got[r.Check] = r
+	}
+	require.Equal(t, map[string]evidence.Status{
+		checkPending: evidence.Fail, checkSecurity: evidence.Fail, checkAuto: evidence.Fail,
+		checkAge: evidence.Fail, checkReboot: evidence.Fail, checkRelease: evidence.Pass,
+	}, st(got))
+	require.Equal(t, "6 package updates pending (4 security)", got[checkPending].Reason)
+	require.Equal(t, "4 security updates pending: kernel-core.x86_64, kernel.x86_64, openssl-libs.x86_64, openssl.x86_64", got[checkSecurity].Reason)
+	require.Equal(t, "dnf-automatic.timer is enabled but apply_updates is not yes: updates are only downloaded", got[checkAuto].Reason)
+	require.Equal(t, "packages last changed 43 days ago (more than 30)", got[checkAge].Reason)
+	require.Equal(t, "a reboot is required to finish updates (kernel, systemd)", got[checkReboot].Reason)
+	require.Equal(t, "Red Hat Enterprise Linux 9.4 (Plow) is supported until 2032-05-31", got[checkRelease].Reason)
+	require.Contains(t, string(got[checkSecurity].Observations), "RHSA-2026:9033 Moderate/Sec.")
+
+	// Nothing pending (exit 0), no reboot needed; dnf without a cache is an error, not a pass.
+	outputs["dnf -q --cacheonly check-update"] = "empty.txt"
+	outputs["needs-restarting -r"] = "empty.txt"
+	rs, _ = Collector{}.Collect(context.Background(), h, nil)
+	got = map[string]evidence.Result{}
+	for _, r := range rs {
+		got[r.Check] = r
+	}
+	require.Equal(t, evidence.Pass, got[checkPending].Status)
+	require.Equal(t, evidence.Pass, got[checkReboot].Status)
+	outputs["dnf -q --cacheonly check-update"] = "!exit 1"
+	rs, _ = Collector{}.Collect(context.Background(), h, nil)
+	for _, r := range rs {
+		if r.Check == checkPending {
+			require.Equal(t, evidence.Error, r.Status)
+			require.Contains(t, r.Reason, "dnf check-update failed")
+		}
+	}
 }
