@@ -1,7 +1,10 @@
 // Package firewall checks the host firewall (8.20): that one is on, and
 // that inbound traffic is denied unless allowed. Linux reads the nftables
 // ruleset (`nft -j list ruleset`), else iptables (`iptables-save`);
-// iptables-nft rules show in both. Reading rulesets needs root.
+// iptables-nft rules show in both, and so do the rules ufw and firewalld
+// load. Reading rulesets needs root. macOS reads the application firewall
+// (socketfilterfw), Windows Defender Firewall's profiles
+// (Get-NetFirewallProfile).
 package firewall
 
 import (
@@ -38,8 +41,8 @@ const (
 func (Collector) Checks() []evidence.Check {
 	fresh := evidence.Duration(26 * time.Hour)
 	return []evidence.Check{
-		{ID: checkEnabled, Title: "Host firewall on", Controls: []string{"8.20"}, Platforms: []string{"linux"}, Freshness: fresh},
-		{ID: checkDeny, Title: "Inbound traffic denied by default", Controls: []string{"8.20"}, Platforms: []string{"linux"}, Freshness: fresh},
+		{ID: checkEnabled, Title: "Host firewall on", Controls: []string{"8.20"}, Platforms: []string{"linux", "darwin", "windows"}, Freshness: fresh},
+		{ID: checkDeny, Title: "Inbound traffic denied by default", Controls: []string{"8.20"}, Platforms: []string{"linux", "darwin", "windows"}, Freshness: fresh},
 	}
 }
 
@@ -56,8 +59,14 @@ type inputChain struct {
 
 // Collect implements collectors.Collector.
 func (c Collector) Collect(ctx context.Context, h *host.Host, _ collectors.Options) ([]evidence.Result, error) {
-	if h.OS != "linux" {
-		return collectors.ErrorResults(c, "firewall reads nftables or iptables; not implemented for "+h.OS+" yet"), nil
+	switch h.OS {
+	case "darwin":
+		return collectDarwin(ctx, h), nil
+	case "windows":
+		return collectWindows(ctx, h), nil
+	case "linux":
+	default:
+		return collectors.ErrorResults(c, "firewall: no reader for "+h.OS), nil
 	}
 	var tried []string
 	if out, err := h.Run(ctx, "nft", "-j", "list", "ruleset"); err == nil {

@@ -79,3 +79,52 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func otherOS(t *testing.T, osName string, outputs map[string]string) (evidence.Result, evidence.Result) {
+	t.Helper()
+	h := &host.Host{OS: osName, Runner: &host.Replay{Dir: "testdata", Outputs: outputs}}
+	rs, err := Collector{}.Collect(context.Background(), h, nil)
+	require.NoError(t, err)
+	rs = collectors.Complete(Collector{}, rs)
+	return rs[0], rs[1]
+}
+
+func TestMacOSApplicationFirewall(t *testing.T) {
+	out := map[string]string{
+		socketfilterfw + " --getglobalstate": "macos/globalstate-on.txt",
+		socketfilterfw + " --getblockall":    "macos/blockall-off.txt",
+		socketfilterfw + " --getstealthmode": "macos/stealth-on.txt",
+		socketfilterfw + " --getallowsigned": "macos/allowsigned.txt",
+	}
+	en, deny := otherOS(t, "darwin", out)
+	require.Equal(t, evidence.Pass, en.Status)
+	require.Equal(t, evidence.Fail, deny.Status)
+	require.Contains(t, deny.Reason, "allowed to any app the user approves")
+
+	out[socketfilterfw+" --getblockall"] = "macos/blockall-on.txt"
+	_, deny = otherOS(t, "darwin", out)
+	require.Equal(t, evidence.Pass, deny.Status)
+
+	out[socketfilterfw+" --getglobalstate"] = "macos/globalstate-off.txt"
+	en, deny = otherOS(t, "darwin", out)
+	require.Equal(t, "the application firewall is off", en.Reason)
+	require.Equal(t, evidence.Fail, deny.Status)
+
+	en, _ = otherOS(t, "darwin", map[string]string{})
+	require.Equal(t, evidence.Error, en.Status)
+}
+
+func TestWindowsProfiles(t *testing.T) {
+	cmd := "powershell -NoProfile -NonInteractive -Command " + psProfiles
+	en, deny := otherOS(t, "windows", map[string]string{cmd: "windows/profiles-on.json"})
+	require.Equal(t, "Windows Defender Firewall is on for all 3 profiles", en.Reason)
+	require.Equal(t, evidence.Pass, deny.Status)
+
+	en, deny = otherOS(t, "windows", map[string]string{cmd: "windows/profiles-mixed.json"})
+	require.Equal(t, "Windows Defender Firewall is off for: Domain", en.Reason)
+	require.Equal(t, evidence.Fail, deny.Status)
+
+	en, _ = otherOS(t, "windows", map[string]string{cmd: "macos/stealth-on.txt"})
+	require.Equal(t, evidence.Error, en.Status)
+	require.Contains(t, en.Reason, "not JSON")
+}
