@@ -31,15 +31,21 @@ const checkSynced = "time_sync.synchronized"
 // Checks implements collectors.Collector.
 func (Collector) Checks() []evidence.Check {
 	return []evidence.Check{{ID: checkSynced, Title: "Clock synchronised to a time source", Controls: []string{"8.17"},
-		Platforms: []string{"linux"}, Freshness: evidence.Duration(26 * time.Hour)}}
+		Platforms: []string{"linux", "darwin", "windows"}, Freshness: evidence.Duration(26 * time.Hour)}}
 }
 
 // Collect asks, in order, systemd (timedatectl), chrony (chronyc) and ntpd
 // (ntpq): the first that answers decides. None answering is an error, not a
 // pass: an unknown clock is not a synchronised one.
 func (c Collector) Collect(ctx context.Context, h *host.Host, _ collectors.Options) ([]evidence.Result, error) {
-	if h.OS != "linux" {
-		return collectors.ErrorResults(c, "time_sync reads timedatectl, chronyc or ntpq; not implemented for "+h.OS+" yet"), nil
+	switch h.OS {
+	case "windows":
+		return []evidence.Result{fromW32tm(ctx, h)}, nil
+	case "darwin":
+		return []evidence.Result{fromDarwin(ctx, h)}, nil
+	case "linux":
+	default:
+		return collectors.ErrorResults(c, "time_sync: no reader for "+h.OS), nil
 	}
 	var tried []string
 	if out, err := h.Run(ctx, "timedatectl", "show"); err == nil {

@@ -3,6 +3,7 @@ package timesync
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -61,4 +62,26 @@ func FuzzParse(f *testing.F) {
 		r := fromNtpq(b)
 		require.NoError(t, r.Validate())
 	})
+}
+
+func TestWindowsAndMacOS(t *testing.T) {
+	run := func(osName string, out map[string]string) evidence.Result {
+		h := &host.Host{OS: osName, Runner: &host.Replay{Dir: "testdata", Outputs: out},
+			Clock: func() time.Time { return time.Date(2026, 11, 27, 5, 0, 0, 0, time.Local) }}
+		rs, err := Collector{}.Collect(context.Background(), h, nil)
+		require.NoError(t, err)
+		return rs[0]
+	}
+	r := run("windows", map[string]string{"w32tm /query /status": "windows/w32tm-synced.txt"})
+	require.Equal(t, evidence.Pass, r.Status)
+	require.Equal(t, "Windows Time synchronised to DC01.corp.example.com (stratum 4 (secondary reference - syncd by (S)NTP))", r.Reason)
+	r = run("windows", map[string]string{"w32tm /query /status": "windows/w32tm-cmos.txt"})
+	require.Equal(t, "Windows Time uses no time source (Local CMOS Clock)", r.Reason)
+	r = run("windows", map[string]string{})
+	require.Equal(t, evidence.Error, r.Status)
+
+	r = run("darwin", map[string]string{"systemsetup -getusingnetworktime": "macos/using-on.txt", "systemsetup -getnetworktimeserver": "macos/server.txt"})
+	require.Equal(t, "network time is on (server time.apple.com)", r.Reason)
+	r = run("darwin", map[string]string{"systemsetup -getusingnetworktime": "macos/using-off.txt"})
+	require.Equal(t, evidence.Fail, r.Status)
 }
