@@ -281,3 +281,55 @@ func FuzzJournal(f *testing.F) {
 		_, _ = parseJournal(b, newSummary(10, time.Minute))
 	})
 }
+
+func TestWindowsSecurityLog(t *testing.T) {
+	first := "wevtutil qe Security /q:" + winQuery(0, 24*time.Hour) + " /f:xml /e:Events /c:50000"
+	out := map[string]string{first: "windows/security-events.xml", "wevtutil gl Security": "windows/wevtutil-gl-security.txt"}
+	h := &host.Host{OS: "windows", Runner: &host.Replay{Dir: "testdata", Outputs: out}, Clock: func() time.Time { return testNow }}
+	rs, cur := run(t, h, nil, nil)
+	require.Equal(t, "3 successful and 12 failed logins since the last run", rs[checkEvents].Reason)
+	require.Equal(t, "1 direct root logins since the last run", rs[checkRoot].Reason, "the built-in Administrator (RID 500)")
+	require.Equal(t, "1 brute-force bursts from 203.0.113.77", rs[checkBrute].Reason)
+	require.Equal(t, "privileged use by alice (no privileged_users list to compare against)", rs[checkPrivileged].Reason)
+	require.Equal(t, evidence.Pass, rs[checkPersistent].Status)
+	var c cursor
+	require.NoError(t, json.Unmarshal(cur, &c))
+	require.EqualValues(t, 918231, c.Record)
+
+	out["wevtutil qe Security /q:"+winQuery(918231, 0)+" /f:xml /e:Events /c:50000"] = "windows/security-empty.xml"
+	rs, _ = run(t, h, nil, cur)
+	require.Equal(t, "0 successful and 0 failed logins since the last run", rs[checkEvents].Reason)
+	require.Equal(t, "after event record 918231", obs(t, rs[checkEvents])["period"].(map[string]any)["continuity"])
+
+	// Not elevated: wevtutil is refused; an error naming it, and the cursor stays.
+	h.Runner = &host.Replay{Dir: "testdata", Outputs: map[string]string{}}
+	rs, next := run(t, h, nil, cur)
+	require.Nil(t, next)
+	require.Equal(t, evidence.Error, rs[checkEvents].Status)
+	require.Contains(t, rs[checkEvents].Reason, "needs an elevated agent")
+}
+
+func TestMacOSUnifiedLog(t *testing.T) {
+	now := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
+	cmd := func(since time.Time) string {
+		return "log show --style ndjson --info --predicate " + macPredicate + " --start " + since.Local().Format("2006-01-02 15:04:05")
+	}
+	out := map[string]string{cmd(now.Add(-24 * time.Hour)): "macos/log-show.ndjson"}
+	h := &host.Host{OS: "darwin", Runner: &host.Replay{Dir: "testdata", Outputs: out}, Clock: func() time.Time { return now }}
+	rs, cur := run(t, h, nil, nil)
+	require.Equal(t, "1 successful and 2 failed logins since the last run", rs[checkEvents].Reason)
+	require.Equal(t, "privileged use by alice (no privileged_users list to compare against)", rs[checkPrivileged].Reason)
+	require.Equal(t, evidence.Pass, rs[checkPersistent].Status)
+	var c cursor
+	require.NoError(t, json.Unmarshal(cur, &c))
+	// The next run starts at the last event's second and skips what it already read.
+	out[cmd(c.Last)] = "macos/log-show.ndjson"
+	rs, _ = run(t, h, nil, cur)
+	require.Equal(t, "0 successful and 0 failed logins since the last run", rs[checkEvents].Reason)
+}
+
+func FuzzWinEvents(f *testing.F) {
+	b, _ := os.ReadFile("testdata/windows/security-events.xml")
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) { _, _ = parseWinEvents(b, 0, newSummary(10, time.Minute)) })
+}

@@ -2,6 +2,7 @@ package accesslogs
 
 import (
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -103,7 +104,7 @@ func (s *summary) add(e event) {
 		} else {
 			s.LoginsFail.add(e.User, e.Count)
 			st.Fail += e.Count
-			if e.Service == "sshd" || e.Service == "login" {
+			if e.Service == "sshd" || e.Service == "login" || strings.HasPrefix(e.Service, "windows") {
 				s.burst.fail(src, e.User, e.Time, e.Count)
 			}
 		}
