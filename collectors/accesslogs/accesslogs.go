@@ -118,7 +118,7 @@ func (c Collector) CollectSince(ctx context.Context, h *host.Host, opts collecto
 	case "darwin":
 		next, err = rd.readDarwin(ctx)
 		persistent = evidence.Result{Check: checkPersistent, Status: evidence.Pass,
-			Reason: "macOS keeps the unified log on disk (/var/db/diagnostics) and authentication events in it",
+			Reason:       "macOS keeps the unified log on disk (/var/db/diagnostics) and authentication events in it",
 			Observations: evidence.Observe(map[string]string{"store": "/var/db/diagnostics"})}
 	default:
 		next, err = rd.read(ctx, opts.String("path", ""))

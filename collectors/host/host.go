@@ -180,7 +180,7 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // maps to a file of captured output in Dir, named in Outputs. A command
 // with no entry is "not found", exactly as on a machine without it.
 type Replay struct {
-	Dir     string
+	Dir string
 	// Outputs maps a command line to a file of its stdout, "!exit N" for a
 	// failure with no output, or "!exit N FILE" for a failure that printed
 	// FILE (dnf check-update exits 100 with the list of updates).
