@@ -2,7 +2,7 @@
 // (8.8): pending and security updates, automatic updates, how long since
 // packages last changed, a pending reboot, and whether the release is still
 // supported. Linux with apt (Debian, Ubuntu) or dnf (RHEL, Rocky, Alma,
-// Fedora).
+// Fedora); macOS with softwareupdate; Windows with the Windows Update agent.
 package patchlevel
 
 import (
@@ -43,7 +43,7 @@ const (
 // Checks implements collectors.Collector.
 func (Collector) Checks() []evidence.Check {
 	f := evidence.Duration(26 * time.Hour)
-	l := []string{"linux"}
+	l := []string{"linux", "darwin", "windows"}
 	return []evidence.Check{
 		{ID: checkPending, Title: "No pending package updates", Controls: []string{"8.8", "8.1"}, Platforms: l, Freshness: f},
 		{ID: checkSecurity, Title: "No pending security updates", Controls: []string{"8.8", "8.1"}, Platforms: l, Freshness: f},
@@ -68,8 +68,14 @@ var endOfSupport = map[string]string{
 
 // Collect implements collectors.Collector.
 func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Options) ([]evidence.Result, error) {
-	if h.OS != "linux" {
-		return collectors.ErrorResults(c, "patch_level reads apt and dpkg; not implemented for "+h.OS+" yet"), nil
+	switch h.OS {
+	case "darwin":
+		return collectDarwin(ctx, h, opts), nil
+	case "windows":
+		return collectWindows(ctx, h, opts), nil
+	case "linux":
+	default:
+		return collectors.ErrorResults(c, "patch_level: no reader for "+h.OS), nil
 	}
 	osr, err := h.ReadFile("/etc/os-release")
 	if err != nil {

@@ -137,3 +137,67 @@ func TestRHEL(t *testing.T) {
 		}
 	}
 }
+
+func runOS(t *testing.T, osName string, outputs map[string]string, now time.Time) map[string]evidence.Result {
+	t.Helper()
+	h := &host.Host{OS: osName, Clock: func() time.Time { return now }, Runner: &host.Replay{Dir: "testdata", Outputs: outputs}}
+	rs, err := Collector{}.Collect(context.Background(), h, nil)
+	require.NoError(t, err)
+	out := map[string]evidence.Result{}
+	for _, r := range collectors.Complete(Collector{}, rs) {
+		require.NotEmpty(t, r.Reason, r.Check)
+		out[r.Check] = r
+	}
+	return out
+}
+
+func TestMacOS(t *testing.T) {
+	out := map[string]string{
+		"sw_vers -productVersion": "macos/sw_vers.txt",
+		"softwareupdate -l":       "macos/softwareupdate-l.txt",
+		"defaults read /Library/Preferences/com.apple.SoftwareUpdate": "macos/softwareupdate-prefs.txt",
+		"system_profiler SPInstallHistoryDataType -json":               "macos/install-history.json",
+	}
+	rs := runOS(t, "darwin", out, time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC))
+	require.Equal(t, "3 package updates pending (1 security)", rs[checkPending].Reason)
+	require.Equal(t, "1 security updates pending: macOS Sonoma 14.7.1-23H222", rs[checkSecurity].Reason)
+	require.Equal(t, "automatic updates partly off: AutomaticallyInstallMacOSUpdates = 0", rs[checkAuto].Reason)
+	require.Equal(t, "last update (macOS Sonoma 14.6.1 14.6.1) 110 days ago (more than 30)", rs[checkAge].Reason)
+	require.Equal(t, evidence.NotApplicable, rs[checkReboot].Status)
+	require.Equal(t, "macOS 14.7 is a supported major version (14, 15, 26)", rs[checkRelease].Reason)
+
+	out["softwareupdate -l"] = "macos/softwareupdate-none.txt"
+	rs = runOS(t, "darwin", out, time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC))
+	require.Equal(t, evidence.Pass, rs[checkPending].Status)
+	require.Equal(t, evidence.Pass, rs[checkSecurity].Status)
+}
+
+func TestWindows(t *testing.T) {
+	ps := "powershell -NoProfile -NonInteractive -Command "
+	out := map[string]string{
+		"reg query " + regNT:     "windows/nt-currentversion.txt",
+		ps + psPending:           "windows/wu-pending.json",
+		ps + psHotfix:            "windows/hotfix.json",
+		"reg query " + regAU:     "windows/au-notify.txt",
+		"reg query " + regReboot: "windows/reboot-required.txt",
+		"reg query " + regCBS:    "!exit 1",
+	}
+	rs := runOS(t, "windows", out, time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC))
+	require.Equal(t, map[string]evidence.Status{
+		checkPending: evidence.Fail, checkSecurity: evidence.Fail, checkAuto: evidence.Fail,
+		checkAge: evidence.Fail, checkReboot: evidence.Fail, checkRelease: evidence.Fail,
+	}, st(rs))
+	require.Equal(t, "3 package updates pending (2 security)", rs[checkPending].Reason)
+	require.Equal(t, "policy only notifies or downloads (AUOptions = 2): updates wait for a person", rs[checkAuto].Reason)
+	require.Equal(t, "last update KB5044285 installed 42 days ago (more than 30)", rs[checkAge].Reason)
+	require.Equal(t, "Windows 10 Pro 23H2 (build 22631) has been out of servicing since 2025-11-11", rs[checkRelease].Reason)
+
+	// Unmanaged (no AU policy), nothing pending, no reboot markers.
+	out["reg query "+regAU] = "!exit 1"
+	out["reg query "+regReboot] = "!exit 1"
+	out[ps+psPending] = "empty.txt"
+	rs = runOS(t, "windows", out, time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC))
+	require.Equal(t, evidence.Pass, rs[checkAuto].Status)
+	require.Equal(t, evidence.Pass, rs[checkReboot].Status)
+	require.Equal(t, "0 package updates pending", rs[checkPending].Reason)
+}

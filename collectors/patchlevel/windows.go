@@ -1,0 +1,258 @@
+package patchlevel
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/host"
+	"github.com/annexa-dev/annexa/evidence"
+)
+
+const (
+	// psPending asks the Windows Update agent what is applicable and not installed.
+	psPending = "$s=(New-Object -ComObject Microsoft.Update.Session).CreateUpdateSearcher(); $r=$s.Search('IsInstalled=0 and IsHidden=0'); @($r.Updates | ForEach-Object { [pscustomobject]@{Title=$_.Title; MsrcSeverity=$_.MsrcSeverity; Categories=@($_.Categories | ForEach-Object { $_.Name }); RebootRequired=$_.RebootRequired} }) | ConvertTo-Json -Depth 3"
+	psHotfix  = "Get-HotFix | Where-Object InstalledOn | Sort-Object InstalledOn | Select-Object -Last 1 HotFixID,Description,InstalledOn | ConvertTo-Json"
+	regAU     = `HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\AU`
+	regReboot = `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired`
+	regCBS    = `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending`
+	regNT     = `HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion`
+)
+
+// windowsEnd: end of servicing by build, for Home/Pro and for
+// Enterprise/Education (Microsoft's lifecycle pages); servers by build.
+// The build decides: Windows 11's registry ProductName still says
+// "Windows 10".
+var windowsEnd = map[string][2]string{
+	"19045": {"2025-10-14", "2025-10-14"}, // Windows 10 22H2
+	"22621": {"2024-10-08", "2025-10-14"}, // Windows 11 22H2
+	"22631": {"2025-11-11", "2026-11-10"}, // Windows 11 23H2
+	"26100": {"2026-10-13", "2027-10-12"}, // Windows 11 24H2
+}
+
+var windowsServerEnd = map[string]string{
+	"17763": "2029-01-09", // Server 2019
+	"20348": "2031-10-14", // Server 2022
+	"26100": "2034-11-14", // Server 2025
+}
+
+func collectWindows(ctx context.Context, h *host.Host, opts collectors.Options) []evidence.Result {
+	now := h.Now()
+	out := []evidence.Result{releaseWindows(ctx, h, now)}
+	out = append(out, pendingWindows(ctx, h, opts.Int("max_pending", 0))...)
+	out = append(out, automaticWindows(ctx, h), ageWindows(ctx, h, now, opts.Int("max_days", 30)), rebootWindows(ctx, h))
+	return out
+}
+
+func regQuery(ctx context.Context, h *host.Host, key string) (map[string]string, bool, error) {
+	out, err := h.Run(ctx, "reg", "query", key)
+	if err != nil {
+		if strings.Contains(err.Error(), "exit status 1") {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("reg query %s: %w", key, err)
+	}
+	m := map[string]string{}
+	for _, line := range strings.Split(strings.ReplaceAll(string(out), "\r\n", "\n"), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && strings.HasPrefix(f[1], "REG_") {
+			m[f[0]] = strings.Join(f[2:], " ")
+		}
+	}
+	return m, true, nil
+}
+
+func pendingWindows(ctx context.Context, h *host.Host, maxPending int) []evidence.Result {
+	out, err := h.Run(ctx, "powershell", "-NoProfile", "-NonInteractive", "-Command", psPending)
+	if err != nil {
+		reason := "Windows Update search: " + err.Error()
+		return []evidence.Result{{Check: checkPending, Status: evidence.Error, Reason: reason}, {Check: checkSecurity, Status: evidence.Error, Reason: reason}}
+	}
+	type wu struct {
+		Title          string
+		MsrcSeverity   *string
+		Categories     []string
+		RebootRequired bool
+	}
+	var list []wu
+	trimmed := strings.TrimSpace(string(out))
+	if trimmed != "" {
+		if err := json.Unmarshal([]byte(trimmed), &list); err != nil {
+			var one wu
+			if json.Unmarshal([]byte(trimmed), &one) != nil {
+				reason := "Windows Update search: not JSON: " + err.Error()
+				return []evidence.Result{{Check: checkPending, Status: evidence.Error, Reason: reason}, {Check: checkSecurity, Status: evidence.Error, Reason: reason}}
+			}
+			list = []wu{one}
+		}
+	}
+	var ups, sec []update
+	for _, u := range list {
+		sev := ""
+		if u.MsrcSeverity != nil {
+			sev = *u.MsrcSeverity
+		}
+		isSec := sev != ""
+		for _, c := range u.Categories {
+			if c == "Security Updates" || c == "Critical Updates" {
+				isSec = true
+			}
+		}
+		up := update{Package: u.Title, Origin: strings.Join(u.Categories, ", "), Security: isSec}
+		if sev != "" {
+			up.Origin += " (" + sev + ")"
+		}
+		ups = append(ups, up)
+		if isSec {
+			sec = append(sec, up)
+		}
+	}
+	return []evidence.Result{pendingResult(ups, sec, maxPending), securityResult(sec)}
+}
+
+// automaticWindows: Group Policy's AU key; without it Windows installs
+// updates automatically (the default for unmanaged Windows 10 and 11).
+func automaticWindows(ctx context.Context, h *host.Host) evidence.Result {
+	r := evidence.Result{Check: checkAuto}
+	au, found, err := regQuery(ctx, h, regAU)
+	if err != nil {
+		r.Status, r.Reason = evidence.Error, err.Error()
+		return r
+	}
+	r.Observations = evidence.Observe(map[string]any{"policy_key_present": found, "values": au})
+	if !found {
+		r.Status, r.Reason = evidence.Pass, "no Windows Update policy: Windows downloads and installs updates automatically (the default)"
+		return r
+	}
+	if v, ok := regIntValue(au["NoAutoUpdate"]); ok && v == 1 {
+		r.Status, r.Reason = evidence.Fail, "automatic updates are turned off by policy (NoAutoUpdate = 1)"
+		return r
+	}
+	opt, ok := regIntValue(au["AUOptions"])
+	switch {
+	case !ok || opt == 4 || opt == 5:
+		r.Status, r.Reason = evidence.Pass, fmt.Sprintf("policy installs updates automatically (AUOptions = %s)", au["AUOptions"])
+	default:
+		r.Status, r.Reason = evidence.Fail, fmt.Sprintf("policy only notifies or downloads (AUOptions = %d): updates wait for a person", opt)
+	}
+	return r
+}
+
+func regIntValue(v string) (int, bool) {
+	if v == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 0, 64)
+	return int(n), err == nil
+}
+
+// ageWindows: the newest hotfix's InstalledOn.
+func ageWindows(ctx context.Context, h *host.Host, now time.Time, maxDays int) evidence.Result {
+	r := evidence.Result{Check: checkAge}
+	out, err := h.Run(ctx, "powershell", "-NoProfile", "-NonInteractive", "-Command", psHotfix)
+	if err != nil {
+		r.Status, r.Reason = evidence.Error, "Get-HotFix: "+err.Error()
+		return r
+	}
+	var hf struct {
+		HotFixID    string
+		Description string
+		InstalledOn json.RawMessage
+	}
+	if err := json.Unmarshal(out, &hf); err != nil {
+		r.Status, r.Reason = evidence.Error, "Get-HotFix: not JSON: "+err.Error()
+		return r
+	}
+	// PowerShell 5.1 writes a DateTime as {"value":"/Date(ms)/","DateTime":"..."}; 7.x as a string.
+	var when struct {
+		Value string `json:"value"`
+	}
+	var s string
+	if json.Unmarshal(hf.InstalledOn, &when) == nil && when.Value != "" {
+		s = when.Value
+	} else {
+		_ = json.Unmarshal(hf.InstalledOn, &s)
+	}
+	last, ok := msDate(s)
+	if !ok {
+		r.Status, r.Reason = evidence.Error, fmt.Sprintf("Get-HotFix: InstalledOn %s unreadable", hf.InstalledOn)
+		return r
+	}
+	days := int(now.Sub(last).Hours() / 24)
+	r.Observations = evidence.Observe(map[string]any{"last_hotfix": hf.HotFixID, "description": hf.Description, "installed_on": last, "days": days, "max_days": maxDays})
+	if days > maxDays {
+		r.Status, r.Reason = evidence.Fail, fmt.Sprintf("last update %s installed %d days ago (more than %d)", hf.HotFixID, days, maxDays)
+	} else {
+		r.Status, r.Reason = evidence.Pass, fmt.Sprintf("last update %s installed %d days ago", hf.HotFixID, days)
+	}
+	return r
+}
+
+func msDate(s string) (time.Time, bool) {
+	if ms, ok := strings.CutPrefix(s, "/Date("); ok {
+		ms = strings.TrimSuffix(ms, ")/")
+		if i := strings.IndexAny(ms, "+-"); i > 0 {
+			ms = ms[:i]
+		}
+		n, err := strconv.ParseInt(ms, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		return time.UnixMilli(n).UTC(), true
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	return t, err == nil
+}
+
+func rebootWindows(ctx context.Context, h *host.Host) evidence.Result {
+	r := evidence.Result{Check: checkReboot}
+	_, wu, err1 := regQuery(ctx, h, regReboot)
+	_, cbs, err2 := regQuery(ctx, h, regCBS)
+	if err1 != nil || err2 != nil {
+		r.Status, r.Reason = evidence.Error, fmt.Sprintf("reboot markers: %v %v", err1, err2)
+		return r
+	}
+	r.Observations = evidence.Observe(map[string]bool{"WindowsUpdate RebootRequired": wu, "CBS RebootPending": cbs})
+	if wu || cbs {
+		r.Status, r.Reason = evidence.Fail, "a reboot is required to finish installing updates"
+	} else {
+		r.Status, r.Reason = evidence.Pass, "no reboot pending (no RebootRequired or RebootPending key)"
+	}
+	return r
+}
+
+func releaseWindows(ctx context.Context, h *host.Host, now time.Time) evidence.Result {
+	r := evidence.Result{Check: checkRelease}
+	nt, found, err := regQuery(ctx, h, regNT)
+	if err != nil || !found {
+		r.Status, r.Reason = evidence.Error, fmt.Sprintf("cannot read %s: %v", regNT, err)
+		return r
+	}
+	build, edition, name := nt["CurrentBuild"], nt["EditionID"], nt["ProductName"]
+	r.Observations = evidence.Observe(map[string]string{"ProductName": name, "EditionID": edition, "CurrentBuild": build, "DisplayVersion": nt["DisplayVersion"], "InstallationType": nt["InstallationType"]})
+	var end string
+	if nt["InstallationType"] == "Server" || strings.Contains(name, "Server") {
+		end = windowsServerEnd[build]
+	} else if e, ok := windowsEnd[build]; ok {
+		end = e[0]
+		if strings.HasPrefix(edition, "Enterprise") || strings.HasPrefix(edition, "Education") {
+			end = e[1]
+		}
+	}
+	if end == "" {
+		r.Status, r.Reason = evidence.Error, fmt.Sprintf("no support dates known for %s build %s", name, build)
+		return r
+	}
+	t, _ := time.Parse("2006-01-02", end)
+	label := fmt.Sprintf("%s %s (build %s)", name, nt["DisplayVersion"], build)
+	if now.After(t.Add(24 * time.Hour)) {
+		r.Status, r.Reason = evidence.Fail, label+" has been out of servicing since "+end
+	} else {
+		r.Status, r.Reason = evidence.Pass, label+" is serviced until "+end
+	}
+	return r
+}
