@@ -156,7 +156,7 @@ func TestMacOS(t *testing.T) {
 		"sw_vers -productVersion": "macos/sw_vers.txt",
 		"softwareupdate -l":       "macos/softwareupdate-l.txt",
 		"defaults read /Library/Preferences/com.apple.SoftwareUpdate": "macos/softwareupdate-prefs.txt",
-		"system_profiler SPInstallHistoryDataType -json":               "macos/install-history.json",
+		"system_profiler SPInstallHistoryDataType -json":              "macos/install-history.json",
 	}
 	rs := runOS(t, "darwin", out, time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC))
 	require.Equal(t, "3 package updates pending (1 security)", rs[checkPending].Reason)
