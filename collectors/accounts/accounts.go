@@ -41,7 +41,7 @@ const (
 // Checks implements collectors.Collector.
 func (Collector) Checks() []evidence.Check {
 	fresh := evidence.Duration(26 * time.Hour)
-	linux := []string{"linux"}
+	linux := []string{"linux", "darwin", "windows"}
 	return []evidence.Check{
 		{ID: checkAdmins, Title: "Administrators are known; no password-less full sudo", Controls: []string{"5.15", "5.18", "8.2"}, Platforms: linux, Freshness: fresh},
 		{ID: checkUID0, Title: "No UID 0 account but root", Controls: []string{"5.15", "8.2"}, Platforms: linux, Freshness: fresh},
@@ -52,8 +52,14 @@ func (Collector) Checks() []evidence.Check {
 
 // Collect implements collectors.Collector.
 func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Options) ([]evidence.Result, error) {
-	if h.OS != "linux" {
-		return collectors.ErrorResults(c, "the accounts collector reads Linux account files; not implemented for "+h.OS+" yet"), nil
+	switch h.OS {
+	case "windows":
+		return collectWindows(ctx, h, opts), nil
+	case "darwin":
+		return collectDarwin(ctx, h, opts), nil
+	case "linux":
+	default:
+		return collectors.ErrorResults(c, "accounts: no reader for "+h.OS), nil
 	}
 	passwd, perr := h.ReadFile("/etc/passwd")
 	return []evidence.Result{

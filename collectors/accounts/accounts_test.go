@@ -85,3 +85,46 @@ func FuzzParse(f *testing.F) {
 		parsePasswd(data)
 	})
 }
+
+func runOS(t *testing.T, osName string, out map[string]string, opts collectors.Options) map[string]evidence.Result {
+	t.Helper()
+	h := &host.Host{OS: osName, Runner: &host.Replay{Dir: "testdata/out", Outputs: out}}
+	rs, err := Collector{}.Collect(context.Background(), h, opts)
+	require.NoError(t, err)
+	m := map[string]evidence.Result{}
+	for _, r := range collectors.Complete(Collector{}, rs) {
+		m[r.Check] = r
+	}
+	return m
+}
+
+func TestWindowsAccounts(t *testing.T) {
+	out := map[string]string{
+		"net localgroup administrators":                                  "windows/net-localgroup-administrators.txt",
+		"powershell -NoProfile -NonInteractive -Command " + psLocalUsers: "windows/get-localuser.json",
+		"net accounts": "windows/net-accounts.txt",
+	}
+	rs := runOS(t, "windows", out, nil)
+	require.Equal(t, "administrators: Administrator, CORP\\Domain Admins, alice, helpdesk", rs[checkAdmins].Reason)
+	require.Equal(t, "the built-in Administrator account (Administrator) is disabled", rs[checkUID0].Reason)
+	require.Equal(t, "enabled accounts that may have an empty password (PasswordRequired false): kiosk", rs[checkEmpty].Reason)
+	require.Equal(t, "minimum password length 7 < 12", rs[checkPolicy].Reason)
+	rs = runOS(t, "windows", out, collectors.Options{"allowed_admins": []any{"Administrator", "CORP\\Domain Admins", "alice"}})
+	require.Equal(t, "administrators not in the allowed list: helpdesk", rs[checkAdmins].Reason)
+	rs = runOS(t, "windows", map[string]string{}, nil)
+	for _, r := range rs {
+		require.Equal(t, evidence.Error, r.Status, r.Check)
+	}
+}
+
+func TestMacOSAccounts(t *testing.T) {
+	rs := runOS(t, "darwin", map[string]string{
+		"dscl . -read /Groups/admin GroupMembership": "macos/dscl-admin.txt",
+		"dscl . -list /Users UniqueID":               "macos/dscl-uniqueid.txt",
+		"pwpolicy -getaccountpolicies":               "macos/pwpolicy.txt",
+	}, nil)
+	require.Equal(t, "administrators: root, alice, bob", rs[checkAdmins].Reason)
+	require.Equal(t, "UniqueID 0 besides root: toor", rs[checkUID0].Reason)
+	require.Equal(t, evidence.Error, rs[checkEmpty].Status)
+	require.Equal(t, "minimum password length 14", rs[checkPolicy].Reason)
+}

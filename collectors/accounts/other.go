@@ -1,0 +1,256 @@
+package accounts
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/host"
+	"github.com/annexa-dev/annexa/evidence"
+)
+
+// allowedCheck fails members not in the allowed_admins setting, if set.
+func allowedCheck(r *evidence.Result, members []string, opts collectors.Options) bool {
+	allowed := opts.Strings("allowed_admins")
+	if allowed == nil {
+		return false
+	}
+	ok := map[string]bool{}
+	for _, a := range allowed {
+		ok[strings.ToLower(a)] = true
+	}
+	var unexpected []string
+	for _, m := range members {
+		if !ok[strings.ToLower(m)] {
+			unexpected = append(unexpected, m)
+		}
+	}
+	if len(unexpected) == 0 {
+		return false
+	}
+	sort.Strings(unexpected)
+	r.Status, r.Reason = evidence.Fail, "administrators not in the allowed list: "+strings.Join(unexpected, ", ")
+	return true
+}
+
+const psLocalUsers = "Get-LocalUser | Select-Object Name,Enabled,SID,PasswordRequired,PasswordLastSet | ConvertTo-Json"
+
+type winUser struct {
+	Name             string
+	Enabled          bool
+	SID              json.RawMessage // a string, or {"Value": "S-1-..."} from PowerShell 5.1
+	PasswordRequired bool
+}
+
+func (u winUser) sid() string {
+	var s string
+	if json.Unmarshal(u.SID, &s) == nil {
+		return s
+	}
+	var v struct{ Value string }
+	_ = json.Unmarshal(u.SID, &v)
+	return v.Value
+}
+
+// collectWindows: the Administrators group (`net localgroup
+// administrators`), the built-in Administrator (RID 500, Windows' root)
+// disabled, no enabled local account that may have an empty password
+// (PasswordRequired false), and the minimum password length (`net
+// accounts`).
+func collectWindows(ctx context.Context, h *host.Host, opts collectors.Options) []evidence.Result {
+	adm := evidence.Result{Check: checkAdmins}
+	if out, err := h.Run(ctx, "net", "localgroup", "administrators"); err != nil {
+		adm.Status, adm.Reason = evidence.Error, "net localgroup administrators: "+err.Error()
+	} else {
+		members := netMembers(string(out))
+		adm.Observations = evidence.Observe(map[string]any{"administrators": members})
+		if !allowedCheck(&adm, members, opts) {
+			adm.Status, adm.Reason = evidence.Pass, "administrators: "+strings.Join(members, ", ")
+		}
+	}
+
+	uid0 := evidence.Result{Check: checkUID0}
+	empty := evidence.Result{Check: checkEmpty}
+	out, err := h.Run(ctx, "powershell", "-NoProfile", "-NonInteractive", "-Command", psLocalUsers)
+	var users []winUser
+	if err == nil {
+		if jerr := json.Unmarshal(out, &users); jerr != nil {
+			var one winUser
+			if json.Unmarshal(out, &one) == nil {
+				users = []winUser{one}
+			} else {
+				err = fmt.Errorf("not JSON: %w", jerr)
+			}
+		}
+	}
+	if err != nil {
+		uid0.Status, uid0.Reason = evidence.Error, "Get-LocalUser: "+err.Error()
+		empty.Status, empty.Reason = uid0.Status, uid0.Reason
+	} else {
+		type seen struct {
+			Name, SID        string
+			Enabled          bool
+			PasswordRequired bool
+		}
+		var all []seen
+		var builtin *seen
+		var nopw []string
+		for _, u := range users {
+			s := seen{u.Name, u.sid(), u.Enabled, u.PasswordRequired}
+			all = append(all, s)
+			if strings.HasSuffix(s.SID, "-500") {
+				b := s
+				builtin = &b
+			}
+			if u.Enabled && !u.PasswordRequired {
+				nopw = append(nopw, u.Name)
+			}
+		}
+		obs := evidence.Observe(map[string]any{"local_users": all})
+		uid0.Observations, empty.Observations = obs, obs
+		switch {
+		case builtin == nil:
+			uid0.Status, uid0.Reason = evidence.Error, "no local account with RID 500 in Get-LocalUser"
+		case builtin.Enabled:
+			uid0.Status, uid0.Reason = evidence.Fail, "the built-in Administrator account ("+builtin.Name+") is enabled"
+		default:
+			uid0.Status, uid0.Reason = evidence.Pass, "the built-in Administrator account ("+builtin.Name+") is disabled"
+		}
+		if len(nopw) > 0 {
+			empty.Status, empty.Reason = evidence.Fail, "enabled accounts that may have an empty password (PasswordRequired false): "+strings.Join(nopw, ", ")
+		} else {
+			empty.Status, empty.Reason = evidence.Pass, "every enabled local account requires a password"
+		}
+	}
+
+	pol := evidence.Result{Check: checkPolicy}
+	min := opts.Int("min_length", 12)
+	if out, err := h.Run(ctx, "net", "accounts"); err != nil {
+		pol.Status, pol.Reason = evidence.Error, "net accounts: "+err.Error()
+	} else {
+		kv := map[string]string{}
+		for _, line := range strings.Split(strings.ReplaceAll(string(out), "\r\n", "\n"), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok {
+				kv[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			}
+		}
+		pol.Observations = evidence.Observe(map[string]any{"net_accounts": kv, "required_min_length": min})
+		n, err := strconv.Atoi(kv["Minimum password length"])
+		switch {
+		case err != nil:
+			pol.Status, pol.Reason = evidence.Error, "net accounts: no readable Minimum password length"
+		case n < min:
+			pol.Status, pol.Reason = evidence.Fail, fmt.Sprintf("minimum password length %d < %d", n, min)
+		default:
+			pol.Status, pol.Reason = evidence.Pass, fmt.Sprintf("minimum password length %d", n)
+		}
+	}
+	return []evidence.Result{adm, uid0, empty, pol}
+}
+
+// netMembers reads the members listed between the dashes and "The command
+// completed successfully." of `net localgroup`.
+func netMembers(s string) []string {
+	var out []string
+	in := false
+	for _, line := range strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "-----"):
+			in = true
+		case !in || line == "":
+		case strings.HasPrefix(line, "The command completed"):
+			in = false
+		default:
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// collectDarwin: the admin group (`dscl . -read /Groups/admin
+// GroupMembership`), no user but root with UniqueID 0, and the password
+// policy's minimum length (`pwpolicy -getaccountpolicies`). Whether an
+// account's password is empty cannot be read without trying it: error.
+func collectDarwin(ctx context.Context, h *host.Host, opts collectors.Options) []evidence.Result {
+	adm := evidence.Result{Check: checkAdmins}
+	if out, err := h.Run(ctx, "dscl", ".", "-read", "/Groups/admin", "GroupMembership"); err != nil {
+		adm.Status, adm.Reason = evidence.Error, "dscl read /Groups/admin: "+err.Error()
+	} else {
+		members := strings.Fields(strings.TrimPrefix(strings.TrimSpace(string(out)), "GroupMembership:"))
+		adm.Observations = evidence.Observe(map[string]any{"admin": members})
+		if !allowedCheck(&adm, members, opts) {
+			adm.Status, adm.Reason = evidence.Pass, "administrators: "+strings.Join(members, ", ")
+		}
+	}
+	uid0 := evidence.Result{Check: checkUID0}
+	if out, err := h.Run(ctx, "dscl", ".", "-list", "/Users", "UniqueID"); err != nil {
+		uid0.Status, uid0.Reason = evidence.Error, "dscl list UniqueID: "+err.Error()
+	} else {
+		var extra []string
+		n := 0
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 2 {
+				n++
+				if f[1] == "0" && f[0] != "root" {
+					extra = append(extra, f[0])
+				}
+			}
+		}
+		uid0.Observations = evidence.Observe(map[string]any{"uid0_besides_root": extra, "users_listed": n})
+		switch {
+		case n == 0:
+			uid0.Status, uid0.Reason = evidence.Error, "dscl listed no users"
+		case len(extra) > 0:
+			uid0.Status, uid0.Reason = evidence.Fail, "UniqueID 0 besides root: "+strings.Join(extra, ", ")
+		default:
+			uid0.Status, uid0.Reason = evidence.Pass, "root is the only UniqueID 0"
+		}
+	}
+	empty := evidence.Result{Check: checkEmpty, Status: evidence.Error,
+		Reason: "macOS does not expose whether a password is empty without trying it; enforce a minimum length (password_policy) instead"}
+	pol := evidence.Result{Check: checkPolicy}
+	min := opts.Int("min_length", 12)
+	if out, err := h.Run(ctx, "pwpolicy", "-getaccountpolicies"); err != nil {
+		pol.Status, pol.Reason = evidence.Error, "pwpolicy -getaccountpolicies: "+err.Error()
+	} else {
+		n, content := pwpolicyMinLength(string(out))
+		pol.Observations = evidence.Observe(map[string]any{"policy_content": content, "required_min_length": min})
+		switch {
+		case n < 0:
+			pol.Status, pol.Reason = evidence.Fail, "no password length policy (pwpolicy sets none)"
+		case n < min:
+			pol.Status, pol.Reason = evidence.Fail, fmt.Sprintf("minimum password length %d < %d", n, min)
+		default:
+			pol.Status, pol.Reason = evidence.Pass, fmt.Sprintf("minimum password length %d", n)
+		}
+	}
+	return []evidence.Result{adm, uid0, empty, pol}
+}
+
+var (
+	pwLength      = regexp.MustCompile(`policyAttributePassword matches '\.\{(\d+),`)
+	policyContent = regexp.MustCompile(`<string>([^<]*policyAttribute[^<]*)</string>`)
+)
+
+// pwpolicyMinLength finds "policyAttributePassword matches '.{14,}+'" in
+// the account policies' policyContent; -1 if there is none.
+func pwpolicyMinLength(s string) (int, []string) {
+	var contents []string
+	best := -1
+	for _, m := range policyContent.FindAllStringSubmatch(s, -1) {
+		contents = append(contents, m[1])
+		if l := pwLength.FindStringSubmatch(m[1]); l != nil {
+			if n, err := strconv.Atoi(l[1]); err == nil && n > best {
+				best = n
+			}
+		}
+	}
+	return best, contents
+}
