@@ -41,7 +41,7 @@ func (Collector) Checks() []evidence.Check {
 		{ID: checkHost, Title: "Host identified: OS, version, kernel, hardware, serial", Controls: []string{"5.9"},
 			Platforms: []string{"linux", "darwin", "windows"}, Freshness: evidence.Duration(8 * 24 * time.Hour)},
 		{ID: checkSoftware, Title: "Installed software inventoried", Controls: []string{"5.9", "8.19"},
-			Platforms: []string{"linux"}, Freshness: evidence.Duration(8 * 24 * time.Hour)},
+			Platforms: []string{"linux", "darwin", "windows"}, Freshness: evidence.Duration(8 * 24 * time.Hour)},
 	}
 }
 
@@ -131,12 +131,22 @@ type Package struct {
 
 func software(ctx context.Context, h *host.Host, max int) evidence.Result {
 	r := evidence.Result{Check: checkSoftware}
-	if h.OS != "linux" {
-		r.Status, r.Reason = evidence.Error, "software inventory is implemented for Linux (dpkg, rpm) only so far; not for "+h.OS
-		return r
-	}
 	var pkgs []Package
 	var source string
+	switch h.OS {
+	case "darwin", "windows":
+		var err error
+		source, pkgs, err = softwareOther(ctx, h)
+		if err != nil {
+			r.Status, r.Reason = evidence.Error, err.Error()
+			return r
+		}
+		return listResult(r, source, pkgs, max)
+	case "linux":
+	default:
+		r.Status, r.Reason = evidence.Error, "software inventory: no reader for "+h.OS
+		return r
+	}
 	out, err := h.Run(ctx, "dpkg-query", "-W", "-f=${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\n")
 	switch {
 	case err == nil:
@@ -152,6 +162,10 @@ func software(ctx context.Context, h *host.Host, max int) evidence.Result {
 		r.Status, r.Reason = evidence.Error, "dpkg-query: "+err.Error()
 		return r
 	}
+	return listResult(r, source, pkgs, max)
+}
+
+func listResult(r evidence.Result, source string, pkgs []Package, max int) evidence.Result {
 	if len(pkgs) == 0 {
 		r.Status, r.Reason = evidence.Error, source+" listed no installed package: an empty inventory is not evidence"
 		return r

@@ -65,3 +65,17 @@ func FuzzParse(f *testing.F) {
 		parseOSRelease(b)
 	})
 }
+
+func TestSoftwareMacOSAndWindows(t *testing.T) {
+	for _, tc := range []struct{ os, cmd, file, reason string }{
+		{"darwin", "system_profiler SPApplicationsDataType -json", "other/sp-applications.json", "2 packages installed (system_profiler SPApplicationsDataType -json)"},
+		{"windows", "powershell -NoProfile -NonInteractive -Command " + psUninstall, "other/uninstall.json", "3 packages installed (Uninstall registry keys)"},
+	} {
+		h := &host.Host{OS: tc.os, Runner: &host.Replay{Dir: "testdata", Outputs: map[string]string{tc.cmd: tc.file}}}
+		r := software(context.Background(), h, 1000)
+		require.Equal(t, evidence.Pass, r.Status, r.Reason)
+		require.Equal(t, tc.reason, r.Reason)
+		h.Runner = &host.Replay{Dir: "testdata", Outputs: map[string]string{}}
+		require.Equal(t, evidence.Error, software(context.Background(), h, 1000).Status)
+	}
+}
