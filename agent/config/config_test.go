@@ -11,7 +11,9 @@ import (
 var known = []string{"inventory", "ssh"}
 
 func TestSampleConfigLoads(t *testing.T) {
-	c, err := Load("../../configs/agent.yaml", known)
+	// The sample names every built-in collector the agent has.
+	all := append(known, "access_logs", "screen_lock", "antimalware", "disk_encryption", "patch_level", "firewall", "accounts", "time_sync")
+	c, err := Load("../../configs/agent.yaml", all)
 	require.NoError(t, err)
 	require.Equal(t, 6*time.Hour, c.ScheduleFor("ssh").Interval.Std())
 	require.Equal(t, 24*time.Hour, c.ScheduleFor("inventory").Interval.Std())
