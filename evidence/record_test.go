@@ -1,6 +1,7 @@
 package evidence_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"strings"
@@ -138,4 +139,24 @@ func BenchmarkParseRecord(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// Results written in another JSON form than json.Marshal's (whitespace,
+// escapes) still verify against a subject digest of their canonical form;
+// a digest of neither form is refused.
+func TestParseRecordNonCanonicalResults(t *testing.T) {
+	st := sampleStatement(t)
+	payload, err := json.Marshal(st)
+	require.NoError(t, err)
+	spaced := bytes.Replace(payload, []byte(`"results":[{`), []byte(`"results": [ {`), 1)
+	require.NotEqual(t, payload, spaced)
+	rec, err := evidence.ParseRecord(spaced)
+	require.NoError(t, err)
+	require.Equal(t, st.Predicate.Results, rec.Predicate.Results)
+
+	forged := *st
+	forged.Subject = []evidence.Subject{{Name: st.Subject[0].Name, Digest: map[string]string{"sha256": evidence.Digest([]byte("other"))}}}
+	bad, _ := json.Marshal(&forged)
+	_, err = evidence.ParseRecord(bad)
+	require.ErrorContains(t, err, "subject digest")
 }

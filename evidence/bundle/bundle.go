@@ -120,8 +120,11 @@ type AgentKeys struct {
 type KeyRange struct {
 	KeyID     string `json:"keyid"`
 	PublicKey []byte `json:"public_key"`
-	From      uint64 `json:"from_seq"`
-	To        uint64 `json:"to_seq,omitempty"`
+	// prepared is PublicKey decoded once for verifying its records (nil
+	// if the key is not a valid point: its records then fail).
+	prepared *dsse.PreparedKey
+	From     uint64 `json:"from_seq"`
+	To       uint64 `json:"to_seq,omitempty"`
 }
 
 // KeyState replays key events: which key each agent had at each seq.
@@ -142,7 +145,7 @@ func (k *KeyState) Apply(ev *evidence.KeyEvent, payload []byte) error {
 			return fmt.Errorf("agent %s enrolled twice", ev.AgentID)
 		}
 		a = &AgentKeys{AgentID: ev.AgentID, Genesis: evidence.Digest(payload), Labels: ev.Labels,
-			Keys: []KeyRange{{KeyID: ev.KeyID, PublicKey: ev.PublicKey, From: ev.FromSeq}}}
+			Keys: []KeyRange{{KeyID: ev.KeyID, PublicKey: ev.PublicKey, From: ev.FromSeq, prepared: prepare(ev.PublicKey)}}}
 		k.agents[ev.AgentID] = a
 		k.order = append(k.order, ev.AgentID)
 	case evidence.Rotate:
@@ -154,7 +157,7 @@ func (k *KeyState) Apply(ev *evidence.KeyEvent, payload []byte) error {
 				a.Keys[i].To = ev.FromSeq - 1
 			}
 		}
-		a.Keys = append(a.Keys, KeyRange{KeyID: ev.KeyID, PublicKey: ev.PublicKey, From: ev.FromSeq})
+		a.Keys = append(a.Keys, KeyRange{KeyID: ev.KeyID, PublicKey: ev.PublicKey, From: ev.FromSeq, prepared: prepare(ev.PublicKey)})
 	case evidence.Revoke:
 		if a == nil {
 			return fmt.Errorf("revocation of unknown agent %s", ev.AgentID)
@@ -269,3 +272,11 @@ func sha256hex(b []byte) string {
 }
 
 var _ hash.Hash = sha256.New()
+
+func prepare(pub []byte) *dsse.PreparedKey {
+	k, err := dsse.Prepare(pub)
+	if err != nil {
+		return nil
+	}
+	return k
+}

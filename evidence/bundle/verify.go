@@ -4,12 +4,13 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/klauspost/compress/gzip"
 	"io"
 	"runtime"
 	"sort"
@@ -141,6 +142,8 @@ func (v *verifier) fail(step, file string, index int64, agent string, seq uint64
 }
 
 func (v *verifier) run(in io.Reader) {
+	// klauspost/compress's gzip reads about twice as fast as the standard
+	// library's; the bundle is a few hundred MB for a million records.
 	gz, err := gzip.NewReader(in)
 	if err != nil {
 		v.fail("read", "", -1, "", 0, "not a gzip stream: %v", err)
@@ -360,7 +363,7 @@ type item struct {
 	env   *dsse.Envelope
 	rec   *evidence.Record
 	isKey bool
-	key   ed25519.PublicKey
+	key   *dsse.PreparedKey
 	err   error
 }
 
@@ -381,9 +384,25 @@ func (v *verifier) evidence(r io.Reader) {
 		defer close(batches)
 		br := bufio.NewReaderSize(r, 1<<20)
 		index = v.startSize
-		batch := make([]item, 0, 1024)
+		batch := make([]item, 0, batchSize)
+		// Lines are copied into shared arenas rather than one allocation
+		// each; a batch keeps its arenas alive until it is verified.
+		var arena []byte
 		for {
-			line, err := br.ReadBytes('\n')
+			line, err := br.ReadSlice('\n')
+			if errors.Is(err, bufio.ErrBufferFull) {
+				long := append([]byte(nil), line...)
+				for errors.Is(err, bufio.ErrBufferFull) {
+					line, err = br.ReadSlice('\n')
+					long = append(long, line...)
+				}
+				line = long
+			}
+			if len(line) > cap(arena)-len(arena) {
+				arena = make([]byte, 0, max(1<<20, len(line)))
+			}
+			arena = append(arena, line...)
+			line = arena[len(arena)-len(line) : len(arena) : len(arena)]
 			if len(line) > 0 {
 				if line[len(line)-1] != '\n' {
 					readProblems = append(readProblems, Problem{Step: "entries", File: FileEvidence, Index: index, Reason: "last line is not terminated: truncated"})
@@ -394,7 +413,7 @@ func (v *verifier) evidence(r io.Reader) {
 				index++
 				if len(batch) == cap(batch) {
 					batches <- batch
-					batch = make([]item, 0, 1024)
+					batch = make([]item, 0, batchSize)
 				}
 			}
 			if err == io.EOF {
@@ -423,6 +442,12 @@ func (v *verifier) evidence(r io.Reader) {
 	}
 }
 
+// batchSize entries are parsed and verified together: enough that the
+// workers rarely wait for each other at a batch's end, few enough that the
+// batches in flight stay a few MB (4096 raised peak RSS from 36 to 82 MiB
+// for no gain).
+const batchSize = 1024
+
 func parallel(n int, fn func(int)) {
 	w := min(runtime.GOMAXPROCS(0), n)
 	var wg sync.WaitGroup
@@ -448,6 +473,12 @@ func parallel(n int, fn func(int)) {
 }
 
 func (v *verifier) batch(items []item) {
+	// One parallel pass parses each entry and verifies its signature with
+	// the agent's key as the key state stood at the start of the batch. Key
+	// events (enrollments, rotations, revocations) are rare; only the
+	// records after the first one in a batch are keyed and verified again,
+	// once the events have been applied in log order. The key state is only
+	// read during parallel passes, never written.
 	parallel(len(items), func(i int) {
 		it := &items[i]
 		env, err := dsse.Parse(it.raw)
@@ -460,46 +491,87 @@ func (v *verifier) batch(items []item) {
 			it.isKey = true
 			return
 		}
-		it.rec, it.err = evidence.ParseRecord(env.Payload)
+		if it.rec, it.err = evidence.ParseRecord(env.Payload); it.err != nil {
+			return
+		}
+		v.assignKey(it)
+		v.verifySig(it)
 	})
-	// Keys in log order: a rotation's key event precedes the records it keys.
+	firstKey := -1
 	for i := range items {
-		it := &items[i]
-		if it.err != nil {
-			continue
-		}
-		if it.isKey {
-			v.keyEvent(FileEvidence, it.index, it.raw)
-			v.r.KeyEvents++
-			continue
-		}
-		p := &it.rec.Predicate
-		a := v.ks.Agent(p.AgentID)
-		if a == nil {
-			it.err = fmt.Errorf("record of an agent no enrollment in the log vouches for")
-			continue
-		}
-		if a.Revoked && p.Seq > a.RevokedAfter {
-			it.err = fmt.Errorf("record after the agent's revocation (after seq %d)", a.RevokedAfter)
-			continue
-		}
-		for _, k := range a.Keys {
-			if p.Seq >= k.From && (k.To == 0 || p.Seq <= k.To) {
-				it.key = k.PublicKey
-			}
-		}
-		if it.key == nil {
-			it.err = fmt.Errorf("no key of the agent is valid at this seq")
+		if items[i].isKey && items[i].err == nil {
+			firstKey = i
+			break
 		}
 	}
-	parallel(len(items), func(i int) {
+	if firstKey < 0 {
+		v.tail(items)
+		return
+	}
+	// Keys in log order: a rotation's key event precedes the records it keys.
+	var again []int
+	for i := firstKey; i < len(items); i++ {
 		it := &items[i]
-		if it.err == nil && !it.isKey {
-			if err := evidence.VerifyRecord(it.env, it.key); err != nil {
-				it.err = fmt.Errorf("signature: %w", err)
+		if it.isKey {
+			if it.err == nil {
+				v.keyEvent(FileEvidence, it.index, it.raw)
+				v.r.KeyEvents++
 			}
+			continue
 		}
-	})
+		if it.rec == nil {
+			continue // it did not parse: nothing to key
+		}
+		it.err, it.key = nil, nil
+		v.assignKey(it)
+		if it.err == nil {
+			again = append(again, i)
+		}
+	}
+	parallel(len(again), func(j int) { v.verifySig(&items[again[j]]) })
+	v.tail(items)
+}
+
+// assignKey finds the key of the record's agent valid at its seq.
+func (v *verifier) assignKey(it *item) {
+	p := &it.rec.Predicate
+	a := v.ks.Agent(p.AgentID)
+	if a == nil {
+		it.err = fmt.Errorf("record of an agent no enrollment in the log vouches for")
+		return
+	}
+	if a.Revoked && p.Seq > a.RevokedAfter {
+		it.err = fmt.Errorf("record after the agent's revocation (after seq %d)", a.RevokedAfter)
+		return
+	}
+	var valid *KeyRange
+	for i, k := range a.Keys {
+		if p.Seq >= k.From && (k.To == 0 || p.Seq <= k.To) {
+			valid = &a.Keys[i]
+		}
+	}
+	switch {
+	case valid == nil:
+		it.err = fmt.Errorf("no key of the agent is valid at this seq")
+	case valid.prepared == nil:
+		it.err = fmt.Errorf("the agent's key for this seq is not a valid ed25519 key")
+	default:
+		it.key = valid.prepared
+	}
+}
+
+func (v *verifier) verifySig(it *item) {
+	if it.err != nil || it.key == nil {
+		return
+	}
+	if err := evidence.VerifyRecordWith(it.env, it.key); err != nil {
+		it.err = fmt.Errorf("signature: %w", err)
+	}
+}
+
+// tail records each entry's outcome in log order: problems, chains, the
+// summary.
+func (v *verifier) tail(items []item) {
 	for i := range items {
 		it := &items[i]
 		agent, seq := "", uint64(0)

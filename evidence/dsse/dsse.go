@@ -153,11 +153,97 @@ func (e *Envelope) UnmarshalJSON(data []byte) error {
 
 // Parse decodes an envelope from its JSON bytes.
 func Parse(data []byte) (*Envelope, error) {
+	if e, ok := parseCanonical(data); ok {
+		return e, nil
+	}
 	var e Envelope
 	if err := e.UnmarshalJSON(data); err != nil {
 		return nil, err
 	}
 	return &e, nil
+}
+
+// parseCanonical reads an envelope in exactly the form MarshalJSON writes
+// (fields in that order, no whitespace, strings of plain printable ASCII
+// without escapes), which is how every envelope in a log or bundle is
+// stored. For such input it yields what the JSON decoder would; anything
+// else returns false and goes through the decoder. Verifying a million
+// records, this is most of the envelope's parsing cost saved.
+func parseCanonical(data []byte) (*Envelope, bool) {
+	rest, ok := bytes.CutPrefix(data, []byte(`{"payload":"`))
+	if !ok {
+		return nil, false
+	}
+	// The payload is base64: a backslash, control or non-ASCII byte in it
+	// fails the decoding below and sends the envelope to the decoder, so
+	// finding its end is nearly all the scanning it needs. Only CR and LF
+	// would pass, since the base64 decoder skips them (the fuzzer found it).
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || bytes.IndexByte(rest[:end], '\n') >= 0 || bytes.IndexByte(rest[:end], '\r') >= 0 {
+		return nil, false
+	}
+	payload, rest := rest[:end], rest[end+1:]
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"payloadType":"`)); !ok {
+		return nil, false
+	}
+	ptype, rest, ok := plainString(rest)
+	if !ok {
+		return nil, false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"signatures":[`)); !ok {
+		return nil, false
+	}
+	var sigs []Signature
+	for {
+		var keyid, sig []byte
+		if r, ok := bytes.CutPrefix(rest, []byte(`{"keyid":"`)); ok {
+			if keyid, rest, ok = plainString(r); !ok {
+				return nil, false
+			}
+			if rest, ok = bytes.CutPrefix(rest, []byte(`,"sig":"`)); !ok {
+				return nil, false
+			}
+		} else if rest, ok = bytes.CutPrefix(rest, []byte(`{"sig":"`)); !ok {
+			return nil, false
+		}
+		if sig, rest, ok = plainString(rest); !ok || len(rest) == 0 || rest[0] != '}' {
+			return nil, false
+		}
+		rest = rest[1:]
+		b, err := DecodeBase64(string(sig))
+		if err != nil || len(sigs) == MaxSignatures {
+			return nil, false // the decoder reports it
+		}
+		sigs = append(sigs, Signature{KeyID: string(keyid), Sig: b})
+		if len(rest) > 0 && rest[0] == ',' {
+			rest = rest[1:]
+			continue
+		}
+		break
+	}
+	if string(rest) != "]}" {
+		return nil, false
+	}
+	p, err := DecodeBase64(string(payload))
+	if err != nil {
+		return nil, false
+	}
+	return &Envelope{PayloadType: string(ptype), Payload: p, Signatures: sigs}, true
+}
+
+// plainString reads a JSON string body up to its closing quote, accepting
+// only printable ASCII without escapes (for which the decoder's value is
+// the bytes themselves).
+func plainString(b []byte) (val, rest []byte, ok bool) {
+	for i, c := range b {
+		switch {
+		case c == '"':
+			return b[:i], b[i+1:], true
+		case c == '\\' || c < 0x20 || c > 0x7e:
+			return nil, nil, false
+		}
+	}
+	return nil, nil, false
 }
 
 // DecodeBase64 accepts standard and URL-safe base64, with or without padding,

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -200,5 +202,54 @@ func BenchmarkRawEd25519Verify(b *testing.B) {
 		if !ed25519.Verify(pub, msg, sig) {
 			b.Fatal("verify failed")
 		}
+	}
+}
+
+// The canonical fast path yields exactly what the JSON decoder yields, and
+// declines everything it does not handle.
+func FuzzCanonicalMatchesDecoder(f *testing.F) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	env, err := Sign(priv, "application/vnd.in-toto+json", []byte(`{"a":1}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	canon, _ := json.Marshal(env)
+	f.Add(canon)
+	f.Add([]byte(`{"payload":"eyJhIjoxfQ","payloadType":"t","signatures":[{"sig":"AAAA"},{"keyid":"k","sig":"AAAA"}]}`))
+	f.Add([]byte(`{"payload":"eyJhIjoxfQ==","payloadType":"t\u0041","signatures":[{"sig":"AAAA"}]}`))
+	f.Add([]byte(`{"payload":"","payloadType":"","signatures":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ok := parseCanonical(b)
+		if !ok {
+			return
+		}
+		var slow Envelope
+		if err := slow.UnmarshalJSON(b); err != nil {
+			t.Fatalf("fast path accepted what the decoder refuses (%v): %q", err, b)
+		}
+		if !reflect.DeepEqual(*fast, slow) {
+			t.Fatalf("fast %+v != decoder %+v for %q", *fast, slow, b)
+		}
+	})
+}
+
+func TestCanonicalFastPath(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	env, err := Sign(priv, "application/vnd.in-toto+json", []byte(`{"a":1}`))
+	require.NoError(t, err)
+	canon, _ := json.Marshal(env)
+	fast, ok := parseCanonical(canon)
+	require.True(t, ok, "what MarshalJSON writes takes the fast path")
+	require.Equal(t, env, fast)
+	for _, other := range []string{
+		` ` + string(canon), // whitespace
+		strings.Replace(string(canon), `"payloadType":"application/vnd.in-toto+json"`, `"payloadType":"application\/vnd.in-toto+json"`, 1), // an escape
+		strings.Replace(string(canon), `{"payload":`, `{"payload" :`, 1),
+	} {
+		_, ok := parseCanonical([]byte(other))
+		require.False(t, ok, other)
+		got, err := Parse([]byte(other))
+		require.NoError(t, err, "the decoder still reads it")
+		require.Equal(t, env.Payload, got.Payload)
 	}
 }
