@@ -128,3 +128,16 @@ func TestMacOSAccounts(t *testing.T) {
 	require.Equal(t, evidence.Error, rs[checkEmpty].Status)
 	require.Equal(t, "minimum password length 14", rs[checkPolicy].Reason)
 }
+
+func FuzzWindowsAndMacOSParsers(f *testing.F) {
+	for _, p := range []string{"testdata/out/windows/net-localgroup-administrators.txt", "testdata/out/macos/pwpolicy.txt"} {
+		b, _ := os.ReadFile(p)
+		f.Add(string(b))
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = netMembers(s)
+		if n, _ := pwpolicyMinLength(s); n < -1 {
+			t.Fatal(n)
+		}
+	})
+}

@@ -201,3 +201,9 @@ func TestWindows(t *testing.T) {
 	require.Equal(t, evidence.Pass, rs[checkReboot].Status)
 	require.Equal(t, "0 package updates pending", rs[checkPending].Reason)
 }
+
+func FuzzSoftwareUpdate(f *testing.F) {
+	b, _ := os.ReadFile("testdata/macos/softwareupdate-l.txt")
+	f.Add(string(b))
+	f.Fuzz(func(t *testing.T, s string) { _, _ = parseSoftwareUpdate(s) })
+}

@@ -157,3 +157,15 @@ func copyTree(t *testing.T, src string) string {
 	require.NoError(t, os.CopyFS(dst, os.DirFS(src)))
 	return dst
 }
+
+func FuzzSettingsParsers(f *testing.F) {
+	for _, p := range []string{"testdata/out/windows/desktop-1013.txt", "testdata/out/session-2.txt", "testdata/desktop/home/carol/.config/kscreenlockerrc"} {
+		b, _ := os.ReadFile(p)
+		f.Add(string(b))
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = keyValues(s, "=")
+		_, _ = gvariantUint(s)
+		_, _ = regInt(s)
+	})
+}
