@@ -124,7 +124,7 @@ type parsed struct {
 	raw []byte
 	env *dsse.Envelope
 	rec *evidence.Record
-	key ed25519.PublicKey
+	key *dsse.PreparedKey
 	err *ingestError
 }
 
@@ -300,6 +300,8 @@ func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.
 		}
 		it.env, it.rec = env, rec
 	})
+	// Each key is decoded once per batch, not once per record.
+	prepared := map[string]*dsse.PreparedKey{}
 	for i := range items {
 		it := &items[i]
 		if it.err != nil {
@@ -310,10 +312,18 @@ func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.
 			it.err = reject(http.StatusForbidden, "wrong_agent", i, p.Seq, "record of agent %s sent with the credential of %s", p.AgentID, agentID)
 			continue
 		}
-		it.key = keyAt(keys, p.Seq)
-		if it.key == nil {
+		pub := keyAt(keys, p.Seq)
+		if pub == nil {
 			it.err = reject(http.StatusUnprocessableEntity, "unknown_key", i, p.Seq, "no key of agent %s is valid at seq %d", agentID, p.Seq)
 			continue
+		}
+		if it.key = prepared[string(pub)]; it.key == nil {
+			pk, err := dsse.Prepare(pub)
+			if err != nil {
+				it.err = reject(http.StatusUnprocessableEntity, "unknown_key", i, p.Seq, "the key of agent %s at seq %d is not usable: %v", agentID, p.Seq, err)
+				continue
+			}
+			prepared[string(pub)], it.key = pk, pk
 		}
 		if rot := p.Rotation; rot != nil {
 			keys = withRotation(keys, p.Seq, rot)
@@ -324,7 +334,7 @@ func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.
 		if it.err != nil {
 			return
 		}
-		if err := evidence.VerifyRecord(it.env, it.key); err != nil {
+		if err := evidence.VerifyRecordWith(it.env, it.key); err != nil {
 			code := "bad_signature"
 			if errors.Is(err, evidence.ErrWrongKeyID) {
 				code = "wrong_keyid"
