@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -136,6 +137,7 @@ func (a *Agent) currentKey() (ed25519.PrivateKey, error) {
 	defer ob.Close()
 	if m, ok := ob.Head(); ok {
 		if it, ok := ob.Find(m.Seq); ok && announces(it.Raw, next) {
+			a.retire(m.Seq, key)
 			if err := os.Rename(nextPath, keyPath); err != nil {
 				return nil, err
 			}
@@ -220,17 +222,26 @@ func (a *Agent) notify() {
 	}
 }
 
-// signGap is the outbox's gap signer.
-func (a *Agent) signGap(from, to uint64, prev, last string) (outbox.Item, error) {
+// signGap is the outbox's gap signer: with the key valid at from, and
+// repeating a rotation the dropped records announced.
+func (a *Agent) signGap(from, to uint64, prev, last string, dropped iter.Seq[outbox.Item]) (outbox.Item, error) {
 	if prev == "" {
 		prev = a.id.Genesis
 	}
-	s, err := chain.SignGap(a.writer.Key(), a.id.AgentID, evidence.HostAsset(a.id.AgentID), from, to, prev, last,
-		fmt.Sprintf("outbox over its %d-byte limit: records %d-%d dropped unshipped", a.cfg.Outbox.Limit, from, to), time.Now())
+	key, err := a.keyAt(from)
 	if err != nil {
 		return outbox.Item{}, err
 	}
-	a.log.Warn("outbox full: dropped unshipped records and wrote a gap record", "from", from, "to", to)
+	rot, rotSeq := droppedRotation(dropped)
+	reason := fmt.Sprintf("outbox over its %d-byte limit: records %d-%d dropped unshipped", a.cfg.Outbox.Limit, from, to)
+	if rot != nil {
+		reason += fmt.Sprintf("; they included the key rotation of seq %d, announced again here", rotSeq)
+	}
+	s, err := chain.SignGap(key, a.id.AgentID, evidence.HostAsset(a.id.AgentID), from, to, prev, last, reason, time.Now(), rot)
+	if err != nil {
+		return outbox.Item{}, err
+	}
+	a.log.Warn("outbox full: dropped unshipped records and wrote a gap record", "from", from, "to", to, "rotation_repeated", rot != nil)
 	return outbox.Item{Seq: from, Digest: s.Record.Digest, Raw: s.JSON, Last: to, LastDigest: last}, nil
 }
 

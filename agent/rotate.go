@@ -45,6 +45,7 @@ func (a *Agent) RotateKey() (string, error) {
 		os.Remove(nextPath)
 		return "", fmt.Errorf("rotation record not stored: %w", err)
 	}
+	a.retire(s.Record.Predicate.Seq, old)
 	if err := os.Rename(nextPath, filepath.Join(a.cfg.StateDir, KeyFile)); err != nil {
 		return "", err
 	}

@@ -105,6 +105,7 @@ func (a *Agent) ackTo(seq uint64, resp *apiv1.IngestResponse) error {
 	if err := a.outbox.Ack(m); err != nil {
 		return err
 	}
+	a.pruneRetired(m.Seq)
 	r := Receipt{ShippedAt: time.Now().UTC(), NextSeq: resp.NextSeq, Checkpoint: resp.Checkpoint, LastIndex: -1}
 	if n := len(resp.Receipts); n > 0 {
 		r.LastIndex = resp.Receipts[n-1].Index
@@ -155,8 +156,12 @@ func (a *Agent) fillGap(expected uint64, items []outbox.Item) error {
 		prev = m.Digest
 	}
 	from, to := expected, oldest.Seq-1
-	s, err := chain.SignGap(a.writer.Key(), a.id.AgentID, evidence.HostAsset(a.id.AgentID), from, to, prev, rec.Predicate.Prev,
-		fmt.Sprintf("records %d-%d were lost from the agent's outbox before shipping (damaged or torn on disk)", from, to), time.Now())
+	key, err := a.keyAt(from)
+	if err != nil {
+		return err
+	}
+	s, err := chain.SignGap(key, a.id.AgentID, evidence.HostAsset(a.id.AgentID), from, to, prev, rec.Predicate.Prev,
+		fmt.Sprintf("records %d-%d were lost from the agent's outbox before shipping (damaged or torn on disk)", from, to), time.Now(), nil)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"sort"
@@ -77,8 +78,9 @@ type Mark struct {
 
 // GapFunc signs the gap record for dropped seqs from..to: prev is the
 // digest of record from-1 (empty when from-1 is the enrollment: the genesis),
-// last that of record to.
-type GapFunc func(from, to uint64, prev, last string) (Item, error)
+// last that of record to, and dropped yields the records being dropped (a
+// rotation among them must be announced again).
+type GapFunc func(from, to uint64, prev, last string, dropped iter.Seq[Item]) (Item, error)
 
 // Outbox is an open outbox. It is safe for concurrent use.
 type Outbox struct {
@@ -412,16 +414,40 @@ func (o *Outbox) enforceLimit() error {
 	if o.gap == nil {
 		return fmt.Errorf("outbox over its limit and no gap signer")
 	}
-	g, err := o.gap(from, to, prev, last)
+	victims := append([]*segment(nil), o.segs[start:end]...)
+	g, err := o.gap(from, to, prev, last, records(victims))
 	if err != nil {
 		return fmt.Errorf("outbox: signing gap record: %w", err)
 	}
-	victims := append([]*segment(nil), o.segs[start:end]...)
 	o.segs = append(o.segs[:start:start], o.segs[end:]...)
 	if err := removeAll(victims); err != nil {
 		return err
 	}
 	return o.append(g, true)
+}
+
+// records yields the records of segs, in order, as far as they read.
+func records(segs []*segment) iter.Seq[Item] {
+	return func(yield func(Item) bool) {
+		for _, s := range segs {
+			f, err := os.Open(s.path)
+			if err != nil {
+				continue
+			}
+			r := bufio.NewReader(f)
+			for {
+				it, _, err := readFrame(r)
+				if err != nil {
+					break
+				}
+				if !yield(it) {
+					f.Close()
+					return
+				}
+			}
+			f.Close()
+		}
+	}
 }
 
 func removeAll(segs []*segment) error {

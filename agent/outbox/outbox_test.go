@@ -3,6 +3,7 @@ package outbox
 import (
 	"crypto/ed25519"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,11 +41,11 @@ func (f *fixture) next(t testing.TB, pad int) Item {
 	return Item{Seq: s.Record.Predicate.Seq, Digest: s.Record.Digest, Raw: s.JSON}
 }
 
-func (f *fixture) gap(from, to uint64, prev, last string) (Item, error) {
+func (f *fixture) gap(from, to uint64, prev, last string, _ iter.Seq[Item]) (Item, error) {
 	if prev == "" {
 		prev = genesis
 	}
-	s, err := chain.SignGap(f.key, "a1", "host:a1", from, to, prev, last, "outbox full", time.Now())
+	s, err := chain.SignGap(f.key, "a1", "host:a1", from, to, prev, last, "outbox full", time.Now(), nil)
 	if err != nil {
 		return Item{}, err
 	}

@@ -148,7 +148,7 @@ func TestExplainedGap(t *testing.T) {
 	key := newKey(t)
 	_, recs := write(t, key, 8)
 	// The agent dropped 3..5 and writes a gap record in their place.
-	gap, err := SignGap(key, agent, evidence.HostAsset(agent), 3, 5, recs[1].Record.Digest, recs[4].Record.Digest, "outbox full", time.Now())
+	gap, err := SignGap(key, agent, evidence.HostAsset(agent), 3, 5, recs[1].Record.Digest, recs[4].Record.Digest, "outbox full", time.Now(), nil)
 	require.NoError(t, err)
 	in := []*dsse.Envelope{recs[0].Envelope, recs[1].Envelope, recs[5].Envelope, recs[6].Envelope, recs[7].Envelope, gap.Envelope}
 	r := Check(agent, []Key{{Public: pub(key), From: 1}}, Head{Digest: genesis}, in)
@@ -166,7 +166,7 @@ func TestExplainedGap(t *testing.T) {
 
 	// A gap record that lies about the last dropped digest is caught at the
 	// record after the hole.
-	liar, err := SignGap(key, agent, evidence.HostAsset(agent), 3, 5, recs[1].Record.Digest, recs[3].Record.Digest, "outbox full", time.Now())
+	liar, err := SignGap(key, agent, evidence.HostAsset(agent), 3, 5, recs[1].Record.Digest, recs[3].Record.Digest, "outbox full", time.Now(), nil)
 	require.NoError(t, err)
 	in[2] = liar.Envelope
 	r = Check(agent, []Key{{Public: pub(key), From: 1}}, Head{Digest: genesis}, in)

@@ -122,7 +122,12 @@ func (w *Writer) sign(asset evidence.Asset, p evidence.Predicate, key ed25519.Pr
 // in the chain at seq from (so prev is the digest of record from-1), and the
 // record after the hole links to lastDigest, the digest of the dropped record
 // to. It does not move the writer's head: the hole lies behind it.
-func SignGap(key ed25519.PrivateKey, agentID string, asset evidence.Asset, from, to uint64, prev, lastDigest, reason string, at time.Time) (*Signed, error) {
+//
+// key must be the agent's key valid at seq from. If the dropped range held
+// a rotation record, rot repeats its announcement (the newest), so that the
+// key the records after the gap are signed with is still announced, by the
+// gap record, valid from from+1.
+func SignGap(key ed25519.PrivateKey, agentID string, asset evidence.Asset, from, to uint64, prev, lastDigest, reason string, at time.Time, rot *evidence.Rotation) (*Signed, error) {
 	if from == 0 || to < from {
 		return nil, fmt.Errorf("gap record: bad range %d-%d", from, to)
 	}
@@ -133,6 +138,7 @@ func SignGap(key ed25519.PrivateKey, agentID string, asset evidence.Asset, from,
 		Collector:   evidence.GapCollector,
 		CollectedAt: at,
 		Gap:         &evidence.Gap{From: from, To: to, LastDigest: lastDigest, Reason: reason},
+		Rotation:    rot,
 	}, key)
 }
 

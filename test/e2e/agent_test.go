@@ -220,6 +220,52 @@ func TestAgentOutboxFullGapReachesServer(t *testing.T) {
 	require.True(t, found, "a gap record reached the server")
 }
 
+// A key rotation while the server is down, then so many records that the
+// outbox drops the rotation record itself: the gap record is signed with the
+// retired key valid where it stands and announces the rotation again, so the
+// server learns the new key and the records after the gap verify.
+func TestAgentRotationDroppedWithOverflow(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	h := newAgentHost(t, s, "outbox:\n  limit: 256KiB\n")
+	h.enroll(s.token("enroll", apiv1.TokenRequest{}))
+	out, code := h.run("run", "--once")
+	require.Equal(t, 0, code, out)
+	s.stop()
+	_, code = h.run("run", "--once")
+	require.Equal(t, 2, code)
+	out, code = h.run("rotate-key")
+	require.Equal(t, 0, code, out)
+	retired, _ := filepath.Glob(filepath.Join(h.state, "retired-keys", "*.key"))
+	require.Len(t, retired, 1, "the old key is kept until the rotation is acknowledged")
+	for i := 0; i < 8; i++ {
+		_, code := h.run("run", "--once")
+		require.Equal(t, 2, code)
+	}
+	s.start()
+	out, code = h.run("run", "--once")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, 11*perRun()+1, h.hostDetail().LastSeq)
+	var keys apiv1.Page[map[string]any]
+	require.NoError(t, s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/agents/"+h.id+"/keys", nil, nil, &keys))
+	require.Len(t, keys.Items, 2, "the server learnt the new key")
+	verifyLog(t, s)
+	found := false
+	c := s.client(s.Admin)
+	for i := int64(0); i < 200; i++ {
+		var b []byte
+		if err := c.Do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/log/entries/%d", i), nil, nil, &b); err != nil {
+			break
+		}
+		if p := decodePayload(t, b); strings.Contains(p, `"collector":"annexa.gap"`) && strings.Contains(p, "announced again here") {
+			found = true
+			require.Contains(t, p, `"rotation":`)
+		}
+	}
+	require.True(t, found, "the gap record repeats the dropped rotation")
+	retired, _ = filepath.Glob(filepath.Join(h.state, "retired-keys", "*.key"))
+	require.Empty(t, retired, "the retired key is gone once the server has the rotation")
+}
+
 func decodePayload(t *testing.T, env []byte) string {
 	var e struct {
 		Payload []byte `json:"payload"`
