@@ -262,6 +262,10 @@ func TestAgentRotationDroppedWithOverflow(t *testing.T) {
 		}
 	}
 	require.True(t, found, "the gap record repeats the dropped rotation")
+	// An auditor's bundle of the period verifies offline, the new key
+	// included.
+	rep := verifyBytes(t, s, exportBundle(t, s, time.Now().Add(-time.Hour), time.Now().Add(time.Minute)))
+	require.True(t, rep.OK, problems(rep))
 	retired, _ = filepath.Glob(filepath.Join(h.state, "retired-keys", "*.key"))
 	require.Empty(t, retired, "the retired key is gone once the server has the rotation")
 }
