@@ -178,14 +178,7 @@ func ageDNF(h *host.Host, now time.Time, maxDays int) evidence.Result {
 		r.Status, r.Reason = evidence.Error, "/var/log/dnf.rpm.log records no install or upgrade (rotated away?)"
 		return r
 	}
-	days := int(now.Sub(last).Hours() / 24)
-	r.Observations = evidence.Observe(map[string]any{"last_change": last.UTC(), "days": days, "max_days": maxDays})
-	if days > maxDays {
-		r.Status, r.Reason = evidence.Fail, fmt.Sprintf("packages last changed %d days ago (more than %d)", days, maxDays)
-	} else {
-		r.Status, r.Reason = evidence.Pass, fmt.Sprintf("packages last changed %d days ago", days)
-	}
-	return r
+	return ageResult(r, last, now, maxDays)
 }
 
 // rebootDNF: `needs-restarting -r` exits 1 when a reboot is needed.

@@ -248,6 +248,11 @@ func age(h *host.Host, now time.Time, maxDays int) evidence.Result {
 		r.Status, r.Reason = evidence.Error, "/var/log/dpkg.log records no install or upgrade (rotated away?)"
 		return r
 	}
+	return ageResult(r, last, now, maxDays)
+}
+
+// ageResult decides last_update_age from the last package change.
+func ageResult(r evidence.Result, last, now time.Time, maxDays int) evidence.Result {
 	days := int(now.Sub(last).Hours() / 24)
 	r.Observations = evidence.Observe(map[string]any{"last_change": last.UTC(), "days": days, "max_days": maxDays})
 	if days > maxDays {

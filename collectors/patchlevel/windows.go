@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -46,24 +45,6 @@ func collectWindows(ctx context.Context, h *host.Host, opts collectors.Options) 
 	out = append(out, pendingWindows(ctx, h, opts.Int("max_pending", 0))...)
 	out = append(out, automaticWindows(ctx, h), ageWindows(ctx, h, now, opts.Int("max_days", 30)), rebootWindows(ctx, h))
 	return out
-}
-
-func regQuery(ctx context.Context, h *host.Host, key string) (map[string]string, bool, error) {
-	out, err := h.Run(ctx, "reg", "query", key)
-	if err != nil {
-		if strings.Contains(err.Error(), "exit status 1") {
-			return nil, false, nil
-		}
-		return nil, false, fmt.Errorf("reg query %s: %w", key, err)
-	}
-	m := map[string]string{}
-	for _, line := range strings.Split(strings.ReplaceAll(string(out), "\r\n", "\n"), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 3 && strings.HasPrefix(f[1], "REG_") {
-			m[f[0]] = strings.Join(f[2:], " ")
-		}
-	}
-	return m, true, nil
 }
 
 func pendingWindows(ctx context.Context, h *host.Host, maxPending int) []evidence.Result {
@@ -118,7 +99,7 @@ func pendingWindows(ctx context.Context, h *host.Host, maxPending int) []evidenc
 // updates automatically (the default for unmanaged Windows 10 and 11).
 func automaticWindows(ctx context.Context, h *host.Host) evidence.Result {
 	r := evidence.Result{Check: checkAuto}
-	au, found, err := regQuery(ctx, h, regAU)
+	au, found, err := h.RegQuery(ctx, regAU)
 	if err != nil {
 		r.Status, r.Reason = evidence.Error, err.Error()
 		return r
@@ -128,11 +109,11 @@ func automaticWindows(ctx context.Context, h *host.Host) evidence.Result {
 		r.Status, r.Reason = evidence.Pass, "no Windows Update policy: Windows downloads and installs updates automatically (the default)"
 		return r
 	}
-	if v, ok := regIntValue(au["NoAutoUpdate"]); ok && v == 1 {
+	if v, ok := host.RegInt(au["NoAutoUpdate"]); ok && v == 1 {
 		r.Status, r.Reason = evidence.Fail, "automatic updates are turned off by policy (NoAutoUpdate = 1)"
 		return r
 	}
-	opt, ok := regIntValue(au["AUOptions"])
+	opt, ok := host.RegInt(au["AUOptions"])
 	switch {
 	case !ok || opt == 4 || opt == 5:
 		r.Status, r.Reason = evidence.Pass, fmt.Sprintf("policy installs updates automatically (AUOptions = %s)", au["AUOptions"])
@@ -140,14 +121,6 @@ func automaticWindows(ctx context.Context, h *host.Host) evidence.Result {
 		r.Status, r.Reason = evidence.Fail, fmt.Sprintf("policy only notifies or downloads (AUOptions = %d): updates wait for a person", opt)
 	}
 	return r
-}
-
-func regIntValue(v string) (int, bool) {
-	if v == "" {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(v, 0, 64)
-	return int(n), err == nil
 }
 
 // ageWindows: the newest hotfix's InstalledOn.
@@ -177,7 +150,7 @@ func ageWindows(ctx context.Context, h *host.Host, now time.Time, maxDays int) e
 	} else {
 		_ = json.Unmarshal(hf.InstalledOn, &s)
 	}
-	last, ok := msDate(s)
+	last, ok := host.PowerShellDate(s)
 	if !ok {
 		r.Status, r.Reason = evidence.Error, fmt.Sprintf("Get-HotFix: InstalledOn %s unreadable", hf.InstalledOn)
 		return r
@@ -192,26 +165,10 @@ func ageWindows(ctx context.Context, h *host.Host, now time.Time, maxDays int) e
 	return r
 }
 
-func msDate(s string) (time.Time, bool) {
-	if ms, ok := strings.CutPrefix(s, "/Date("); ok {
-		ms = strings.TrimSuffix(ms, ")/")
-		if i := strings.IndexAny(ms, "+-"); i > 0 {
-			ms = ms[:i]
-		}
-		n, err := strconv.ParseInt(ms, 10, 64)
-		if err != nil {
-			return time.Time{}, false
-		}
-		return time.UnixMilli(n).UTC(), true
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	return t, err == nil
-}
-
 func rebootWindows(ctx context.Context, h *host.Host) evidence.Result {
 	r := evidence.Result{Check: checkReboot}
-	_, wu, err1 := regQuery(ctx, h, regReboot)
-	_, cbs, err2 := regQuery(ctx, h, regCBS)
+	_, wu, err1 := h.RegQuery(ctx, regReboot)
+	_, cbs, err2 := h.RegQuery(ctx, regCBS)
 	if err1 != nil || err2 != nil {
 		r.Status, r.Reason = evidence.Error, fmt.Sprintf("reboot markers: %v %v", err1, err2)
 		return r
@@ -227,7 +184,7 @@ func rebootWindows(ctx context.Context, h *host.Host) evidence.Result {
 
 func releaseWindows(ctx context.Context, h *host.Host, now time.Time) evidence.Result {
 	r := evidence.Result{Check: checkRelease}
-	nt, found, err := regQuery(ctx, h, regNT)
+	nt, found, err := h.RegQuery(ctx, regNT)
 	if err != nil || !found {
 		r.Status, r.Reason = evidence.Error, fmt.Sprintf("cannot read %s: %v", regNT, err)
 		return r

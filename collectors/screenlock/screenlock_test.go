@@ -166,6 +166,6 @@ func FuzzSettingsParsers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		_ = keyValues(s, "=")
 		_, _ = gvariantUint(s)
-		_, _ = regInt(s)
+		_, _ = host.RegInt(s)
 	})
 }

@@ -3,40 +3,10 @@ package screenlock
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/annexa-dev/annexa/collectors/host"
 )
-
-// regValues reads `reg query KEY` output: "    Name    REG_SZ    value".
-// A missing key (reg exits 1) is an empty map.
-func regValues(ctx context.Context, h *host.Host, key string) (map[string]string, error) {
-	out, err := h.Run(ctx, "reg", "query", key)
-	if err != nil {
-		if strings.Contains(err.Error(), "exit status 1") {
-			return map[string]string{}, nil
-		}
-		return nil, fmt.Errorf("reg query %s: %w", key, err)
-	}
-	m := map[string]string{}
-	for _, line := range strings.Split(strings.ReplaceAll(string(out), "\r\n", "\n"), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 3 && strings.HasPrefix(f[1], "REG_") {
-			m[f[0]] = strings.Join(f[2:], " ")
-		}
-	}
-	return m, nil
-}
-
-// regInt reads "900" (REG_SZ) or "0x384" (REG_DWORD).
-func regInt(v string) (int, bool) {
-	if v == "" {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(v, 0, 64)
-	return int(n), err == nil
-}
 
 // windowsUsers reads every loaded user hive under HKEY_USERS: the screen
 // saver's timeout and "password protected" (Control Panel\Desktop), where
@@ -51,7 +21,7 @@ func windowsUsers(ctx context.Context, h *host.Host) ([]userLock, string, error)
 	if err != nil {
 		return nil, "", err
 	}
-	inactivity, hasInactivity := regInt(machine["InactivityTimeoutSecs"])
+	inactivity, hasInactivity := host.RegInt(machine["InactivityTimeoutSecs"])
 	hasInactivity = hasInactivity && inactivity > 0
 	var users []userLock
 	for _, line := range strings.Split(strings.ReplaceAll(string(out), "\r\n", "\n"), "\n") {
@@ -84,7 +54,7 @@ func windowsUsers(ctx context.Context, h *host.Host) ([]userLock, string, error)
 			return desk[name]
 		}
 		active, secure := get("ScreenSaveActive"), get("ScreenSaverIsSecure")
-		timeout, _ := regInt(get("ScreenSaveTimeOut"))
+		timeout, _ := host.RegInt(get("ScreenSaveTimeOut"))
 		if active == "1" && timeout > 0 {
 			u.LockAfter, u.IdleSeconds = timeout, timeout
 			u.Password = secure == "1"
@@ -102,4 +72,10 @@ func windowsUsers(ctx context.Context, h *host.Host) ([]userLock, string, error)
 		return nil, "no user hive is loaded (no one logged on); checked again next run", nil
 	}
 	return users, "", nil
+}
+
+// regValues is a key's values, empty if the key does not exist.
+func regValues(ctx context.Context, h *host.Host, key string) (map[string]string, error) {
+	v, _, err := h.RegQuery(ctx, key)
+	return v, err
 }

@@ -1,0 +1,57 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// RegQuery reads a Windows registry key's values with `reg query KEY`
+// ("    Name    REG_SZ    value" lines). found is false when the key does
+// not exist (reg exits 1); any other failure is an error.
+func (h *Host) RegQuery(ctx context.Context, key string) (values map[string]string, found bool, err error) {
+	out, err := h.Run(ctx, "reg", "query", key)
+	if err != nil {
+		if strings.Contains(err.Error(), "exit status 1") {
+			return map[string]string{}, false, nil
+		}
+		return nil, false, fmt.Errorf("reg query %s: %w", key, err)
+	}
+	values = map[string]string{}
+	for _, line := range strings.Split(strings.ReplaceAll(string(out), "\r\n", "\n"), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && strings.HasPrefix(f[1], "REG_") {
+			values[f[0]] = strings.Join(f[2:], " ")
+		}
+	}
+	return values, true, nil
+}
+
+// RegInt reads a registry number: "900" (REG_SZ) or "0x384" (REG_DWORD).
+func RegInt(v string) (int, bool) {
+	if v == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 0, 64)
+	return int(n), err == nil
+}
+
+// PowerShellDate reads a date as ConvertTo-Json writes it: "/Date(ms)/" in
+// Windows PowerShell 5.1, RFC 3339 in PowerShell 7.
+func PowerShellDate(s string) (time.Time, bool) {
+	if ms, ok := strings.CutPrefix(s, "/Date("); ok {
+		ms = strings.TrimSuffix(ms, ")/")
+		if i := strings.IndexAny(ms, "+-"); i > 0 {
+			ms = ms[:i]
+		}
+		n, err := strconv.ParseInt(ms, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		return time.UnixMilli(n).UTC(), true
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	return t, err == nil
+}
