@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -159,13 +160,17 @@ func validateResults(d *Description, resp *CollectResponse) error {
 }
 
 // logForwarder turns the plugin's log lines (go-plugin's JSON lines, or
-// plain stderr) into the agent's structured log.
+// plain stderr) into the agent's structured log. go-plugin writes to it
+// from its stderr reader and from its own logger at once, hence the lock.
 type logForwarder struct {
 	log     *slog.Logger
+	mu      sync.Mutex
 	partial []byte
 }
 
 func (w *logForwarder) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.partial = append(w.partial, p...)
 	for {
 		i := strings.IndexByte(string(w.partial), '\n')
