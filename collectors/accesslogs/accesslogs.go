@@ -89,12 +89,13 @@ func (c Collector) CollectSince(ctx context.Context, h *host.Host, opts collecto
 		return collectors.ErrorResults(c, "access_logs: no reader for "+h.OS), nil, nil
 	}
 	var prev *cursor
+	damaged := ""
 	if len(raw) > 0 {
 		prev = &cursor{}
 		if err := json.Unmarshal(raw, prev); err != nil {
 			// A damaged cursor must not stop the evidence: read the lookback
 			// window again and say so.
-			prev = nil
+			prev, damaged = nil, err.Error()
 		}
 	}
 	lookback := 24 * time.Hour
@@ -117,9 +118,7 @@ func (c Collector) CollectSince(ctx context.Context, h *host.Host, opts collecto
 		persistent = securityLogKept(ctx, h)
 	case "darwin":
 		next, err = rd.readDarwin(ctx)
-		persistent = evidence.Result{Check: checkPersistent, Status: evidence.Pass,
-			Reason:       "macOS keeps the unified log on disk (/var/db/diagnostics) and authentication events in it",
-			Observations: evidence.Observe(map[string]string{"store": "/var/db/diagnostics"})}
+		persistent = unifiedLogKept(h, now)
 	default:
 		next, err = rd.read(ctx, opts.String("path", ""))
 		persistent = loggingPersistent(h, rd.source)
@@ -131,6 +130,9 @@ func (c Collector) CollectSince(ctx context.Context, h *host.Host, opts collecto
 	}
 	next.At = now
 	nb, _ := json.Marshal(next)
+	if damaged != "" {
+		rd.continuity = "the stored cursor was unreadable (" + damaged + "), so the lookback window was read again; events in it may have been counted before. " + rd.continuity
+	}
 	period := map[string]any{"source": rd.source, "since": rd.sinceLabel(), "through": now.UTC(), "lines_read": sum.Lines,
 		"continuity": rd.continuity}
 	return decide(sum, period, opts, persistent), nb, nil
@@ -221,6 +223,31 @@ func (r *reading) readDarwin(ctx context.Context) (cursor, error) {
 		return cursor{}, err
 	}
 	return cursor{Source: r.source, Last: last}, nil
+}
+
+// unifiedLogKept: macOS writes the persisted part of the unified log
+// (where sshd's and sudo's messages go) as .tracev3 files under
+// /var/db/diagnostics/Persist; the newest must be recent.
+func unifiedLogKept(h *host.Host, now time.Time) evidence.Result {
+	r := evidence.Result{Check: checkPersistent}
+	files, err := h.Glob("/var/db/diagnostics/Persist/*.tracev3")
+	if err != nil || len(files) == 0 {
+		r.Status, r.Reason = evidence.Fail, "no persisted unified log under /var/db/diagnostics/Persist"
+		return r
+	}
+	var newest time.Time
+	for _, f := range files {
+		if st, err := os.Stat(h.Path(f)); err == nil && st.ModTime().After(newest) {
+			newest = st.ModTime()
+		}
+	}
+	r.Observations = evidence.Observe(map[string]any{"persist_files": len(files), "newest_write": newest.UTC()})
+	if now.Sub(newest) > 48*time.Hour {
+		r.Status, r.Reason = evidence.Fail, "the persisted unified log was last written "+newest.UTC().Format(time.RFC3339)
+		return r
+	}
+	r.Status, r.Reason = evidence.Pass, fmt.Sprintf("the unified log is persisted on disk (%d files, last written %s)", len(files), newest.UTC().Format(time.RFC3339))
+	return r
 }
 
 // securityLogKept: the Security log enabled (`wevtutil gl Security`).

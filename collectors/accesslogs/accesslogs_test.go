@@ -222,9 +222,11 @@ func TestLostCursor(t *testing.T) {
 	require.Equal(t, "0 successful and 7 failed logins since the last run", rs[checkEvents].Reason)
 	require.Contains(t, obs(t, rs[checkEvents])["period"].(map[string]any)["continuity"], "any rotated away unread are missing")
 
-	// A damaged cursor reads the lookback window again rather than failing.
+	// A damaged cursor reads the lookback window again rather than failing,
+	// and says so.
 	rs, _ = run(t, fixtureHost("testdata/debian12", nil), nil, []byte("{not json"))
 	require.Equal(t, "3 successful and 16 failed logins since the last run", rs[checkEvents].Reason)
+	require.Contains(t, obs(t, rs[checkEvents])["period"].(map[string]any)["continuity"], "the stored cursor was unreadable")
 }
 
 func TestLines(t *testing.T) {
@@ -315,11 +317,19 @@ func TestMacOSUnifiedLog(t *testing.T) {
 		return "log show --style ndjson --info --predicate " + macPredicate + " --start " + since.Local().Format("2006-01-02 15:04:05")
 	}
 	out := map[string]string{cmd(now.Add(-24 * time.Hour)): "macos/log-show.ndjson"}
-	h := &host.Host{OS: "darwin", Runner: &host.Replay{Dir: "testdata", Outputs: out}, Clock: func() time.Time { return now }}
+	root := t.TempDir()
+	h := &host.Host{Root: root, OS: "darwin", Runner: &host.Replay{Dir: "testdata", Outputs: out}, Clock: func() time.Time { return now }}
 	rs, cur := run(t, h, nil, nil)
 	require.Equal(t, "1 successful and 2 failed logins since the last run", rs[checkEvents].Reason)
 	require.Equal(t, "privileged use by alice (no privileged_users list to compare against)", rs[checkPrivileged].Reason)
-	require.Equal(t, evidence.Pass, rs[checkPersistent].Status)
+	require.Equal(t, evidence.Fail, rs[checkPersistent].Status, "no persisted log store")
+	persist := filepath.Join(root, "var/db/diagnostics/Persist")
+	require.NoError(t, os.MkdirAll(persist, 0o755))
+	f := filepath.Join(persist, "0000000000000001.tracev3")
+	require.NoError(t, os.WriteFile(f, []byte("x"), 0o644))
+	require.NoError(t, os.Chtimes(f, now.Add(-time.Hour), now.Add(-time.Hour)))
+	rs, _ = run(t, h, nil, nil)
+	require.Equal(t, evidence.Pass, rs[checkPersistent].Status, rs[checkPersistent].Reason)
 	var c cursor
 	require.NoError(t, json.Unmarshal(cur, &c))
 	// The next run starts at the last event's second and skips what it already read.
