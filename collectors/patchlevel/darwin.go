@@ -38,10 +38,44 @@ func collectDarwin(ctx context.Context, h *host.Host, opts collectors.Options) [
 			out = append(out, pendingResult(ups, sec, opts.Int("max_pending", 0)), securityResult(sec))
 		}
 	}
-	out = append(out, automaticDarwin(ctx, h), ageDarwin(ctx, h, now, opts.Int("max_days", 30)),
-		evidence.Result{Check: checkReboot, Status: evidence.NotApplicable,
-			Reason: "macOS installs restart-requiring updates during the restart itself; pending ones count under pending_updates"})
+	out = append(out, automaticDarwin(ctx, h), ageDarwin(ctx, h, now, opts.Int("max_days", 30)), rebootDarwin(list, err))
 	return out
+}
+
+// rebootDarwin: macOS installs an update that needs a restart during the
+// restart itself, so one waits for a restart exactly when `softwareupdate
+// -l` lists an update with "Action: restart".
+func rebootDarwin(list []byte, listErr error) evidence.Result {
+	r := evidence.Result{Check: checkReboot}
+	if listErr != nil && len(list) == 0 {
+		r.Status, r.Reason = evidence.Error, "softwareupdate -l: "+listErr.Error()
+		return r
+	}
+	var waiting []string
+	label := ""
+	for _, line := range strings.Split(string(list), "\n") {
+		if l, ok := strings.CutPrefix(strings.TrimSpace(line), "* Label: "); ok {
+			label = l
+			continue
+		}
+		if label != "" && strings.Contains(line, "Action: restart") {
+			waiting = append(waiting, label)
+		}
+	}
+	r.Observations = evidence.Observe(map[string]any{"restart_required_by": nonNilStr(waiting)})
+	if len(waiting) > 0 {
+		r.Status, r.Reason = evidence.Fail, "updates wait for a restart to install: "+strings.Join(waiting, ", ")
+	} else {
+		r.Status, r.Reason = evidence.Pass, "no update waits for a restart"
+	}
+	return r
+}
+
+func nonNilStr(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // parseSoftwareUpdate reads `softwareupdate -l`: "* Label: X" lines, each

@@ -163,13 +163,14 @@ func TestMacOS(t *testing.T) {
 	require.Equal(t, "1 security updates pending: macOS Sonoma 14.7.1-23H222", rs[checkSecurity].Reason)
 	require.Equal(t, "automatic updates partly off: AutomaticallyInstallMacOSUpdates = 0", rs[checkAuto].Reason)
 	require.Equal(t, "last update (macOS Sonoma 14.6.1 14.6.1) 110 days ago (more than 30)", rs[checkAge].Reason)
-	require.Equal(t, evidence.NotApplicable, rs[checkReboot].Status)
+	require.Equal(t, "updates wait for a restart to install: macOS Sonoma 14.7.1-23H222", rs[checkReboot].Reason)
 	require.Equal(t, "macOS 14.7 is a supported major version (14, 15, 26)", rs[checkRelease].Reason)
 
 	out["softwareupdate -l"] = "macos/softwareupdate-none.txt"
 	rs = runOS(t, "darwin", out, time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC))
 	require.Equal(t, evidence.Pass, rs[checkPending].Status)
 	require.Equal(t, evidence.Pass, rs[checkSecurity].Status)
+	require.Equal(t, evidence.Pass, rs[checkReboot].Status)
 }
 
 func TestWindows(t *testing.T) {
