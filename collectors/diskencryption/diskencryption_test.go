@@ -128,12 +128,17 @@ func TestMacOS(t *testing.T) {
 }
 
 func TestWindows(t *testing.T) {
-	rs := collect(t, "windows", "", map[string]string{"manage-bde -status": "windows/manage-bde-encrypted.txt"})
+	mm := "reg query " + regMemory
+	rs := collect(t, "windows", "", map[string]string{"manage-bde -status": "windows/manage-bde-encrypted.txt", mm: "windows/mm-system-managed.txt"})
 	require.Equal(t, [3]evidence.Status{evidence.Pass, evidence.Pass, evidence.Pass}, status(rs), "%v", rs)
+	require.Equal(t, "all 1 paging files are on BitLocker-protected volumes", rs[checkSwap].Reason)
+	// A second paging file on the removable E:, which BitLocker does not protect.
+	rs = collect(t, "windows", "", map[string]string{"manage-bde -status": "windows/manage-bde-encrypted.txt", mm: "windows/mm-two-files.txt"})
+	require.Equal(t, `paging files on volumes BitLocker does not protect: E:\pagefile.sys`, rs[checkSwap].Reason)
 	require.Equal(t, "C: is BitLocker-encrypted (XTS-AES 128), protection on", rs[checkSystem].Reason)
 	require.Equal(t, "all 1 fixed data volumes are BitLocker-encrypted", rs[checkData].Reason, "the USB stick is removable")
 
-	rs = collect(t, "windows", "", map[string]string{"manage-bde -status": "windows/manage-bde-suspended.txt"})
+	rs = collect(t, "windows", "", map[string]string{"manage-bde -status": "windows/manage-bde-suspended.txt", mm: "windows/mm-system-managed.txt"})
 	require.Equal(t, [3]evidence.Status{evidence.Fail, evidence.Fail, evidence.Fail}, status(rs))
 	require.Equal(t, "C: is encrypted but BitLocker is suspended (Protection Off (1 reboots left))", rs[checkSystem].Reason)
 	require.Equal(t, "D:: Fully Decrypted, 0.0% encrypted, Protection Off", rs[checkData].Reason)

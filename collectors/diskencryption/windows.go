@@ -101,13 +101,13 @@ func collectWindows(ctx context.Context, h *host.Host) []evidence.Result {
 	}
 	system := evidence.Result{Check: checkSystem}
 	data := evidence.Result{Check: checkData}
-	var os *bitlockerVolume
+	var osVol *bitlockerVolume
 	var checked []bitlockerVolume
 	var bad []string
 	for i, v := range vols {
 		switch {
 		case strings.HasPrefix(v.Kind, "OS"):
-			os = &vols[i]
+			osVol = &vols[i]
 		case strings.HasPrefix(v.Kind, "Removable"):
 		default:
 			checked = append(checked, v)
@@ -116,14 +116,14 @@ func collectWindows(ctx context.Context, h *host.Host) []evidence.Result {
 			}
 		}
 	}
-	if os == nil {
+	if osVol == nil {
 		system.Status, system.Reason = evidence.Error, "manage-bde -status lists no OS volume"
 	} else {
-		system.Observations = evidence.Observe(os)
-		if os.ok() {
-			system.Status, system.Reason = evidence.Pass, fmt.Sprintf("%s is BitLocker-encrypted (%s), protection on", os.Letter, os.Method)
+		system.Observations = evidence.Observe(osVol)
+		if osVol.ok() {
+			system.Status, system.Reason = evidence.Pass, fmt.Sprintf("%s is BitLocker-encrypted (%s), protection on", osVol.Letter, osVol.Method)
 		} else {
-			system.Status, system.Reason = evidence.Fail, os.why()
+			system.Status, system.Reason = evidence.Fail, osVol.why()
 		}
 	}
 	data.Observations = evidence.Observe(map[string]any{"volumes": nonNil(checked)})
@@ -135,17 +135,61 @@ func collectWindows(ctx context.Context, h *host.Host) []evidence.Result {
 	default:
 		data.Status, data.Reason = evidence.Pass, fmt.Sprintf("all %d fixed data volumes are BitLocker-encrypted", len(checked))
 	}
-	// The page file lives on the OS volume unless moved; it is as
-	// encrypted as that volume.
-	swap := evidence.Result{Check: checkSwap, Status: system.Status}
-	switch system.Status {
-	case evidence.Pass:
-		swap.Reason = "the page file is on the BitLocker-encrypted OS volume"
-	case evidence.Fail:
-		swap.Reason = "the page file is on the OS volume, which is not protected: " + system.Reason
-	default:
-		swap.Reason = system.Reason
-	}
-	swap.Observations = system.Observations
-	return []evidence.Result{system, data, swap}
+	return []evidence.Result{system, data, pagefile(ctx, h, vols, osVol)}
 }
+
+const regMemory = `HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management`
+
+// pagefile: every paging file must be on a protected volume. PagingFiles
+// lists them ("C:\pagefile.sys 0 0\0D:\pagefile.sys"); "?:" is the
+// system-managed one on the OS volume.
+func pagefile(ctx context.Context, h *host.Host, vols []bitlockerVolume, osVol *bitlockerVolume) evidence.Result {
+	r := evidence.Result{Check: checkSwap}
+	mm, found, err := h.RegQuery(ctx, regMemory)
+	if err != nil {
+		r.Status, r.Reason = evidence.Error, err.Error()
+		return r
+	}
+	spec := mm["PagingFiles"]
+	if !found || spec == "" {
+		spec = "?:\\pagefile.sys"
+	}
+	byLetter := map[string]bitlockerVolume{}
+	for _, v := range vols {
+		byLetter[strings.ToUpper(v.Letter)] = v
+	}
+	type page struct {
+		File   string `json:"file"`
+		Volume string `json:"volume"`
+		OK     bool   `json:"protected"`
+	}
+	var pages []page
+	var bad []string
+	for _, entry := range strings.Split(spec, "\\0") {
+		entry = strings.TrimSpace(entry)
+		if len(entry) < 2 || entry[1] != ':' {
+			continue
+		}
+		letter := strings.ToUpper(entry[:2])
+		v, ok := byLetter[letter]
+		if letter == "?:" && osVol != nil {
+			v, ok = *osVol, true
+		}
+		p := page{File: strings.Fields(entry)[0], Volume: v.Letter, OK: ok && v.ok()}
+		pages = append(pages, p)
+		if !p.OK {
+			bad = append(bad, p.File)
+		}
+	}
+	r.Observations = evidence.Observe(map[string]any{"PagingFiles": spec, "page_files": pages})
+	switch {
+	case len(pages) == 0:
+		r.Status, r.Reason = evidence.Pass, "no paging file"
+	case len(bad) > 0:
+		r.Status, r.Reason = evidence.Fail, "paging files on volumes BitLocker does not protect: "+strings.Join(bad, ", ")
+	default:
+		r.Status, r.Reason = evidence.Pass, fmt.Sprintf("all %d paging files are on BitLocker-protected volumes", len(pages))
+	}
+	return r
+}
+
