@@ -192,4 +192,3 @@ func pagefile(ctx context.Context, h *host.Host, vols []bitlockerVolume, osVol *
 	}
 	return r
 }
-
