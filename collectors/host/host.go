@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -107,6 +108,40 @@ func (h *Host) Run(ctx context.Context, name string, args ...string) ([]byte, er
 // ErrNotFound is wrapped when a command is not installed.
 var ErrNotFound = errors.New("command not found")
 
+// ExitError is a command that ran and exited non-zero. Some tools report
+// state by exit code (dnf check-update exits 100 with updates pending,
+// needs-restarting -r 1 when a reboot is due), so collectors ask for the
+// code with ExitCode instead of matching error text.
+type ExitError struct {
+	Name string
+	Code int
+	// Stderr is the first line of standard error, if any.
+	Stderr string
+}
+
+func (e *ExitError) Error() string {
+	if e.Stderr != "" {
+		return fmt.Sprintf("%s: exit status %d: %s", e.Name, e.Code, e.Stderr)
+	}
+	return fmt.Sprintf("%s: exit status %d", e.Name, e.Code)
+}
+
+// ExitCode returns the exit code of a command that ran and exited
+// non-zero, and false for any other error (not found, killed, timed out).
+func ExitCode(err error) (int, bool) {
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code, true
+	}
+	return 0, false
+}
+
+// IsExit reports whether err is a command that exited with code.
+func IsExit(err error, code int) bool {
+	c, ok := ExitCode(err)
+	return ok && c == code
+}
+
 // ExecRunner runs real commands.
 type ExecRunner struct {
 	MaxOutput int64
@@ -149,6 +184,10 @@ func (r ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byt
 		}
 		if ctx.Err() != nil {
 			return stdout.buf.Bytes(), fmt.Errorf("%s: %w", name, ctx.Err())
+		}
+		var xe *exec.ExitError
+		if errors.As(err, &xe) && xe.ExitCode() >= 0 {
+			return stdout.buf.Bytes(), &ExitError{Name: name, Code: xe.ExitCode(), Stderr: msg}
 		}
 		if msg != "" {
 			return stdout.buf.Bytes(), fmt.Errorf("%s: %w: %s", name, err, msg)
@@ -197,16 +236,20 @@ func (r *Replay) Run(_ context.Context, name string, args ...string) ([]byte, er
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
 	}
-	if code, isErr := strings.CutPrefix(f, "!exit "); isErr {
-		code, file, withOutput := strings.Cut(code, " ")
+	if spec, isErr := strings.CutPrefix(f, "!exit "); isErr {
+		codeText, file, withOutput := strings.Cut(spec, " ")
+		code, err := strconv.Atoi(codeText)
+		if err != nil {
+			return nil, fmt.Errorf("replay %q: exit code %q is not a number", line, codeText)
+		}
 		if !withOutput {
-			return nil, fmt.Errorf("%s: exit status %s", name, code)
+			return nil, &ExitError{Name: name, Code: code}
 		}
 		b, err := os.ReadFile(filepath.Join(r.Dir, file))
 		if err != nil {
 			return nil, fmt.Errorf("replay %q: %w", line, err)
 		}
-		return b, fmt.Errorf("%s: exit status %s", name, code)
+		return b, &ExitError{Name: name, Code: code}
 	}
 	b, err := os.ReadFile(filepath.Join(r.Dir, f))
 	if err != nil {

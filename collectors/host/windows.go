@@ -14,7 +14,7 @@ import (
 func (h *Host) RegQuery(ctx context.Context, key string) (values map[string]string, found bool, err error) {
 	out, err := h.Run(ctx, "reg", "query", key)
 	if err != nil {
-		if strings.Contains(err.Error(), "exit status 1") {
+		if IsExit(err, 1) {
 			return map[string]string{}, false, nil
 		}
 		return nil, false, fmt.Errorf("reg query %s: %w", key, err)

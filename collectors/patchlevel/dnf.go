@@ -28,7 +28,7 @@ func pendingDNF(ctx context.Context, h *host.Host, maxPending int) []evidence.Re
 		return []evidence.Result{{Check: checkPending, Status: evidence.Error, Reason: reason}, {Check: checkSecurity, Status: evidence.Error, Reason: reason}}
 	}
 	list, err := h.Run(ctx, "dnf", "-q", "--cacheonly", "check-update")
-	if err != nil && !strings.Contains(err.Error(), "exit status 100") {
+	if err != nil && !host.IsExit(err, 100) {
 		return errBoth("dnf check-update failed: " + err.Error())
 	}
 	var ups []update
@@ -190,7 +190,7 @@ func rebootDNF(ctx context.Context, h *host.Host) evidence.Result {
 	switch {
 	case err == nil:
 		r.Status, r.Reason = evidence.Pass, "needs-restarting: reboot should not be necessary"
-	case strings.Contains(err.Error(), "exit status 1") && strings.Contains(text, "Reboot is required"):
+	case host.IsExit(err, 1) && strings.Contains(text, "Reboot is required"):
 		var items []string
 		for _, l := range strings.Split(text, "\n") {
 			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "* "); ok {

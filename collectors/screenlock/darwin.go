@@ -46,7 +46,7 @@ func darwinUsers(ctx context.Context, h *host.Host) ([]userLock, string, error) 
 				continue
 			}
 			idle = n
-		} else if !strings.Contains(err.Error(), "exit status 1") {
+		} else if !host.IsExit(err, 1) {
 			u.Err = "defaults read idleTime: " + err.Error()
 			users = append(users, u)
 			continue
