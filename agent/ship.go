@@ -74,7 +74,7 @@ func (a *Agent) shipOnce(ctx context.Context) (int, error) {
 			wait = 5 * time.Second
 		}
 		return 0, &waitError{wait: wait + time.Duration(rand.Int64N(int64(wait/2)+1)), err: err}
-	case ce.Body.Code == "seq_gap" && ce.Body.ExpectedSeq > 0:
+	case ce.Body.Code == apiv1.CodeSeqGap && ce.Body.ExpectedSeq > 0:
 		// The server lacks records we no longer have (a torn write, a
 		// damaged segment): explain the hole with a signed gap record.
 		if err := a.fillGap(ce.Body.ExpectedSeq, items); err != nil {

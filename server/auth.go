@@ -8,11 +8,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/annexa-dev/annexa/server/apiv1"
 	"github.com/annexa-dev/annexa/server/store"
 )
 
@@ -86,7 +88,10 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-var errUnauthenticated = errors.New("missing or unknown credential")
+var (
+	errUnauthenticated = errors.New("missing or unknown credential")
+	errTokenExpired    = errors.New("token revoked or expired")
+)
 
 // authenticate resolves the bearer credential: an API token (anx_…) or an
 // agent credential (<agent-id>.<secret>).
@@ -97,11 +102,14 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	}
 	if strings.HasPrefix(cred, tokenPrefix) {
 		t, err := s.db.TokenByHash(r.Context(), hashSecret(cred))
-		if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
 			return nil, errUnauthenticated
 		}
+		if err != nil {
+			return nil, fmt.Errorf("authenticate: look up token: %w", err)
+		}
 		if t.Revoked || (!t.ExpiresAt.IsZero() && s.now().After(t.ExpiresAt)) {
-			return nil, errors.New("token revoked or expired")
+			return nil, errTokenExpired
 		}
 		return &principal{token: t}, nil
 	}
@@ -110,8 +118,11 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 		return nil, errUnauthenticated
 	}
 	a, err := s.db.Agent(r.Context(), id)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, errUnauthenticated
+	}
+	if err != nil {
+		return nil, fmt.Errorf("authenticate: look up agent: %w", err)
 	}
 	if subtle.ConstantTimeCompare([]byte(a.CredHash), []byte(hashSecret(secret))) != 1 {
 		return nil, errUnauthenticated
@@ -119,50 +130,61 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	return &principal{agent: a}, nil
 }
 
+// authFailure says whether err is the credential's fault.
+func authFailure(err error) bool {
+	return errors.Is(err, errUnauthenticated) || errors.Is(err, errTokenExpired)
+}
+
+// authError answers a failed authentication: 401 for a bad credential, the
+// internal error as it is when the server could not tell.
+func (s *Server) authError(err error) error {
+	if !authFailure(err) {
+		return err
+	}
+	s.metrics.reject("unauthenticated")
+	return clientError(http.StatusUnauthorized, apiv1.CodeUnauthenticated, "%v", err)
+}
+
 // require admits API tokens whose role is in roles.
-func (s *Server) require(roles []string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func (s *Server) require(roles []string, h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		p, err := s.authenticate(r)
 		if err != nil {
-			s.metrics.reject("unauthenticated")
-			writeError(w, http.StatusUnauthorized, "unauthenticated", err.Error())
-			return
+			return s.authError(err)
 		}
 		if p.token == nil || !slices.Contains(roles, p.token.Role) {
 			s.metrics.reject("forbidden")
-			writeError(w, http.StatusForbidden, "forbidden", "this credential may not do that (needs one of: "+strings.Join(roles, ", ")+")")
-			return
+			return clientError(http.StatusForbidden, apiv1.CodeForbidden, "this credential may not do that (needs one of: %s)", strings.Join(roles, ", "))
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
+		return h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
 	}
 }
 
 // agentOnly admits enrolled agents by their credential.
-func (s *Server) agentOnly(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func (s *Server) agentOnly(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		p, err := s.authenticate(r)
 		if err != nil {
-			s.metrics.reject("unauthenticated")
-			writeError(w, http.StatusUnauthorized, "unauthenticated", err.Error())
-			return
+			return s.authError(err)
 		}
 		if p.agent == nil {
 			s.metrics.reject("forbidden")
-			writeError(w, http.StatusForbidden, "forbidden", "only an enrolled agent's credential may submit evidence")
-			return
+			return clientError(http.StatusForbidden, apiv1.CodeForbidden, "only an enrolled agent's credential may submit evidence")
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
+		return h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
 	}
 }
 
 // anyPrincipal admits any valid credential except enroll tokens.
-func (s *Server) anyPrincipal(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func (s *Server) anyPrincipal(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		p, err := s.authenticate(r)
-		if err != nil || (p.token != nil && p.token.Role == RoleEnroll) {
-			writeError(w, http.StatusUnauthorized, "unauthenticated", "a valid agent credential or API token is required")
-			return
+		if err != nil && !authFailure(err) {
+			return err
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
+		if err != nil || (p.token != nil && p.token.Role == RoleEnroll) {
+			return clientError(http.StatusUnauthorized, apiv1.CodeUnauthenticated, "a valid agent credential or API token is required")
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
 	}
 }

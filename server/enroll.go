@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -17,37 +18,34 @@ import (
 // handleEnroll is POST /v1/enroll: an agent presents an enrollment token and
 // its public key (the private key never leaves the host) and receives its
 // id, a credential, and the signed enrollment statement its chain starts from.
-func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) error {
 	var req apiv1.EnrollRequest
-	if !decodeJSON(w, r, &req) {
-		return
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
 	}
 	if req.Token == "" {
 		req.Token = bearer(r)
 	}
 	if len(req.PublicKey) != ed25519.PublicKeySize {
-		writeError(w, http.StatusBadRequest, "malformed", "public_key must be a 32-byte ed25519 key (base64)")
-		return
+		return badRequest("public_key must be a 32-byte ed25519 key (base64)")
 	}
 	if strings.TrimSpace(req.Hostname) == "" {
-		writeError(w, http.StatusBadRequest, "malformed", "hostname is required")
-		return
+		return badRequest("hostname is required")
 	}
 	resp, err := s.Enroll(r.Context(), req)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.metrics.reject("bad_enroll_token")
-		writeError(w, http.StatusUnauthorized, "unauthenticated", "unknown enrollment token")
+		return clientError(http.StatusUnauthorized, apiv1.CodeUnauthenticated, "unknown enrollment token")
 	case errors.Is(err, store.ErrTokenExpired), errors.Is(err, store.ErrTokenUsedUp), errors.Is(err, store.ErrTokenRevoked):
 		s.metrics.reject("bad_enroll_token")
-		writeError(w, http.StatusForbidden, "token_unusable", err.Error())
+		return clientError(http.StatusForbidden, apiv1.CodeTokenUnusable, "%v", err)
 	case err != nil:
-		s.log.Error("enroll", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", "enrollment failed; retry")
-	default:
-		s.log.Info("agent enrolled", "agent", resp.AgentID, "hostname", req.Hostname)
-		writeJSON(w, http.StatusCreated, resp)
+		return fmt.Errorf("enroll %s: %w", req.Hostname, err)
 	}
+	s.log.Info("agent enrolled", "agent", resp.AgentID, "hostname", req.Hostname)
+	writeJSON(w, http.StatusCreated, resp)
+	return nil
 }
 
 // Enroll registers an agent: one use of the token, the agent's row and
@@ -104,7 +102,7 @@ func hostFacts(req apiv1.EnrollRequest) map[string]string {
 // handleAgentRevoke is POST /v1/agents/{id}/revoke: records after the
 // agent's last accepted seq are refused from now on; earlier ones stay
 // verifiable, and the log says from where.
-func (s *Server) handleAgentRevoke(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleAgentRevoke(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	ctx := r.Context()
 	var after uint64
@@ -133,61 +131,56 @@ func (s *Server) handleAgentRevoke(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "no agent "+id)
-		return
+		return notFound("no agent %s", id)
 	}
 	if err != nil {
-		s.log.Error("revoke", "agent", id, "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("revoke agent %s: %w", id, err)
 	}
 	s.log.Info("agent revoked", "agent", id, "after_seq", after)
 	writeJSON(w, http.StatusOK, map[string]any{"agent_id": id, "revoked_after_seq": after})
+	return nil
 }
 
-func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) error {
 	var req apiv1.TokenRequest
-	if !decodeJSON(w, r, &req) {
-		return
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
 	}
 	if !ValidRole(req.Role) {
-		writeError(w, http.StatusBadRequest, "malformed", "role must be enroll, admin, analyst or auditor")
-		return
+		return badRequest("role must be enroll, admin, analyst or auditor")
 	}
 	if req.MaxUses < 0 {
-		writeError(w, http.StatusBadRequest, "malformed", "max_uses must be ≥ 0 (0: unlimited)")
-		return
+		return badRequest("max_uses must be ≥ 0 (0: unlimited)")
 	}
 	if req.Name == "" {
 		req.Name = req.Role
 	}
 	secret, tok, err := s.newToken(r.Context(), req.Role, req.Name, req.Expires.UTC(), req.MaxUses, req.Labels)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("create %s token: %w", req.Role, err)
 	}
 	s.log.Info("token created", "id", tok.ID, "role", tok.Role, "by", principalFrom(r.Context()).token.ID)
 	writeJSON(w, http.StatusCreated, apiv1.TokenResponse{ID: tok.ID, Role: tok.Role, Secret: secret})
+	return nil
 }
 
-func (s *Server) handleTokenList(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleTokenList(w http.ResponseWriter, r *http.Request) error {
 	toks, err := s.db.Tokens(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("list tokens: %w", err)
 	}
 	writeJSON(w, http.StatusOK, apiv1.Page[store.Token]{Items: toks})
+	return nil
 }
 
-func (s *Server) handleTokenRevoke(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleTokenRevoke(w http.ResponseWriter, r *http.Request) error {
 	err := s.db.RevokeToken(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "no token "+r.PathValue("id"))
-		return
+		return notFound("no token %s", r.PathValue("id"))
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("revoke token %s: %w", r.PathValue("id"), err)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"revoked": r.PathValue("id")})
+	return nil
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
+	"net/url"
+	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -15,177 +17,233 @@ import (
 	"github.com/annexa-dev/annexa/evidence/bundle"
 	"github.com/annexa-dev/annexa/evidence/checkpoint"
 	"github.com/annexa-dev/annexa/evidence/dsse"
+	"github.com/annexa-dev/annexa/server/apiv1"
 	"github.com/annexa-dev/annexa/server/store"
 )
 
 // handleExport is GET /v1/export?from=&to=[&control=…][&label=k=v…]: the
 // evidence bundle for a period, streamed.
-func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
+func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) error {
+	scope, err := s.exportScope(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/gzip")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="annexa-%s-%s.tar.gz"`, scope.From.Format("20060102"), scope.To.Format("20060102")))
+	// Once bytes are out the status cannot change: the error path then
+	// cuts the stream, which the verifier reports as a truncated bundle.
+	return s.Export(r.Context(), w, scope)
+}
+
+// exportScope reads an export's period and filters from the query.
+func (s *Server) exportScope(v url.Values) (bundle.Scope, error) {
 	var scope bundle.Scope
 	var err error
 	if scope.From, err = parseTime(v.Get("from")); err != nil {
-		writeError(w, http.StatusBadRequest, "malformed", "from: "+err.Error())
-		return
+		return scope, badRequest("from: %v", err)
 	}
 	if scope.To, err = parseTime(v.Get("to")); err != nil {
-		writeError(w, http.StatusBadRequest, "malformed", "to: "+err.Error())
-		return
+		return scope, badRequest("to: %v", err)
 	}
 	if !scope.To.After(scope.From) {
-		writeError(w, http.StatusBadRequest, "malformed", "to must be after from")
-		return
+		return scope, badRequest("to must be after from")
 	}
 	for _, c := range v["control"] {
 		ids, err := s.catalog.Resolve(c)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "unknown_control", err.Error())
-			return
+			return scope, clientError(http.StatusBadRequest, apiv1.CodeUnknownControl, "%v", err)
 		}
 		scope.Controls = append(scope.Controls, ids...)
 	}
-	for _, l := range v["label"] {
-		k, val, ok := strings.Cut(l, "=")
-		if !ok || k == "" {
-			writeError(w, http.StatusBadRequest, "malformed", "label must be key=value")
-			return
+	if len(v["label"]) > 0 {
+		if scope.Labels, err = apiv1.ParseLabels(v["label"]); err != nil {
+			return scope, badRequest("%v", err)
 		}
-		if scope.Labels == nil {
-			scope.Labels = map[string]string{}
-		}
-		scope.Labels[k] = val
 	}
 	scope.Freshness = s.cfg.Freshness.String()
-	w.Header().Set("Content-Type", "application/gzip")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="annexa-%s-%s.tar.gz"`, scope.From.Format("20060102"), scope.To.Format("20060102")))
-	if err := s.Export(r.Context(), w, scope); err != nil {
-		// Headers are gone: the stream is cut, which the verifier reports
-		// as a truncated bundle.
-		s.log.Error("export failed", "err", err)
-	}
+	return scope, nil
 }
 
-// Export writes the bundle for scope to w.
+// exporter holds what the steps of one export share.
+type exporter struct {
+	s                  *Server
+	ctx                context.Context
+	bw                 *bundle.Writer
+	hr                 tlog.HashReader
+	start, end, latest int64 // tree sizes at the period's start and end, and now
+	created            time.Time
+}
+
+// Export writes the bundle for scope to w, in the order the verifier reads
+// it: mapping, checkpoints, proof, key events, boundaries, keys, evidence,
+// summary, OSCAL, and last the signed manifest.
 func (s *Server) Export(ctx context.Context, w io.Writer, scope bundle.Scope) error {
-	start, err := s.db.IndexAt(ctx, scope.From)
+	x := &exporter{s: s, ctx: ctx, hr: s.db.HashReader(ctx), created: s.now().UTC()}
+	var err error
+	if x.start, err = s.db.IndexAt(ctx, scope.From); err != nil {
+		return fmt.Errorf("export: log size at %s: %w", scope.From, err)
+	}
+	if x.end, err = s.db.IndexAt(ctx, scope.To); err != nil {
+		return fmt.Errorf("export: log size at %s: %w", scope.To, err)
+	}
+	if x.latest, err = s.db.LogSize(ctx); err != nil {
+		return fmt.Errorf("export: log size: %w", err)
+	}
+	x.bw = bundle.NewWriter(w, x.created)
+	if err := x.bw.File(bundle.FileMapping, s.mappingRaw); err != nil {
+		return fmt.Errorf("export: write mapping: %w", err)
+	}
+	if err := x.checkpoints(); err != nil {
+		return fmt.Errorf("export: write checkpoints: %w", err)
+	}
+	if err := x.proof(); err != nil {
+		return fmt.Errorf("export: write proof: %w", err)
+	}
+	ks, err := x.keyEvents()
 	if err != nil {
-		return err
+		return fmt.Errorf("export: write key events: %w", err)
 	}
-	end, err := s.db.IndexAt(ctx, scope.To)
-	if err != nil {
-		return err
+	if err := x.boundaries(ks); err != nil {
+		return fmt.Errorf("export: write boundaries: %w", err)
 	}
-	latest, err := s.db.LogSize(ctx)
-	if err != nil {
-		return err
+	keys := ks.All()
+	if keys == nil {
+		keys = []bundle.AgentKeys{}
 	}
-	hr := s.db.HashReader(ctx)
-	sign := func(n int64) ([]byte, tlog.Hash, error) {
-		root, err := tlog.TreeHash(n, hr)
-		if err != nil {
-			return nil, root, err
-		}
-		note, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: s.keys.Log.Name(), Size: n, Hash: root}, s.keys.Log)
-		return note, root, err
+	if err := writeJSONFile(x.bw, bundle.FileKeys, keys); err != nil {
+		return fmt.Errorf("export: write keys: %w", err)
 	}
-	created := s.now().UTC()
-	bw := bundle.NewWriter(w, created)
-	if err := bw.File(bundle.FileMapping, s.mappingRaw); err != nil {
-		return err
+	b := bundle.NewBuilder(scope, s.mapping)
+	for _, a := range keys {
+		b.Enrolled(a.AgentID, a.Labels)
 	}
+	m := bundle.Manifest{Origin: s.keys.Log.Name(), Scope: scope, StartSize: x.start, EndSize: x.end, LatestSize: x.latest}
+	if err := x.evidence(b, &m); err != nil {
+		return fmt.Errorf("export: write evidence: %w", err)
+	}
+	if err := x.reports(b); err != nil {
+		return fmt.Errorf("export: write reports: %w", err)
+	}
+	if err := x.bw.Finish(m, s.keys.LogPriv); err != nil {
+		return fmt.Errorf("export: write manifest: %w", err)
+	}
+	return nil
+}
+
+// checkpoints signs the trees at the period's start and end and now.
+func (x *exporter) checkpoints() error {
 	for _, c := range []struct {
 		name string
 		size int64
-	}{{bundle.FileCheckpointStart, start}, {bundle.FileCheckpointEnd, end}, {bundle.FileCheckpointLatest, latest}} {
+	}{{bundle.FileCheckpointStart, x.start}, {bundle.FileCheckpointEnd, x.end}, {bundle.FileCheckpointLatest, x.latest}} {
 		if c.size == 0 {
 			continue // the empty tree needs no checkpoint
 		}
-		note, _, err := sign(c.size)
+		root, err := tlog.TreeHash(c.size, x.hr)
 		if err != nil {
-			return err
+			return fmt.Errorf("tree hash at %d: %w", c.size, err)
 		}
-		if err := bw.File(c.name, note); err != nil {
+		note, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: x.s.keys.Log.Name(), Size: c.size, Hash: root}, x.s.keys.Log)
+		if err != nil {
+			return fmt.Errorf("sign checkpoint at %d: %w", c.size, err)
+		}
+		if err := x.bw.File(c.name, note); err != nil {
 			return err
 		}
 	}
-	proof := bundle.Proof{Start: start, End: end, Consistency: []string{}, Frontier: []string{}}
-	if start > 0 && start < end {
-		p, err := tlog.ProveTree(end, start, hr)
+	return nil
+}
+
+// proof is the consistency proof from start to end and the start tree's
+// frontier, from which the verifier rebuilds the end root.
+func (x *exporter) proof() error {
+	proof := bundle.Proof{Start: x.start, End: x.end, Consistency: []string{}, Frontier: []string{}}
+	if x.start > 0 && x.start < x.end {
+		p, err := tlog.ProveTree(x.end, x.start, x.hr)
 		if err != nil {
-			return err
+			return fmt.Errorf("consistency %d to %d: %w", x.start, x.end, err)
 		}
 		proof.Consistency = hashStrings(p)
 	}
-	fr, err := bundle.FrontierAt(start, hr)
+	fr, err := bundle.FrontierAt(x.start, x.hr)
 	if err != nil {
-		return err
+		return fmt.Errorf("frontier at %d: %w", x.start, err)
 	}
 	proof.Frontier = hashStrings(fr)
-	if err := writeJSONFile(bw, bundle.FileProof, proof); err != nil {
-		return err
-	}
+	return writeJSONFile(x.bw, bundle.FileProof, proof)
+}
 
-	leaf := func(idx, size int64) (*bundle.Leaf, error) {
-		e, err := s.db.Entry(ctx, idx)
-		if err != nil {
-			return nil, err
-		}
-		p, err := tlog.ProveRecord(size, idx, hr)
-		if err != nil {
-			return nil, err
-		}
-		return &bundle.Leaf{Index: idx, Envelope: e.Envelope, Proof: hashStrings(p)}, nil
-	}
-	// Key events: those before the period with proofs; all up to the end
-	// replayed for keys.json.
-	keIdx, err := s.db.KeyEventIndexes(ctx, end)
+// leaf is the entry at idx with its inclusion proof in the tree of size.
+func (x *exporter) leaf(idx, size int64) (*bundle.Leaf, error) {
+	e, err := x.s.db.Entry(x.ctx, idx)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("entry %d: %w", idx, err)
+	}
+	p, err := tlog.ProveRecord(size, idx, x.hr)
+	if err != nil {
+		return nil, fmt.Errorf("inclusion of %d in %d: %w", idx, size, err)
+	}
+	return &bundle.Leaf{Index: idx, Envelope: e.Envelope, Proof: hashStrings(p)}, nil
+}
+
+// keyEvents replays every key event up to the period's end (for keys.json)
+// and writes those before the period with their proofs.
+func (x *exporter) keyEvents() (*bundle.KeyState, error) {
+	keIdx, err := x.s.db.KeyEventIndexes(x.ctx, x.end)
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
 	}
 	ks := bundle.NewKeyState()
-	var keLines []byte
+	var lines []byte
 	for _, idx := range keIdx {
-		e, err := s.db.Entry(ctx, idx)
+		e, err := x.s.db.Entry(x.ctx, idx)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("entry %d: %w", idx, err)
 		}
 		env, err := dsse.Parse(e.Envelope)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("entry %d: %w", idx, err)
 		}
 		ev, err := evidence.ParseKeyEvent(env.Payload)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("entry %d: %w", idx, err)
 		}
 		if err := ks.Apply(ev, env.Payload); err != nil {
-			return err
+			return nil, fmt.Errorf("entry %d: %w", idx, err)
 		}
-		if idx < start {
-			l, err := leaf(idx, start)
+		if idx < x.start {
+			l, err := x.leaf(idx, x.start)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			b, _ := json.Marshal(l)
-			keLines = append(append(keLines, b...), '\n')
+			b, err := json.Marshal(l)
+			if err != nil {
+				return nil, err
+			}
+			lines = append(append(lines, b...), '\n')
 		}
 	}
-	if err := bw.File(bundle.FileKeyEvents, keLines); err != nil {
-		return err
-	}
-	before, after, err := s.db.Neighbours(ctx, start, end)
+	return ks, x.bw.File(bundle.FileKeyEvents, lines)
+}
+
+// boundaries are each agent's last record before the period (proved in
+// the start tree) and first after it (proved in the latest tree), so a cut
+// tail shows.
+func (x *exporter) boundaries(ks *bundle.KeyState) error {
+	before, after, err := x.s.db.Neighbours(x.ctx, x.start, x.end)
 	if err != nil {
-		return err
+		return fmt.Errorf("neighbours: %w", err)
 	}
-	var bounds []bundle.Boundary
+	bounds := []bundle.Boundary{}
 	for _, a := range ks.All() {
 		bd := bundle.Boundary{AgentID: a.AgentID}
 		if i, ok := before[a.AgentID]; ok {
-			if bd.Before, err = leaf(i, start); err != nil {
+			if bd.Before, err = x.leaf(i, x.start); err != nil {
 				return err
 			}
 		}
 		if i, ok := after[a.AgentID]; ok {
-			if bd.After, err = leaf(i, latest); err != nil {
+			if bd.After, err = x.leaf(i, x.latest); err != nil {
 				return err
 			}
 		}
@@ -193,34 +251,20 @@ func (s *Server) Export(ctx context.Context, w io.Writer, scope bundle.Scope) er
 			bounds = append(bounds, bd)
 		}
 	}
-	sort.Slice(bounds, func(i, j int) bool { return bounds[i].AgentID < bounds[j].AgentID })
-	if bounds == nil {
-		bounds = []bundle.Boundary{}
-	}
-	if err := writeJSONFile(bw, bundle.FileBoundaries, bounds); err != nil {
-		return err
-	}
-	keys := ks.All()
-	if keys == nil {
-		keys = []bundle.AgentKeys{}
-	}
-	if err := writeJSONFile(bw, bundle.FileKeys, keys); err != nil {
-		return err
-	}
+	slices.SortFunc(bounds, func(a, b bundle.Boundary) int { return strings.Compare(a.AgentID, b.AgentID) })
+	return writeJSONFile(x.bw, bundle.FileBoundaries, bounds)
+}
 
-	// The period's entries, streamed, each leaf's exact bytes on a line.
-	size, err := s.db.EntriesBytes(ctx, start, end)
+// evidence streams the period's entries, each leaf's exact bytes on a
+// line, into the bundle and the summary builder.
+func (x *exporter) evidence(b *bundle.Builder, m *bundle.Manifest) error {
+	size, err := x.s.db.EntriesBytes(x.ctx, x.start, x.end)
 	if err != nil {
-		return err
+		return fmt.Errorf("size: %w", err)
 	}
-	b := bundle.NewBuilder(scope, s.mapping)
-	for _, a := range keys {
-		b.Enrolled(a.AgentID, a.Labels)
-	}
-	m := bundle.Manifest{Origin: s.keys.Log.Name(), Scope: scope, StartSize: start, EndSize: end, LatestSize: latest}
 	agents := map[string]bool{}
-	err = bw.Stream(bundle.FileEvidence, size+(end-start), func(out io.Writer) error {
-		return s.db.Entries(ctx, start, end, func(e *store.LogEntry) error {
+	err = x.bw.Stream(bundle.FileEvidence, size+(x.end-x.start), func(out io.Writer) error {
+		return x.s.db.Entries(x.ctx, x.start, x.end, func(e *store.LogEntry) error {
 			if _, err := out.Write(e.Envelope); err != nil {
 				return err
 			}
@@ -236,35 +280,35 @@ func (s *Server) Export(ctx context.Context, w io.Writer, scope bundle.Scope) er
 			agents[e.AgentID] = true
 			env, err := dsse.Parse(e.Envelope)
 			if err != nil {
-				return err
+				return fmt.Errorf("entry %d: %w", e.Index, err)
 			}
 			rec, err := evidence.ParseRecord(env.Payload)
 			if err != nil {
-				return err
+				return fmt.Errorf("entry %d: %w", e.Index, err)
 			}
 			b.Add(e.Index, rec)
 			return nil
 		})
 	})
-	if err != nil {
-		return err
-	}
 	m.Counts.Agents = len(agents)
+	return err
+}
+
+// reports writes summary.json and the OSCAL document, both recomputed by
+// the verifier from the verified records.
+func (x *exporter) reports(b *bundle.Builder) error {
 	sum, err := b.Summary()
 	if err != nil {
+		return fmt.Errorf("summary: %w", err)
+	}
+	if err := x.bw.File(bundle.FileSummary, bundle.EncodeSummary(sum)); err != nil {
 		return err
 	}
-	if err := bw.File(bundle.FileSummary, bundle.EncodeSummary(sum)); err != nil {
-		return err
-	}
-	oscal, err := bundle.OSCAL(sum, created, s.keys.Log.Name())
+	oscal, err := bundle.OSCAL(sum, x.created, x.s.keys.Log.Name())
 	if err != nil {
-		return err
+		return fmt.Errorf("oscal: %w", err)
 	}
-	if err := bw.File(bundle.FileOSCAL, oscal); err != nil {
-		return err
-	}
-	return bw.Finish(m, s.keys.LogPriv)
+	return x.bw.File(bundle.FileOSCAL, oscal)
 }
 
 func writeJSONFile(bw *bundle.Writer, name string, v any) error {

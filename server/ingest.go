@@ -33,15 +33,17 @@ type ingestError struct {
 	body   apiv1.Error
 }
 
-func (e *ingestError) Error() string { return e.body.Code + ": " + e.body.Message }
+func (e *ingestError) Error() string { return string(e.body.Code) + ": " + e.body.Message }
 
-func reject(status int, code string, i int, seq uint64, format string, args ...any) *ingestError {
+func reject(status int, code apiv1.Code, i int, seq uint64, format string, args ...any) *ingestError {
 	idx := i
 	return &ingestError{status: status, body: apiv1.Error{Code: code, Message: fmt.Sprintf(format, args...), Index: &idx, Seq: seq}}
 }
 
-// handleIngest is POST /v1/evidence.
-func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
+// handleIngest is POST /v1/evidence. A refused record answers with the
+// IngestResponse (how many were accepted before it, where to resume);
+// anything else goes to the common error path.
+func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) error {
 	// Overload: a bounded number of batches at once. The rest are told when
 	// to come back, with jitter, so a fleet returning after an outage
 	// drains its backlog instead of stampeding.
@@ -49,36 +51,35 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 	case s.inflight <- struct{}{}:
 		defer func() { <-s.inflight }()
 	case <-time.After(100 * time.Millisecond):
-		s.metrics.reject("overloaded")
-		w.Header().Set("Retry-After", strconv.Itoa(2+rand.IntN(8)))
-		writeError(w, http.StatusServiceUnavailable, "overloaded", "too many batches in flight; retry after the Retry-After delay")
-		return
+		s.metrics.reject(string(apiv1.CodeOverloaded))
+		e := clientError(http.StatusServiceUnavailable, apiv1.CodeOverloaded, "too many batches in flight; retry after the Retry-After delay")
+		e.header = http.Header{"Retry-After": {strconv.Itoa(2 + rand.IntN(8))}}
+		return e
 	}
 	start := time.Now()
 	agent := principalFrom(r.Context()).agent
 	req, ierr := s.readBatch(w, r)
 	if ierr != nil {
-		s.metrics.reject(ierr.body.Code)
+		s.metrics.reject(string(ierr.body.Code))
 		writeJSON(w, ierr.status, apiv1.IngestResponse{NextSeq: agent.LastSeq + 1, Error: &ierr.body})
-		return
+		return nil
 	}
 	resp, err := s.Ingest(r.Context(), agent.ID, req.Envelopes)
 	s.metrics.ingestLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		var ie *ingestError
 		if !errors.As(err, &ie) {
-			s.log.Error("ingest failed", "agent", agent.ID, "err", err)
-			s.metrics.reject("internal")
-			writeError(w, http.StatusInternalServerError, "internal", "the batch was not stored; retry")
-			return
+			s.metrics.reject(string(apiv1.CodeInternal))
+			return fmt.Errorf("ingest a batch of %d from agent %s: %w", len(req.Envelopes), agent.ID, err)
 		}
-		s.metrics.reject(ie.body.Code)
+		s.metrics.reject(string(ie.body.Code))
 		s.log.Warn("ingest rejected", "agent", agent.ID, "code", ie.body.Code, "seq", ie.body.Seq, "reason", ie.body.Message, "accepted_before", resp.Accepted)
 		resp.Error = &ie.body
 		writeJSON(w, ie.status, resp)
-		return
+		return nil
 	}
 	writeJSON(w, http.StatusOK, resp)
+	return nil
 }
 
 func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (*apiv1.IngestRequest, *ingestError) {
@@ -86,7 +87,7 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (*apiv1.Inges
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			return nil, reject(http.StatusBadRequest, "malformed", 0, 0, "gzip: %v", err)
+			return nil, reject(http.StatusBadRequest, apiv1.CodeMalformed, 0, 0, "gzip: %v", err)
 		}
 		defer zr.Close()
 		// The limit holds after decompression too: a small zip bomb is
@@ -97,24 +98,24 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (*apiv1.Inges
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, reject(http.StatusRequestEntityTooLarge, "too_large", 0, 0, "body over %d bytes", s.cfg.MaxBody)
+			return nil, reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "body over %d bytes", s.cfg.MaxBody)
 		}
-		return nil, reject(http.StatusBadRequest, "malformed", 0, 0, "reading body: %v", err)
+		return nil, reject(http.StatusBadRequest, apiv1.CodeMalformed, 0, 0, "reading body: %v", err)
 	}
 	if int64(len(raw)) > s.cfg.MaxBody {
-		return nil, reject(http.StatusRequestEntityTooLarge, "too_large", 0, 0, "body over %d bytes after decompression", s.cfg.MaxBody)
+		return nil, reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "body over %d bytes after decompression", s.cfg.MaxBody)
 	}
 	var req apiv1.IngestRequest
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return nil, reject(http.StatusBadRequest, "malformed", 0, 0, "batch is not valid JSON: %v", err)
+		return nil, reject(http.StatusBadRequest, apiv1.CodeMalformed, 0, 0, "batch is not valid JSON: %v", err)
 	}
 	if len(req.Envelopes) == 0 {
-		return nil, reject(http.StatusBadRequest, "malformed", 0, 0, "empty batch")
+		return nil, reject(http.StatusBadRequest, apiv1.CodeMalformed, 0, 0, "empty batch")
 	}
 	if len(req.Envelopes) > MaxBatch {
-		return nil, reject(http.StatusRequestEntityTooLarge, "too_large", 0, 0, "%d envelopes, at most %d per batch", len(req.Envelopes), MaxBatch)
+		return nil, reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "%d envelopes, at most %d per batch", len(req.Envelopes), MaxBatch)
 	}
 	return &req, nil
 }
@@ -175,43 +176,42 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 			}
 			p := &it.rec.Predicate
 			if a.Revoked() && p.Seq > a.RevokedAfter {
-				stop = reject(http.StatusForbidden, "revoked", i, p.Seq, "agent %s was revoked after seq %d", agentID, a.RevokedAfter)
+				stop = reject(http.StatusForbidden, apiv1.CodeRevoked, i, p.Seq, "agent %s was revoked after seq %d", agentID, a.RevokedAfter)
 				break
 			}
-			switch {
-			case p.Seq <= lastSeq:
-				if r, ok := inBatch[p.Seq]; ok {
-					if r.Digest == it.rec.Digest {
-						resp.Duplicates++
-						resp.Receipts = append(resp.Receipts, r)
-						continue
-					}
-					fork = fmt.Sprintf("fork at seq %d: %s and %s in one batch", p.Seq, it.rec.Digest, r.Digest)
-					stop = reject(http.StatusConflict, "fork", i, p.Seq, "%s", fork)
-					break
+			v, other, err := decideSeq(lastSeq, link, p.Seq, p.Prev, it.rec.Digest, func(seq uint64) (string, int64, bool, error) {
+				if r, ok := inBatch[seq]; ok {
+					return r.Digest, r.Index, true, nil
 				}
-				prior, err := tx.RecordAt(ctx, agentID, p.Seq)
+				prior, err := tx.RecordAt(ctx, agentID, seq)
 				if errors.Is(err, store.ErrNotFound) {
-					stop = reject(http.StatusConflict, "seq_gap", i, p.Seq, "seq %d lies in a range a gap record already explains", p.Seq)
-					stop.body.ExpectedSeq = lastSeq + 1
-					break
+					return "", 0, false, nil
 				}
 				if err != nil {
-					return err
+					return "", 0, false, err
 				}
-				if prior.Digest == it.rec.Digest {
-					resp.Duplicates++
-					resp.Receipts = append(resp.Receipts, apiv1.Receipt{Seq: p.Seq, Index: prior.Index, Digest: prior.Digest})
-					continue
-				}
-				fork = fmt.Sprintf("fork at seq %d: %s received, %s in the log", p.Seq, it.rec.Digest, prior.Digest)
-				stop = reject(http.StatusConflict, "fork", i, p.Seq, "%s", fork)
-			case p.Seq > lastSeq+1:
-				stop = reject(http.StatusConflict, "seq_gap", i, p.Seq, "expected seq %d, got %d: resend from %d, or send the gap record that explains the loss", lastSeq+1, p.Seq, lastSeq+1)
+				return prior.Digest, prior.Index, true, nil
+			})
+			if err != nil {
+				return err
+			}
+			switch v {
+			case seqDuplicate:
+				resp.Duplicates++
+				resp.Receipts = append(resp.Receipts, apiv1.Receipt{Seq: p.Seq, Index: other.index, Digest: other.digest})
+				continue
+			case seqFork:
+				fork = fmt.Sprintf("fork at seq %d: %s received, %s already accepted", p.Seq, it.rec.Digest, other.digest)
+				stop = reject(http.StatusConflict, apiv1.CodeFork, i, p.Seq, "%s", fork)
+			case seqExplained:
+				stop = reject(http.StatusConflict, apiv1.CodeSeqGap, i, p.Seq, "seq %d lies in a range a gap record already explains", p.Seq)
 				stop.body.ExpectedSeq = lastSeq + 1
-			case p.Prev != link:
+			case seqAhead:
+				stop = reject(http.StatusConflict, apiv1.CodeSeqGap, i, p.Seq, "expected seq %d, got %d: resend from %d, or send the gap record that explains the loss", lastSeq+1, p.Seq, lastSeq+1)
+				stop.body.ExpectedSeq = lastSeq + 1
+			case seqBrokenLink:
 				fork = fmt.Sprintf("fork at seq %d: prev %s does not link to %s", p.Seq, p.Prev, link)
-				stop = reject(http.StatusConflict, "broken_link", i, p.Seq, "%s", fork)
+				stop = reject(http.StatusConflict, apiv1.CodeBrokenLink, i, p.Seq, "%s", fork)
 			}
 			if stop != nil {
 				break
@@ -276,6 +276,50 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 	return resp, nil
 }
 
+// seqVerdict is what ingest does with a record, given the agent's head.
+type seqVerdict int
+
+const (
+	seqAccept     seqVerdict = iota // the next seq, linked to the head
+	seqDuplicate                    // already accepted, the same record: acknowledge again
+	seqFork                         // already accepted, another record: the agent signed two
+	seqExplained                    // inside a range a gap record explained: nothing to accept
+	seqAhead                        // beyond the next seq: the agent resends from the next
+	seqBrokenLink                   // the next seq, but prev is not the head's digest
+)
+
+// accepted is a record the log holds: its digest and log index.
+type accepted struct {
+	digest string
+	index  int64
+}
+
+// decideSeq is the one rule for a record's place in its agent's chain.
+// lastSeq and link are the agent's head; known looks up the record the log
+// holds at an earlier seq (found false inside an explained gap). The
+// record the decision concerns, for a duplicate or a fork, is returned.
+func decideSeq(lastSeq uint64, link string, seq uint64, prev, digest string, known func(seq uint64) (digest string, index int64, found bool, err error)) (seqVerdict, accepted, error) {
+	switch {
+	case seq <= lastSeq:
+		d, idx, found, err := known(seq)
+		switch {
+		case err != nil:
+			return 0, accepted{}, fmt.Errorf("record at seq %d: %w", seq, err)
+		case !found:
+			return seqExplained, accepted{}, nil
+		case d == digest:
+			return seqDuplicate, accepted{digest: d, index: idx}, nil
+		default:
+			return seqFork, accepted{digest: d, index: idx}, nil
+		}
+	case seq > lastSeq+1:
+		return seqAhead, accepted{}, nil
+	case prev != link:
+		return seqBrokenLink, accepted{}, nil
+	}
+	return seqAccept, accepted{}, nil
+}
+
 // verifyBatch parses every envelope and checks its signature under the key
 // valid at its seq, in parallel across cores, one signature at a time (never
 // batch verification). A rotation record in the batch changes the key for
@@ -290,12 +334,12 @@ func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.
 		it.raw = raws[i]
 		env, err := dsse.Parse(it.raw)
 		if err != nil {
-			it.err = reject(http.StatusBadRequest, "malformed", i, 0, "envelope %d: %v", i, err)
+			it.err = reject(http.StatusBadRequest, apiv1.CodeMalformed, i, 0, "envelope %d: %v", i, err)
 			return
 		}
 		rec, err := evidence.ParseRecord(env.Payload)
 		if err != nil {
-			it.err = reject(http.StatusBadRequest, "malformed", i, 0, "envelope %d: %v", i, err)
+			it.err = reject(http.StatusBadRequest, apiv1.CodeMalformed, i, 0, "envelope %d: %v", i, err)
 			return
 		}
 		it.env, it.rec = env, rec
@@ -309,18 +353,18 @@ func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.
 		}
 		p := &it.rec.Predicate
 		if p.AgentID != agentID {
-			it.err = reject(http.StatusForbidden, "wrong_agent", i, p.Seq, "record of agent %s sent with the credential of %s", p.AgentID, agentID)
+			it.err = reject(http.StatusForbidden, apiv1.CodeWrongAgent, i, p.Seq, "record of agent %s sent with the credential of %s", p.AgentID, agentID)
 			continue
 		}
 		pub := keyAt(keys, p.Seq)
 		if pub == nil {
-			it.err = reject(http.StatusUnprocessableEntity, "unknown_key", i, p.Seq, "no key of agent %s is valid at seq %d", agentID, p.Seq)
+			it.err = reject(http.StatusUnprocessableEntity, apiv1.CodeUnknownKey, i, p.Seq, "no key of agent %s is valid at seq %d", agentID, p.Seq)
 			continue
 		}
 		if it.key = prepared[string(pub)]; it.key == nil {
 			pk, err := dsse.Prepare(pub)
 			if err != nil {
-				it.err = reject(http.StatusUnprocessableEntity, "unknown_key", i, p.Seq, "the key of agent %s at seq %d is not usable: %v", agentID, p.Seq, err)
+				it.err = reject(http.StatusUnprocessableEntity, apiv1.CodeUnknownKey, i, p.Seq, "the key of agent %s at seq %d is not usable: %v", agentID, p.Seq, err)
 				continue
 			}
 			prepared[string(pub)], it.key = pk, pk
@@ -335,11 +379,11 @@ func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.
 			return
 		}
 		if err := evidence.VerifyRecordWith(it.env, it.key); err != nil {
-			code := "bad_signature"
+			code := apiv1.CodeBadSignature
 			if errors.Is(err, evidence.ErrWrongKeyID) {
-				code = "wrong_keyid"
+				code = apiv1.CodeWrongKeyID
 			} else if errors.Is(err, dsse.ErrPayloadType) {
-				code = "bad_payload_type"
+				code = apiv1.CodeBadPayloadType
 			}
 			it.err = reject(http.StatusUnprocessableEntity, code, i, it.rec.Predicate.Seq, "seq %d: %v", it.rec.Predicate.Seq, err)
 		}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -13,110 +14,103 @@ import (
 
 // handleCheckpoint is GET /v1/log/checkpoint[?size=N]: the latest signed
 // checkpoint (C2SP signed note), or the one at size N.
-func (s *Server) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleCheckpoint(w http.ResponseWriter, r *http.Request) error {
 	size := int64(-1)
 	if v := r.URL.Query().Get("size"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "malformed", "size must be a non-negative integer")
-			return
+			return badRequest("size must be a non-negative integer")
 		}
 		size = n
 	}
 	_, note, err := s.db.Checkpoint(r.Context(), size)
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "no checkpoint at that size")
-		return
+		return notFound("no checkpoint at that size")
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("checkpoint at size %d: %w", size, err)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write(note)
+	return nil
 }
 
 // handleEntry is GET /v1/log/entries/{index}: the leaf's bytes, exactly.
-func (s *Server) handleEntry(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleEntry(w http.ResponseWriter, r *http.Request) error {
 	idx, err := strconv.ParseInt(r.PathValue("index"), 10, 64)
 	if err != nil || idx < 0 {
-		writeError(w, http.StatusBadRequest, "malformed", "index must be a non-negative integer")
-		return
+		return badRequest("index must be a non-negative integer")
 	}
 	e, err := s.db.Entry(r.Context(), idx)
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "no entry at that index")
-		return
+		return notFound("no entry at that index")
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("log entry %d: %w", idx, err)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Annexa-Entry-Kind", e.Kind)
 	_, _ = w.Write(e.Envelope)
+	return nil
 }
 
-func (s *Server) treeSize(w http.ResponseWriter, r *http.Request, param string) (int64, bool) {
+// treeSize is the tree size a proof is asked for: the query parameter
+// param, or the log's size.
+func (s *Server) treeSize(r *http.Request, param string) (int64, error) {
 	size, err := s.db.LogSize(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return 0, false
+		return 0, fmt.Errorf("log size: %w", err)
 	}
 	v := r.URL.Query().Get(param)
 	if v == "" {
-		return size, true
+		return size, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 || n > size {
-		writeError(w, http.StatusBadRequest, "malformed", param+" must be between 0 and the log size "+strconv.FormatInt(size, 10))
-		return 0, false
+		return 0, badRequest("%s must be between 0 and the log size %d", param, size)
 	}
-	return n, true
+	return n, nil
 }
 
 // handleInclusion is GET /v1/log/proof/inclusion?index=N[&size=M].
-func (s *Server) handleInclusion(w http.ResponseWriter, r *http.Request) {
-	size, ok := s.treeSize(w, r, "size")
-	if !ok {
-		return
+func (s *Server) handleInclusion(w http.ResponseWriter, r *http.Request) error {
+	size, err := s.treeSize(r, "size")
+	if err != nil {
+		return err
 	}
 	idx, err := strconv.ParseInt(r.URL.Query().Get("index"), 10, 64)
 	if err != nil || idx < 0 || idx >= size {
-		writeError(w, http.StatusBadRequest, "malformed", "index must be below the tree size")
-		return
+		return badRequest("index must be below the tree size")
 	}
 	hr := s.db.HashReader(r.Context())
 	proof, err := tlog.ProveRecord(size, idx, hr)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("inclusion proof of %d in %d: %w", idx, size, err)
 	}
 	leaf, err := hr.ReadHashes([]int64{tlog.StoredHashIndex(0, idx)})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("inclusion proof: leaf hash %d: %w", idx, err)
 	}
 	writeJSON(w, http.StatusOK, apiv1.InclusionProof{Index: idx, TreeSize: size, LeafHash: leaf[0].String(), Hashes: hashStrings(proof)})
+	return nil
 }
 
 // handleConsistency is GET /v1/log/proof/consistency?from=N[&to=M].
-func (s *Server) handleConsistency(w http.ResponseWriter, r *http.Request) {
-	to, ok := s.treeSize(w, r, "to")
-	if !ok {
-		return
+func (s *Server) handleConsistency(w http.ResponseWriter, r *http.Request) error {
+	to, err := s.treeSize(r, "to")
+	if err != nil {
+		return err
 	}
 	from, err := strconv.ParseInt(r.URL.Query().Get("from"), 10, 64)
 	if err != nil || from < 1 || from > to {
-		writeError(w, http.StatusBadRequest, "malformed", "from must be between 1 and to")
-		return
+		return badRequest("from must be between 1 and to")
 	}
 	proof, err := tlog.ProveTree(to, from, s.db.HashReader(r.Context()))
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("consistency proof %d to %d: %w", from, to, err)
 	}
 	writeJSON(w, http.StatusOK, apiv1.ConsistencyProof{From: from, To: to, Hashes: hashStrings(proof)})
+	return nil
 }
 
 func hashStrings[T ~[]tlog.Hash](hs T) []string {

@@ -135,16 +135,12 @@ func (s *Server) parseQuery(ctx context.Context, v url.Values) (*query, error) {
 }
 
 func (s *Server) agentsWithLabels(ctx context.Context, labels []string) ([]string, error) {
-	want := map[string]string{}
-	for _, l := range labels {
-		k, v, ok := strings.Cut(l, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("label %q: want key=value", l)
-		}
-		want[k] = v
+	want, err := apiv1.ParseLabels(labels)
+	if err != nil {
+		return nil, err
 	}
 	var out []string
-	err := s.eachAgent(ctx, func(a *store.Agent) error {
+	err = s.eachAgent(ctx, func(a *store.Agent) error {
 		for k, v := range want {
 			if a.Labels[k] != v {
 				return nil
@@ -191,12 +187,12 @@ func (s *Server) states(ctx context.Context, q *query, fn func(*apiv1.CheckState
 	})
 }
 
-func (s *Server) badQuery(w http.ResponseWriter, err error) {
+// badQuery is a query parameter the server cannot use.
+func badQuery(err error) error {
 	if errors.Is(err, catalog.ErrUnknownControl) {
-		writeError(w, http.StatusBadRequest, "unknown_control", err.Error())
-		return
+		return clientError(http.StatusBadRequest, apiv1.CodeUnknownControl, "%v", err)
 	}
-	writeError(w, http.StatusBadRequest, "malformed", err.Error())
+	return badRequest("%v", err)
 }
 
 // controlRollup computes per control and asset the worst status; with
@@ -253,16 +249,14 @@ func (s *Server) summary(c catalog.Control, assets map[string]*apiv1.AssetContro
 
 // handleControls is GET /v1/controls: all 93 controls with the fleet's
 // state for each, now or ?at= a past instant.
-func (s *Server) handleControls(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleControls(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.parseQuery(r.Context(), r.URL.Query())
 	if err != nil {
-		s.badQuery(w, err)
-		return
+		return badQuery(err)
 	}
 	roll, err := s.controlRollup(r.Context(), q, false)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("controls: %w", err)
 	}
 	resp := apiv1.ControlsResponse{At: q.at, Total: catalog.Total}
 	for _, c := range s.catalog.Controls() {
@@ -276,32 +270,29 @@ func (s *Server) handleControls(w http.ResponseWriter, r *http.Request) {
 		resp.Controls = append(resp.Controls, sum)
 	}
 	writeJSON(w, http.StatusOK, resp)
+	return nil
 }
 
 // handleControl is GET /v1/controls/{id}: which assets pass or fail it, and
 // why (their check results).
-func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 	ids, err := s.catalog.Resolve(r.PathValue("id"))
 	if err != nil {
-		writeError(w, http.StatusNotFound, "unknown_control", err.Error())
-		return
+		return clientError(http.StatusNotFound, apiv1.CodeUnknownControl, "%s", err.Error())
 	}
 	if len(ids) != 1 {
-		writeError(w, http.StatusBadRequest, "ambiguous_control", fmt.Sprintf("%s maps to several 2022 controls: %s", r.PathValue("id"), strings.Join(ids, ", ")))
-		return
+		return clientError(http.StatusBadRequest, apiv1.CodeAmbiguousControl, "%s", fmt.Sprintf("%s maps to several 2022 controls: %s", r.PathValue("id"), strings.Join(ids, ", ")))
 	}
 	c, _ := s.catalog.Control(ids[0])
 	v := r.URL.Query()
 	v.Set("control", c.ID)
 	q, err := s.parseQuery(r.Context(), v)
 	if err != nil {
-		s.badQuery(w, err)
-		return
+		return badQuery(err)
 	}
 	roll, err := s.controlRollup(r.Context(), q, true)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("control: %w", err)
 	}
 	d := apiv1.ControlDetail{ControlSummary: s.summary(c, roll[c.ID]), At: q.at, AssetsDetail: []apiv1.AssetControl{}}
 	for _, ac := range roll[c.ID] {
@@ -315,6 +306,7 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) {
 		return a.Asset < b.Asset
 	})
 	writeJSON(w, http.StatusOK, d)
+	return nil
 }
 
 func (s *Server) host(a *store.Agent) apiv1.Host {
@@ -324,12 +316,11 @@ func (s *Server) host(a *store.Agent) apiv1.Host {
 
 // handleHosts is GET /v1/hosts: enrolled hosts with counts of their checks
 // by status, paginated by agent id (?cursor=, ?limit=), ?label= filtered.
-func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) error {
 	v := r.URL.Query()
 	q, err := s.parseQuery(r.Context(), v)
 	if err != nil {
-		s.badQuery(w, err)
-		return
+		return badQuery(err)
 	}
 	var labelled map[string]bool
 	if len(v["label"]) > 0 {
@@ -344,8 +335,7 @@ func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) {
 	for len(page.Items) < q.limit {
 		agents, err := s.db.Agents(r.Context(), after, q.limit)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "internal", err.Error())
-			return
+			return fmt.Errorf("hosts: %w", err)
 		}
 		for i := range agents {
 			after = agents[i].ID
@@ -373,28 +363,25 @@ func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) {
 			return nil
 		})
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "internal", err.Error())
-			return
+			return fmt.Errorf("hosts: %w", err)
 		}
 	}
 	writeJSON(w, http.StatusOK, page)
+	return nil
 }
 
 // handleHost is GET /v1/hosts/{id}.
-func (s *Server) handleHost(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleHost(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.db.Agent(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "no host with agent id "+r.PathValue("id"))
-		return
+		return clientError(http.StatusNotFound, apiv1.CodeNotFound, "%s", "no host with agent id "+r.PathValue("id"))
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("host: %w", err)
 	}
 	q, err := s.parseQuery(r.Context(), r.URL.Query())
 	if err != nil {
-		s.badQuery(w, err)
-		return
+		return badQuery(err)
 	}
 	q.filter.Agents = []string{a.ID}
 	d := apiv1.HostDetail{Host: s.host(a), Facts: a.Facts, Results: []apiv1.CheckState{}}
@@ -404,8 +391,7 @@ func (s *Server) handleHost(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("host: %w", err)
 	}
 	sort.Slice(d.Results, func(i, j int) bool {
 		if d.Results[i].Asset != d.Results[j].Asset {
@@ -414,15 +400,15 @@ func (s *Server) handleHost(w http.ResponseWriter, r *http.Request) {
 		return d.Results[i].Check < d.Results[j].Check
 	})
 	writeJSON(w, http.StatusOK, d)
+	return nil
 }
 
 // handleEvidence is GET /v1/evidence: every result in log order, filtered
 // by control, check, status, asset, agent, label and collection time.
-func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.parseQuery(r.Context(), r.URL.Query())
 	if err != nil {
-		s.badQuery(w, err)
-		return
+		return badQuery(err)
 	}
 	f := store.ResultFilter{StateFilter: q.filter, Statuses: q.statuses, From: q.from, To: q.to, After: q.cursor - 1, Limit: q.limit + 1}
 	f.At = time.Time{}
@@ -431,8 +417,7 @@ func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request) {
 	}
 	rows, err := s.db.Results(r.Context(), f)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("evidence: %w", err)
 	}
 	page := apiv1.Page[store.Result]{Items: rows}
 	if len(rows) > q.limit {
@@ -452,15 +437,15 @@ func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request) {
 		page.Items = []store.Result{}
 	}
 	writeJSON(w, http.StatusOK, page)
+	return nil
 }
 
 // handleHistory is GET /v1/history: when each asset started or stopped
 // failing each check (status transitions), filtered like /v1/evidence.
-func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.parseQuery(r.Context(), r.URL.Query())
 	if err != nil {
-		s.badQuery(w, err)
-		return
+		return badQuery(err)
 	}
 	// Transitions are per asset: an agent filter means its host asset.
 	for _, a := range q.filter.Agents {
@@ -470,8 +455,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	// The cursor is an offset into the time-ordered transitions.
 	trs, err := s.db.Transitions(r.Context(), q.filter, q.from, q.to, q.limit+1, int(q.cursor))
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("history: %w", err)
 	}
 	page := apiv1.Page[store.Transition]{Items: trs}
 	if len(trs) > q.limit {
@@ -482,18 +466,18 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		page.Items = []store.Transition{}
 	}
 	writeJSON(w, http.StatusOK, page)
+	return nil
 }
 
 // handleAgentKeys is GET /v1/agents/{id}/keys.
-func (s *Server) handleAgentKeys(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleAgentKeys(w http.ResponseWriter, r *http.Request) error {
 	keys, err := s.db.AgentKeys(r.Context(), r.PathValue("id"))
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
+		return fmt.Errorf("agent keys: %w", err)
 	}
 	if len(keys) == 0 {
-		writeError(w, http.StatusNotFound, "not_found", "no agent "+r.PathValue("id"))
-		return
+		return clientError(http.StatusNotFound, apiv1.CodeNotFound, "%s", "no agent "+r.PathValue("id"))
 	}
 	writeJSON(w, http.StatusOK, apiv1.Page[store.AgentKey]{Items: keys})
+	return nil
 }

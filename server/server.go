@@ -16,6 +16,7 @@ import (
 	"github.com/annexa-dev/annexa/configs"
 	"github.com/annexa-dev/annexa/evidence/catalog"
 	"github.com/annexa-dev/annexa/internal/atomicfile"
+	"github.com/annexa-dev/annexa/server/apiv1"
 	"github.com/annexa-dev/annexa/server/store"
 )
 
@@ -184,38 +185,41 @@ func (s *Server) DB() *store.DB { return s.db }
 // Close releases the database.
 func (s *Server) Close() error { return s.db.Close() }
 
-// Handler is the server's HTTP API.
+// Handler is the server's HTTP API. Every /v1 handler returns its error to
+// one error path (httpjson.go).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.HandleFunc("GET /readyz", s.handle(s.handleReady))
 	mux.Handle("GET /metrics", s.metrics.handler())
 
-	mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
-	mux.HandleFunc("POST /v1/evidence", s.agentOnly(s.handleIngest))
+	route := func(pattern string, h handlerFunc) { mux.HandleFunc(pattern, s.handle(h)) }
+	route("POST /v1/enroll", s.handleEnroll)
+	route("POST /v1/evidence", s.agentOnly(s.handleIngest))
 
 	read := []string{RoleAdmin, RoleAnalyst, RoleAuditor}
-	mux.HandleFunc("GET /v1/hosts", s.require(read, s.handleHosts))
-	mux.HandleFunc("GET /v1/hosts/{id}", s.require(read, s.handleHost))
-	mux.HandleFunc("GET /v1/controls", s.require(read, s.handleControls))
-	mux.HandleFunc("GET /v1/controls/{id}", s.require(read, s.handleControl))
-	mux.HandleFunc("GET /v1/evidence", s.require(read, s.handleEvidence))
-	mux.HandleFunc("GET /v1/history", s.require(read, s.handleHistory))
-	mux.HandleFunc("GET /v1/agents/{id}/keys", s.require(read, s.handleAgentKeys))
+	route("GET /v1/hosts", s.require(read, s.handleHosts))
+	route("GET /v1/hosts/{id}", s.require(read, s.handleHost))
+	route("GET /v1/controls", s.require(read, s.handleControls))
+	route("GET /v1/controls/{id}", s.require(read, s.handleControl))
+	route("GET /v1/evidence", s.require(read, s.handleEvidence))
+	route("GET /v1/history", s.require(read, s.handleHistory))
+	route("GET /v1/agents/{id}/keys", s.require(read, s.handleAgentKeys))
 
-	mux.HandleFunc("GET /v1/export", s.require([]string{RoleAdmin, RoleAuditor}, s.handleExport))
+	route("GET /v1/export", s.require([]string{RoleAdmin, RoleAuditor}, s.handleExport))
 
-	mux.HandleFunc("POST /v1/tokens", s.require([]string{RoleAdmin}, s.handleTokenCreate))
-	mux.HandleFunc("GET /v1/tokens", s.require([]string{RoleAdmin}, s.handleTokenList))
-	mux.HandleFunc("DELETE /v1/tokens/{id}", s.require([]string{RoleAdmin}, s.handleTokenRevoke))
-	mux.HandleFunc("POST /v1/agents/{id}/revoke", s.require([]string{RoleAdmin}, s.handleAgentRevoke))
+	admin := []string{RoleAdmin}
+	route("POST /v1/tokens", s.require(admin, s.handleTokenCreate))
+	route("GET /v1/tokens", s.require(admin, s.handleTokenList))
+	route("DELETE /v1/tokens/{id}", s.require(admin, s.handleTokenRevoke))
+	route("POST /v1/agents/{id}/revoke", s.require(admin, s.handleAgentRevoke))
 
 	// The log is for anyone holding a credential: agents check their
 	// receipts, auditors their proofs.
-	mux.HandleFunc("GET /v1/log/checkpoint", s.anyPrincipal(s.handleCheckpoint))
-	mux.HandleFunc("GET /v1/log/entries/{index}", s.anyPrincipal(s.handleEntry))
-	mux.HandleFunc("GET /v1/log/proof/inclusion", s.anyPrincipal(s.handleInclusion))
-	mux.HandleFunc("GET /v1/log/proof/consistency", s.anyPrincipal(s.handleConsistency))
+	route("GET /v1/log/checkpoint", s.anyPrincipal(s.handleCheckpoint))
+	route("GET /v1/log/entries/{index}", s.anyPrincipal(s.handleEntry))
+	route("GET /v1/log/proof/inclusion", s.anyPrincipal(s.handleInclusion))
+	route("GET /v1/log/proof/consistency", s.anyPrincipal(s.handleConsistency))
 	mux.HandleFunc("GET /v1/server/keys", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte(s.keys.ServerPub()))
@@ -223,38 +227,32 @@ func (s *Server) Handler() http.Handler {
 	return s.logRequests(mux)
 }
 
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.db.Ping(ctx); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "not_ready", "database: "+err.Error())
-		return
+		s.log.Warn("not ready", "err", err)
+		return clientError(http.StatusServiceUnavailable, apiv1.CodeNotReady, "the database does not answer")
 	}
 	writeJSON(w, 200, map[string]string{"status": "ready"})
+	return nil
 }
 
+// logRequests gives each request an id (answered in X-Request-Id, logged
+// with every failure) and logs it.
 func (s *Server) logRequests(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		id := newRequestID()
+		w.Header().Set("X-Request-Id", id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		sw := &statusWriter{ResponseWriter: w, status: 200}
 		h.ServeHTTP(sw, r)
 		s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
-			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", sw.status), slog.Duration("took", time.Since(start)))
 	})
 }
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Mapping returns the check→control mapping in force.
 func (s *Server) Mapping() *catalog.Mapping { return s.mapping }

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,15 +31,11 @@ func newToken(g *globals) *cobra.Command {
 					return fmt.Errorf("--expires %q: want a duration (72h) or an RFC 3339 time", expires)
 				}
 			}
-			for _, l := range lbls {
-				k, v, ok := strings.Cut(l, "=")
-				if !ok || k == "" {
-					return fmt.Errorf("--label %q: want key=value", l)
+			if len(lbls) > 0 {
+				var err error
+				if req.Labels, err = apiv1.ParseLabels(lbls); err != nil {
+					return fmt.Errorf("--label: %w", err)
 				}
-				if req.Labels == nil {
-					req.Labels = map[string]string{}
-				}
-				req.Labels[k] = v
 			}
 			c, err := g.client()
 			if err != nil {

@@ -4,6 +4,8 @@ package apiv1
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -54,10 +56,45 @@ type IngestResponse struct {
 	Error      *Error    `json:"error,omitempty"`
 }
 
+// Code is a stable, machine-readable error code. Server and clients use
+// these constants; the message beside a code is for people and may change.
+type Code string
+
+// The error codes the API answers with.
+const (
+	// Any endpoint.
+	CodeMalformed       Code = "malformed"       // the request is not what the endpoint takes
+	CodeUnauthenticated Code = "unauthenticated" // no credential, or an unknown one
+	CodeForbidden       Code = "forbidden"       // a credential whose role may not do this
+	CodeNotFound        Code = "not_found"
+	CodeTooLarge        Code = "too_large"
+	CodeOverloaded      Code = "overloaded" // 503 with Retry-After: come back later
+	CodeNotReady        Code = "not_ready"
+	CodeInternal        Code = "internal" // logged on the server under the request id in the message
+
+	// Queries.
+	CodeUnknownControl   Code = "unknown_control"
+	CodeAmbiguousControl Code = "ambiguous_control"
+
+	// Enrollment.
+	CodeTokenUnusable Code = "token_unusable" // expired, used up or revoked
+
+	// Ingest: why a record was refused.
+	CodeSeqGap         Code = "seq_gap" // ExpectedSeq says where to resume
+	CodeFork           Code = "fork"
+	CodeBrokenLink     Code = "broken_link"
+	CodeRevoked        Code = "revoked"
+	CodeWrongAgent     Code = "wrong_agent"
+	CodeUnknownKey     Code = "unknown_key"
+	CodeBadSignature   Code = "bad_signature"
+	CodeWrongKeyID     Code = "wrong_keyid"
+	CodeBadPayloadType Code = "bad_payload_type"
+)
+
 // Error is the body of every 4xx/5xx answer (inside IngestResponse for
 // ingest).
 type Error struct {
-	Code        string `json:"code"`
+	Code        Code   `json:"code"`
 	Message     string `json:"message"`
 	Index       *int   `json:"index,omitempty"`
 	Seq         uint64 `json:"seq,omitempty"`
@@ -230,4 +267,23 @@ type AgentKey struct {
 	To      uint64 `json:"to_seq,omitempty"`
 	KeyID   string `json:"keyid"`
 	Public  []byte `json:"public_key"`
+}
+
+// ParseLabels reads labels given as key=value (the ?label= query parameter
+// and the CLI's --label flag). The key must not be empty; a key given twice
+// is an error, since the two values cannot both hold.
+func ParseLabels(in []string) (map[string]string, error) {
+	out := make(map[string]string, len(in))
+	for _, l := range in {
+		k, v, ok := strings.Cut(l, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("label %q: want key=value", l)
+		}
+		if old, dup := out[k]; dup && old != v {
+			return nil, fmt.Errorf("label %s given twice (%q and %q)", k, old, v)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
