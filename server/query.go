@@ -12,36 +12,14 @@ import (
 	"time"
 
 	"github.com/annexa-dev/annexa/evidence/catalog"
+	"github.com/annexa-dev/annexa/evidence/compliance"
 	"github.com/annexa-dev/annexa/server/apiv1"
 	"github.com/annexa-dev/annexa/server/store"
 )
 
-// Status of an asset for a control, worst first.
-const (
-	ctlFailing = "failing"
-	ctlError   = "error"
-	ctlStale   = "stale"
-	ctlPassing = "passing"
-	ctlNA      = "not_applicable"
-)
-
-var ctlRank = map[string]int{ctlFailing: 0, ctlError: 1, ctlStale: 2, ctlPassing: 3, ctlNA: 4}
-
-// checkStatus is one result's contribution: a stale result says nothing
-// about now, whatever it said then.
+// checkStatus is one result's contribution to its asset's status.
 func checkStatus(st *apiv1.CheckState) string {
-	if st.Stale {
-		return ctlStale
-	}
-	switch st.Status {
-	case "fail":
-		return ctlFailing
-	case "error":
-		return ctlError
-	case "pass":
-		return ctlPassing
-	}
-	return ctlNA
+	return string(compliance.Of(st.Status, st.Stale))
 }
 
 // query is the filter every read endpoint understands.
@@ -198,52 +176,21 @@ func badQuery(err error) error {
 // controlRollup computes per control and asset the worst status; with
 // detail it also keeps the check results each asset's status came from
 // (the control page needs them, the controls list does not).
-func (s *Server) controlRollup(ctx context.Context, q *query, detail bool) (map[string]map[string]*apiv1.AssetControl, error) {
-	out := map[string]map[string]*apiv1.AssetControl{}
+func (s *Server) controlRollup(ctx context.Context, q *query, detail bool) (*compliance.Rollup[apiv1.CheckState], error) {
+	roll := compliance.NewRollup[apiv1.CheckState](detail)
 	err := s.states(ctx, q, func(cs *apiv1.CheckState) error {
-		st := checkStatus(cs)
-		for _, ctl := range cs.Controls {
-			m := out[ctl]
-			if m == nil {
-				m = map[string]*apiv1.AssetControl{}
-				out[ctl] = m
-			}
-			ac := m[cs.Asset]
-			if ac == nil {
-				ac = &apiv1.AssetControl{Asset: cs.Asset, AgentID: cs.AgentID, Status: ctlNA}
-				m[cs.Asset] = ac
-			}
-			if ctlRank[st] < ctlRank[ac.Status] {
-				ac.Status = st
-			}
-			if detail {
-				ac.Checks = append(ac.Checks, *cs)
-			}
-		}
+		roll.Add(cs.Controls, cs.Asset, compliance.Of(cs.Status, cs.Stale), *cs)
 		return nil
 	})
-	return out, err
+	return roll, err
 }
 
-func (s *Server) summary(c catalog.Control, assets map[string]*apiv1.AssetControl) apiv1.ControlSummary {
+func (s *Server) summary(c catalog.Control, roll *compliance.Rollup[apiv1.CheckState]) apiv1.ControlSummary {
 	cs := apiv1.ControlSummary{ID: c.ID, Theme: c.Theme, Title: c.Title, Checks: s.mapping.Checks(c.ID)}
+	n := roll.Counts(c.ID)
 	cs.Automated = len(cs.Checks) > 0
-	cs.Covered = len(assets) > 0
-	for _, ac := range assets {
-		cs.Assets++
-		switch ac.Status {
-		case ctlFailing:
-			cs.Failing++
-		case ctlError:
-			cs.Error++
-		case ctlStale:
-			cs.Stale++
-		case ctlPassing:
-			cs.Passing++
-		default:
-			cs.NotApplicable++
-		}
-	}
+	cs.Covered = n.Assets > 0
+	cs.Assets, cs.Passing, cs.Failing, cs.Error, cs.Stale, cs.NotApplicable = n.Assets, n.Passing, n.Failing, n.Error, n.Stale, n.NotApplicable
 	return cs
 }
 
@@ -260,7 +207,7 @@ func (s *Server) handleControls(w http.ResponseWriter, r *http.Request) error {
 	}
 	resp := apiv1.ControlsResponse{At: q.at, Total: catalog.Total}
 	for _, c := range s.catalog.Controls() {
-		sum := s.summary(c, roll[c.ID])
+		sum := s.summary(c, roll)
 		if sum.Automated {
 			resp.Automated++
 		}
@@ -294,17 +241,15 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
-	d := apiv1.ControlDetail{ControlSummary: s.summary(c, roll[c.ID]), At: q.at, AssetsDetail: []apiv1.AssetControl{}}
-	for _, ac := range roll[c.ID] {
-		d.AssetsDetail = append(d.AssetsDetail, *ac)
-	}
-	sort.Slice(d.AssetsDetail, func(i, j int) bool {
-		a, b := d.AssetsDetail[i], d.AssetsDetail[j]
-		if ctlRank[a.Status] != ctlRank[b.Status] {
-			return ctlRank[a.Status] < ctlRank[b.Status]
+	d := apiv1.ControlDetail{ControlSummary: s.summary(c, roll), At: q.at, AssetsDetail: []apiv1.AssetControl{}}
+	for _, a := range roll.Assets(c.ID) {
+		ac := apiv1.AssetControl{Asset: a.Asset, Status: string(a.Status), Checks: a.Checks}
+		if len(a.Checks) > 0 {
+			ac.AgentID = a.Checks[0].AgentID
 		}
-		return a.Asset < b.Asset
-	})
+		sort.Slice(ac.Checks, func(i, j int) bool { return ac.Checks[i].Check < ac.Checks[j].Check })
+		d.AssetsDetail = append(d.AssetsDetail, ac)
+	}
 	writeJSON(w, http.StatusOK, d)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/catalog"
+	"github.com/annexa-dev/annexa/evidence/compliance"
 )
 
 // Scope is what a bundle covers. Filters narrow the summary and the OSCAL
@@ -91,23 +92,6 @@ func (b *Builder) Add(index int64, rec *evidence.Record) {
 	}
 }
 
-var rank = map[string]int{"failing": 0, "error": 1, "stale": 2, "passing": 3, "not_applicable": 4}
-
-func refStatus(c CheckRef) string {
-	if c.Stale {
-		return "stale"
-	}
-	switch c.Status {
-	case "fail":
-		return "failing"
-	case "error":
-		return "error"
-	case "pass":
-		return "passing"
-	}
-	return "not_applicable"
-}
-
 func (b *Builder) inScope(asset string) bool {
 	labels := b.labels[b.owner[asset]]
 	for k, v := range b.scope.Labels {
@@ -128,55 +112,30 @@ func (b *Builder) Summary() (*Summary, error) {
 	for _, c := range b.scope.Controls {
 		want[c] = true
 	}
-	per := map[string]map[string]*AssetStatus{}
+	roll := compliance.NewRollup[CheckRef](true)
 	for k, ref := range b.latest {
 		asset := k[0]
 		if !b.inScope(asset) {
 			continue
 		}
 		ref.Stale = ref.CollectedAt.Add(b.mapping.Freshness(ref.Check, fresh)).Before(b.scope.To)
+		var controls []string
 		for _, ctl := range b.mapping.Controls(ref.Check) {
-			if len(want) > 0 && !want[ctl] {
-				continue
+			if len(want) == 0 || want[ctl] {
+				controls = append(controls, ctl)
 			}
-			m := per[ctl]
-			if m == nil {
-				m = map[string]*AssetStatus{}
-				per[ctl] = m
-			}
-			as := m[asset]
-			if as == nil {
-				as = &AssetStatus{Asset: asset, Status: "not_applicable"}
-				m[asset] = as
-			}
-			if st := refStatus(ref); rank[st] < rank[as.Status] {
-				as.Status = st
-			}
-			as.Checks = append(as.Checks, ref)
 		}
+		roll.Add(controls, asset, compliance.Of(ref.Status, ref.Stale), ref)
 	}
 	s := &Summary{Scope: b.scope, Controls: []ControlSummary{}}
-	var ids []string
-	for c := range per {
-		ids = append(ids, c)
-	}
-	sort.Slice(ids, func(i, j int) bool { return catalog.Less(ids[i], ids[j]) })
-	for _, id := range ids {
-		cs := ControlSummary{Control: id, Assets: []AssetStatus{}}
-		for _, as := range per[id] {
-			sort.Slice(as.Checks, func(i, j int) bool { return as.Checks[i].Check < as.Checks[j].Check })
-			cs.Assets = append(cs.Assets, *as)
-			switch as.Status {
-			case "failing":
-				cs.Failing++
-			case "error":
-				cs.Error++
-			case "stale":
-				cs.Stale++
-			case "passing":
-				cs.Passing++
-			}
+	for _, id := range roll.Controls() {
+		n := roll.Counts(id)
+		cs := ControlSummary{Control: id, Passing: n.Passing, Failing: n.Failing, Error: n.Error, Stale: n.Stale, Assets: []AssetStatus{}}
+		for _, a := range roll.Assets(id) {
+			sort.Slice(a.Checks, func(i, j int) bool { return a.Checks[i].Check < a.Checks[j].Check })
+			cs.Assets = append(cs.Assets, AssetStatus{Asset: a.Asset, Status: string(a.Status), Checks: a.Checks})
 		}
+		// summary.json lists assets by id, as every bundle before did.
 		sort.Slice(cs.Assets, func(i, j int) bool { return cs.Assets[i].Asset < cs.Assets[j].Asset })
 		s.Controls = append(s.Controls, cs)
 	}
