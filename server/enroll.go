@@ -77,7 +77,7 @@ func (s *Server) Enroll(ctx context.Context, req apiv1.EnrollRequest) (*apiv1.En
 		}
 		a := &store.Agent{ID: agentID, CredHash: hashSecret(secret), Hostname: req.Hostname, Facts: req.Facts, Labels: tok.Labels,
 			EnrolledAt: now, LastSeen: now, Link: entry.Digest}
-		if err := tx.InsertAgent(ctx, a, store.AgentKey{AgentID: agentID, From: 1, KeyID: dsse.KeyID(pub), Public: pub}); err != nil {
+		if err := tx.InsertAgent(ctx, a, store.AgentKey{AgentID: agentID, KeySpan: evidence.KeySpan{From: 1}, KeyID: dsse.KeyID(pub), Public: pub}); err != nil {
 			return err
 		}
 		note, err := s.checkpoint(ctx, tx, app)

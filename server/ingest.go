@@ -175,7 +175,7 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 				break
 			}
 			p := &it.rec.Predicate
-			if a.Revoked() && p.Seq > a.RevokedAfter {
+			if !a.Revocation().Allows(p.Seq) {
 				stop = reject(http.StatusForbidden, apiv1.CodeRevoked, i, p.Seq, "agent %s was revoked after seq %d", agentID, a.RevokedAfter)
 				break
 			}
@@ -356,11 +356,14 @@ func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.
 			it.err = reject(http.StatusForbidden, apiv1.CodeWrongAgent, i, p.Seq, "record of agent %s sent with the credential of %s", p.AgentID, agentID)
 			continue
 		}
-		pub := keyAt(keys, p.Seq)
-		if pub == nil {
+		// Revocation is decided under the agent's lock in Ingest, with
+		// its own code; here only which key signs the seq.
+		k, err := evidence.KeyAt(keys, evidence.Revocation{}, p.Seq)
+		if err != nil {
 			it.err = reject(http.StatusUnprocessableEntity, apiv1.CodeUnknownKey, i, p.Seq, "no key of agent %s is valid at seq %d", agentID, p.Seq)
 			continue
 		}
+		pub := ed25519.PublicKey(keys[k].Public)
 		if it.key = prepared[string(pub)]; it.key == nil {
 			pk, err := dsse.Prepare(pub)
 			if err != nil {
@@ -370,7 +373,7 @@ func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.
 			prepared[string(pub)], it.key = pk, pk
 		}
 		if rot := p.Rotation; rot != nil {
-			keys = withRotation(keys, p.Seq, rot)
+			keys = evidence.RotateKeys(keys, p.Seq+1, store.AgentKey{AgentID: agentID, KeyID: rot.NewKeyID, Public: rot.NewPublic})
 		}
 	}
 	parallel(len(items), func(i int) {
@@ -418,26 +421,6 @@ func parallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
-func keyAt(keys []store.AgentKey, seq uint64) ed25519.PublicKey {
-	for _, k := range keys {
-		if seq >= k.From && (k.To == 0 || seq <= k.To) {
-			return k.Public
-		}
-	}
-	return nil
-}
-
-func withRotation(keys []store.AgentKey, seq uint64, rot *evidence.Rotation) []store.AgentKey {
-	out := make([]store.AgentKey, 0, len(keys)+1)
-	for _, k := range keys {
-		if k.To == 0 {
-			k.To = seq
-		}
-		out = append(out, k)
-	}
-	return append(out, store.AgentKey{From: seq + 1, KeyID: rot.NewKeyID, Public: rot.NewPublic})
-}
-
 func sameKeys(a, b []store.AgentKey) bool {
 	if len(a) != len(b) {
 		return false
@@ -457,7 +440,7 @@ func (s *Server) rotate(ctx context.Context, tx *store.Tx, app *store.Appender, 
 	if err := tx.EndAgentKeys(ctx, a.ID, seq); err != nil {
 		return err
 	}
-	if err := tx.InsertAgentKey(ctx, store.AgentKey{AgentID: a.ID, From: seq + 1, KeyID: rot.NewKeyID, Public: rot.NewPublic}); err != nil {
+	if err := tx.InsertAgentKey(ctx, store.AgentKey{AgentID: a.ID, KeySpan: evidence.KeySpan{From: seq + 1}, KeyID: rot.NewKeyID, Public: rot.NewPublic}); err != nil {
 		return err
 	}
 	_, err := s.appendKeyEvent(app, &evidence.KeyEvent{Kind: evidence.Rotate, AgentID: a.ID, KeyID: rot.NewKeyID, PublicKey: rot.NewPublic, FromSeq: seq + 1, Time: now}, now)

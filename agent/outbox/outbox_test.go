@@ -54,7 +54,7 @@ func (f *fixture) gap(from, to uint64, prev, last string, _ iter.Seq[Item]) (Ite
 
 func checkChain(t *testing.T, f *fixture, start chain.Head, items []Item) *chain.Report {
 	t.Helper()
-	c := chain.NewChecker("a1", []chain.Key{{Public: f.key.Public().(ed25519.PublicKey), From: 1}}, start)
+	c := chain.NewChecker("a1", []chain.Key{{Public: f.key.Public().(ed25519.PublicKey), KeySpan: evidence.KeySpan{From: 1}}}, start)
 	for i, it := range items {
 		env, err := dsse.Parse(it.Raw)
 		require.NoError(t, err)

@@ -123,8 +123,7 @@ type KeyRange struct {
 	// prepared is PublicKey decoded once for verifying its records (nil
 	// if the key is not a valid point: its records then fail).
 	prepared *dsse.PreparedKey
-	From     uint64 `json:"from_seq"`
-	To       uint64 `json:"to_seq,omitempty"`
+	evidence.KeySpan
 }
 
 // KeyState replays key events: which key each agent had at each seq.
@@ -145,19 +144,14 @@ func (k *KeyState) Apply(ev *evidence.KeyEvent, payload []byte) error {
 			return fmt.Errorf("agent %s enrolled twice", ev.AgentID)
 		}
 		a = &AgentKeys{AgentID: ev.AgentID, Genesis: evidence.Digest(payload), Labels: ev.Labels,
-			Keys: []KeyRange{{KeyID: ev.KeyID, PublicKey: ev.PublicKey, From: ev.FromSeq, prepared: prepare(ev.PublicKey)}}}
+			Keys: []KeyRange{{KeyID: ev.KeyID, PublicKey: ev.PublicKey, KeySpan: evidence.KeySpan{From: ev.FromSeq}, prepared: prepare(ev.PublicKey)}}}
 		k.agents[ev.AgentID] = a
 		k.order = append(k.order, ev.AgentID)
 	case evidence.Rotate:
 		if a == nil {
 			return fmt.Errorf("rotation for unknown agent %s", ev.AgentID)
 		}
-		for i := range a.Keys {
-			if a.Keys[i].To == 0 {
-				a.Keys[i].To = ev.FromSeq - 1
-			}
-		}
-		a.Keys = append(a.Keys, KeyRange{KeyID: ev.KeyID, PublicKey: ev.PublicKey, From: ev.FromSeq, prepared: prepare(ev.PublicKey)})
+		a.Keys = evidence.RotateKeys(a.Keys, ev.FromSeq, KeyRange{KeyID: ev.KeyID, PublicKey: ev.PublicKey, prepared: prepare(ev.PublicKey)})
 	case evidence.Revoke:
 		if a == nil {
 			return fmt.Errorf("revocation of unknown agent %s", ev.AgentID)
@@ -165,6 +159,11 @@ func (k *KeyState) Apply(ev *evidence.KeyEvent, payload []byte) error {
 		a.Revoked, a.RevokedAfter = true, ev.AfterSeq
 	}
 	return nil
+}
+
+// Revocation is the agent's revocation as the key rule takes it.
+func (a *AgentKeys) Revocation() evidence.Revocation {
+	return evidence.Revocation{Revoked: a.Revoked, After: a.RevokedAfter}
 }
 
 // Agent returns an agent's replayed keys.
@@ -183,7 +182,7 @@ func (k *KeyState) All() []AgentKeys {
 func (a *AgentKeys) ChainKeys() []chain.Key {
 	out := make([]chain.Key, len(a.Keys))
 	for i, r := range a.Keys {
-		out[i] = chain.Key{Public: r.PublicKey, From: r.From, To: r.To}
+		out[i] = chain.Key{Public: r.PublicKey, KeySpan: r.KeySpan}
 	}
 	return out
 }

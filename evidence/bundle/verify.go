@@ -540,23 +540,14 @@ func (v *verifier) assignKey(it *item) {
 		it.err = fmt.Errorf("record of an agent no enrollment in the log vouches for")
 		return
 	}
-	if a.Revoked && p.Seq > a.RevokedAfter {
-		it.err = fmt.Errorf("record after the agent's revocation (after seq %d)", a.RevokedAfter)
-		return
-	}
-	var valid *KeyRange
-	for i, k := range a.Keys {
-		if p.Seq >= k.From && (k.To == 0 || p.Seq <= k.To) {
-			valid = &a.Keys[i]
-		}
-	}
+	k, err := evidence.KeyAt(a.Keys, a.Revocation(), p.Seq)
 	switch {
-	case valid == nil:
-		it.err = fmt.Errorf("no key of the agent is valid at this seq")
-	case valid.prepared == nil:
+	case err != nil:
+		it.err = err
+	case a.Keys[k].prepared == nil:
 		it.err = fmt.Errorf("the agent's key for this seq is not a valid ed25519 key")
 	default:
-		it.key = valid.prepared
+		it.key = a.Keys[k].prepared
 	}
 }
 

@@ -76,7 +76,7 @@ func TestCleanChain(t *testing.T) {
 	key := newKey(t)
 	w, recs := write(t, key, 5)
 	require.Equal(t, uint64(5), w.Head().Seq)
-	keys := []Key{{Public: pub(key), From: 1}}
+	keys := []Key{{Public: pub(key), KeySpan: evidence.KeySpan{From: 1}}}
 	r := Check(agent, keys, Head{Digest: genesis}, envs(recs))
 	require.True(t, r.OK(), r.Err())
 	require.Equal(t, 5, r.Records)
@@ -92,7 +92,7 @@ func TestCleanChain(t *testing.T) {
 func TestEachProblemKind(t *testing.T) {
 	key := newKey(t)
 	_, recs := write(t, key, 6)
-	keys := []Key{{Public: pub(key), From: 1}}
+	keys := []Key{{Public: pub(key), KeySpan: evidence.KeySpan{From: 1}}}
 	start := Head{Digest: genesis}
 	e := envs(recs)
 
@@ -118,8 +118,8 @@ func TestEachProblemKind(t *testing.T) {
 		{"replay", []*dsse.Envelope{e[0], e[1], e[2], e[1], e[3]}, keys, []string{"replay@2-0"}},
 		{"fork", []*dsse.Envelope{e[0], e[1], e[2], other[2].Envelope}, keys, []string{"fork@3-0"}},
 		{"bad signature", []*dsse.Envelope{e[0], e[1], &forged, e[3]}, keys, []string{"bad_signature@3-0", "gap@3-3"}},
-		{"unknown key", e[:3], []Key{{Public: pub(key), From: 1, To: 2}}, []string{"unknown_key@3-0"}},
-		{"wrong agent", []*dsse.Envelope{e[0], foreign.Envelope}, append(keys, Key{Public: pub(otherAgentKey), From: 1}), []string{"wrong_agent@1-0"}},
+		{"unknown key", e[:3], []Key{{Public: pub(key), KeySpan: evidence.KeySpan{From: 1, To: 2}}}, []string{"unknown_key@3-0"}},
+		{"wrong agent", []*dsse.Envelope{e[0], foreign.Envelope}, keys, []string{"wrong_agent@1-0"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,7 +140,7 @@ func TestSubstitutionBreaksLink(t *testing.T) {
 	// Seq 2 of a parallel history: its prev names another seq 1, and seq 3
 	// names the original seq 2.
 	in[1] = other[1].Envelope
-	r := Check(agent, []Key{{Public: pub(key), From: 1}}, Head{Digest: genesis}, in)
+	r := Check(agent, []Key{{Public: pub(key), KeySpan: evidence.KeySpan{From: 1}}}, Head{Digest: genesis}, in)
 	require.ElementsMatch(t, []string{"broken_link@2-0", "broken_link@3-0"}, kinds(r))
 }
 
@@ -151,7 +151,7 @@ func TestExplainedGap(t *testing.T) {
 	gap, err := SignGap(key, agent, evidence.HostAsset(agent), 3, 5, recs[1].Record.Digest, recs[4].Record.Digest, "outbox full", time.Now(), nil)
 	require.NoError(t, err)
 	in := []*dsse.Envelope{recs[0].Envelope, recs[1].Envelope, recs[5].Envelope, recs[6].Envelope, recs[7].Envelope, gap.Envelope}
-	r := Check(agent, []Key{{Public: pub(key), From: 1}}, Head{Digest: genesis}, in)
+	r := Check(agent, []Key{{Public: pub(key), KeySpan: evidence.KeySpan{From: 1}}}, Head{Digest: genesis}, in)
 	// The gap record came last: seq 3 arrives after seq 8, which is a
 	// reorder, but nothing is missing and every link holds.
 	require.Equal(t, []string{"reorder@3-0"}, kinds(r))
@@ -160,7 +160,7 @@ func TestExplainedGap(t *testing.T) {
 
 	// In order, the chain is clean.
 	in = []*dsse.Envelope{recs[0].Envelope, recs[1].Envelope, gap.Envelope, recs[5].Envelope, recs[6].Envelope, recs[7].Envelope}
-	r = Check(agent, []Key{{Public: pub(key), From: 1}}, Head{Digest: genesis}, in)
+	r = Check(agent, []Key{{Public: pub(key), KeySpan: evidence.KeySpan{From: 1}}}, Head{Digest: genesis}, in)
 	require.True(t, r.OK(), r.Err())
 	require.Equal(t, uint64(8), r.Last)
 
@@ -169,7 +169,7 @@ func TestExplainedGap(t *testing.T) {
 	liar, err := SignGap(key, agent, evidence.HostAsset(agent), 3, 5, recs[1].Record.Digest, recs[3].Record.Digest, "outbox full", time.Now(), nil)
 	require.NoError(t, err)
 	in[2] = liar.Envelope
-	r = Check(agent, []Key{{Public: pub(key), From: 1}}, Head{Digest: genesis}, in)
+	r = Check(agent, []Key{{Public: pub(key), KeySpan: evidence.KeySpan{From: 1}}}, Head{Digest: genesis}, in)
 	require.Equal(t, []string{"broken_link@6-0"}, kinds(r))
 }
 
@@ -184,12 +184,12 @@ func TestRotation(t *testing.T) {
 	require.Equal(t, uint64(5), after.Record.Predicate.Seq)
 	in := append(envs(recs), rot.Envelope, after.Envelope)
 
-	good := []Key{{Public: pub(k1), From: 1, To: 4}, {Public: pub(k2), From: 5}}
+	good := []Key{{Public: pub(k1), KeySpan: evidence.KeySpan{From: 1, To: 4}}, {Public: pub(k2), KeySpan: evidence.KeySpan{From: 5}}}
 	r := Check(agent, good, Head{Digest: genesis}, in)
 	require.True(t, r.OK(), r.Err())
 
 	// The old key may not sign past the rotation.
-	r = Check(agent, []Key{{Public: pub(k1), From: 1, To: 4}, {Public: pub(newKey(t)), From: 5}}, Head{Digest: genesis}, in)
+	r = Check(agent, []Key{{Public: pub(k1), KeySpan: evidence.KeySpan{From: 1, To: 4}}, {Public: pub(newKey(t)), KeySpan: evidence.KeySpan{From: 5}}}, Head{Digest: genesis}, in)
 	require.ElementsMatch(t, []string{"rotation_mismatch@4-0", "bad_signature@5-0"}, kinds(r))
 }
 
@@ -199,7 +199,7 @@ func TestEveryByteFlipDetected(t *testing.T) {
 	key := newKey(t)
 	_, recs := write(t, key, 1)
 	raw := recs[0].JSON
-	keys := []Key{{Public: pub(key), From: 1}}
+	keys := []Key{{Public: pub(key), KeySpan: evidence.KeySpan{From: 1}}}
 	var env struct {
 		Payload string `json:"payload"`
 	}
@@ -241,7 +241,7 @@ func TestEveryByteFlipDetected(t *testing.T) {
 func TestStartInTheMiddle(t *testing.T) {
 	key := newKey(t)
 	_, recs := write(t, key, 6)
-	keys := []Key{{Public: pub(key), From: 1}}
+	keys := []Key{{Public: pub(key), KeySpan: evidence.KeySpan{From: 1}}}
 	start := Head{Seq: 3, Digest: recs[2].Record.Digest}
 	r := Check(agent, keys, start, envs(recs[3:]))
 	require.True(t, r.OK(), r.Err())
@@ -289,7 +289,7 @@ func rawRate(op func(priv ed25519.PrivateKey, pub ed25519.PublicKey, msg, sig []
 func BenchmarkCheck(b *testing.B) {
 	key := newKey(b)
 	_, recs := write(b, key, 1000)
-	keys := []Key{{Public: pub(key), From: 1}}
+	keys := []Key{{Public: pub(key), KeySpan: evidence.KeySpan{From: 1}}}
 	raws := make([][]byte, len(recs))
 	for i, r := range recs {
 		raws[i] = r.JSON

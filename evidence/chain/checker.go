@@ -47,14 +47,11 @@ func (p Problem) String() string {
 	return fmt.Sprintf("%s at seq %d: %s", p.Kind, p.Seq, p.Detail)
 }
 
-// Key is an agent key with the seqs it was valid for. To 0 means still valid.
+// Key is an agent key with the seqs it was valid for (To 0: still valid).
 type Key struct {
 	Public ed25519.PublicKey
-	From   uint64
-	To     uint64
+	evidence.KeySpan
 }
-
-func (k Key) covers(seq uint64) bool { return seq >= k.From && (k.To == 0 || seq <= k.To) }
 
 // Report is the outcome of checking one agent's records.
 type Report struct {
@@ -143,22 +140,16 @@ func NewChecker(agentID string, keys []Key, start Head) *Checker {
 // Rotate ends the open key at fromSeq-1 and adds pub from fromSeq, as a
 // rotation key event says: a caller replaying a log learns keys as it goes.
 func (c *Checker) Rotate(fromSeq uint64, pub ed25519.PublicKey) {
-	for i := range c.keys {
-		if c.keys[i].To == 0 {
-			c.keys[i].To = fromSeq - 1
-		}
-	}
-	c.keys = append(c.keys, Key{Public: pub, From: fromSeq})
+	c.keys = evidence.RotateKeys(c.keys, fromSeq, Key{Public: pub})
 }
 
 // KeyFor returns the key valid at seq.
 func (c *Checker) KeyFor(seq uint64) (ed25519.PublicKey, bool) {
-	for _, k := range c.keys {
-		if k.covers(seq) {
-			return k.Public, true
-		}
+	i, err := evidence.KeyAt(c.keys, evidence.Revocation{}, seq)
+	if err != nil {
+		return nil, false
 	}
-	return nil, false
+	return c.keys[i].Public, true
 }
 
 // Add verifies env and tracks its record. index is its position in the

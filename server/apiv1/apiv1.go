@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/annexa-dev/annexa/evidence"
 )
 
 // EnrollRequest is POST /v1/enroll.
@@ -263,10 +265,9 @@ type Token struct {
 // still valid).
 type AgentKey struct {
 	AgentID string `json:"agent_id"`
-	From    uint64 `json:"from_seq"`
-	To      uint64 `json:"to_seq,omitempty"`
-	KeyID   string `json:"keyid"`
-	Public  []byte `json:"public_key"`
+	evidence.KeySpan
+	KeyID  string `json:"keyid"`
+	Public []byte `json:"public_key"`
 }
 
 // ParseLabels reads labels given as key=value (the ?label= query parameter

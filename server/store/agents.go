@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/server/apiv1"
 	"time"
 )
@@ -28,6 +29,11 @@ type Agent struct {
 
 // Revoked says whether the agent was revoked.
 func (a *Agent) Revoked() bool { return !a.RevokedAt.IsZero() }
+
+// Revocation is the agent's revocation as the key rule takes it.
+func (a *Agent) Revocation() evidence.Revocation {
+	return evidence.Revocation{Revoked: a.Revoked(), After: a.RevokedAfter}
+}
 
 // AgentKey is apiv1.AgentKey: the API shows it as the store keeps it.
 type AgentKey = apiv1.AgentKey

@@ -415,7 +415,7 @@ func verifyLog(t *testing.T, s *server) int64 {
 			require.NoError(t, err, "entry %d", i)
 			switch ev.Kind {
 			case evidence.Enroll:
-				chains[ev.AgentID] = chain.NewChecker(ev.AgentID, []chain.Key{{Public: ev.PublicKey, From: 1}}, chain.Head{Digest: evidence.Digest(env.Payload)})
+				chains[ev.AgentID] = chain.NewChecker(ev.AgentID, []chain.Key{{Public: ev.PublicKey, KeySpan: evidence.KeySpan{From: 1}}}, chain.Head{Digest: evidence.Digest(env.Payload)})
 			case evidence.Rotate:
 				chains[ev.AgentID].Rotate(ev.FromSeq, ev.PublicKey)
 			}

@@ -229,7 +229,7 @@ func BenchmarkControlsLatency(b *testing.B) {
 		for h := 0; h < hosts; h++ {
 			id := fmt.Sprintf("agt-%06d", h)
 			if err := tx.InsertAgent(ctx, &store.Agent{ID: id, CredHash: id, Hostname: id, EnrolledAt: now, Link: strings.Repeat("0", 64)},
-				store.AgentKey{AgentID: id, From: 1, KeyID: id, Public: make([]byte, 32)}); err != nil {
+				store.AgentKey{AgentID: id, KeySpan: evidence.KeySpan{From: 1}, KeyID: id, Public: make([]byte, 32)}); err != nil {
 				return err
 			}
 			rows := make([]store.Result, checks)
