@@ -5,10 +5,11 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"github.com/annexa-dev/annexa/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/annexa-dev/annexa/internal/atomicfile"
 
 	"github.com/annexa-dev/annexa/client"
 	"github.com/annexa-dev/annexa/evidence"

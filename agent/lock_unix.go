@@ -9,9 +9,6 @@ import (
 	"syscall"
 )
 
-// ErrLocked means another agent process holds the state directory.
-var ErrLocked = errors.New("another annexa-agent is running with this state directory")
-
 // lockState takes an exclusive lock on the state directory: two agents
 // writing one chain would fork it.
 func lockState(path string) (func(), error) {

@@ -10,9 +10,6 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// ErrLocked means another agent process holds the state directory.
-var ErrLocked = errors.New("another annexa-agent is running with this state directory")
-
 // lockState takes an exclusive lock on the state directory: two agents
 // writing one chain would fork it.
 func lockState(path string) (func(), error) {

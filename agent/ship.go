@@ -171,9 +171,12 @@ func (a *Agent) fillGap(expected uint64, items []outbox.Item) error {
 
 // ShipAll ships until the outbox is empty, retrying transient failures a
 // few times (for --once, which cron runs again anyway); it returns the last
-// error if records remain.
+// error if records remain. Retries back off from half a second, doubling up
+// to shipping.max_backoff, and honour the server's Retry-After.
 func (a *Agent) ShipAll(ctx context.Context) error {
-	backoff := 500 * time.Millisecond
+	maxBackoff := a.maxBackoff()
+	first := min(500*time.Millisecond, maxBackoff)
+	backoff := first
 	var lastErr error
 	for attempt := 0; attempt < 4; {
 		n, err := a.shipOnce(ctx)
@@ -182,7 +185,7 @@ func (a *Agent) ShipAll(ctx context.Context) error {
 				return nil
 			}
 			if n > 0 {
-				attempt, backoff = 0, 500*time.Millisecond
+				attempt, backoff = 0, first
 			}
 			continue
 		}
@@ -192,6 +195,9 @@ func (a *Agent) ShipAll(ctx context.Context) error {
 		}
 		lastErr = err
 		attempt++
+		if attempt == 4 {
+			break // no wait after the last attempt
+		}
 		wait := backoff
 		var we *waitError
 		if errors.As(err, &we) {
@@ -203,26 +209,34 @@ func (a *Agent) ShipAll(ctx context.Context) error {
 			return ctx.Err()
 		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, 30*time.Second)
+		backoff = min(backoff*2, maxBackoff)
 	}
 	return lastErr
+}
+
+// maxBackoff is shipping.max_backoff, or ten minutes when unset.
+func (a *Agent) maxBackoff() time.Duration {
+	if d := a.cfg.Shipping.MaxBackoff.Std(); d > 0 {
+		return d
+	}
+	return 10 * time.Minute
 }
 
 // shipLoop ships whenever records wait, backing off exponentially with
 // jitter on failure and honouring Retry-After, so a fleet returning after
 // an outage drains its backlog without stampeding the server.
 func (a *Agent) shipLoop(ctx context.Context) {
-	backoff := time.Second
-	maxBackoff := a.cfg.Shipping.MaxBackoff.Std()
+	maxBackoff := a.maxBackoff()
+	backoff := min(time.Second, maxBackoff)
 	for {
 		n, err := a.shipOnce(ctx)
 		var wait time.Duration
 		switch {
 		case err == nil && n > 0:
-			backoff = time.Second
+			backoff = min(time.Second, maxBackoff)
 			continue // more may wait
 		case err == nil:
-			backoff = time.Second
+			backoff = min(time.Second, maxBackoff)
 			select {
 			case <-ctx.Done():
 				return
@@ -238,7 +252,7 @@ func (a *Agent) shipLoop(ctx context.Context) {
 				wait = we.wait
 			} else {
 				// Full jitter: a random wait up to the backoff.
-				wait = time.Duration(rand.Int64N(int64(backoff))) + 500*time.Millisecond
+				wait = time.Duration(rand.Int64N(int64(backoff))) + min(500*time.Millisecond, maxBackoff)
 				backoff = min(backoff*2, maxBackoff)
 			}
 			a.log.Warn("ship failed", "err", err, "retry_in", wait.Round(time.Millisecond))

@@ -108,7 +108,7 @@ func ParseAsset(s string) (Asset, error) {
 		return "", fmt.Errorf("asset %q: want kind:id, e.g. host:<agent-id>", s)
 	}
 	for _, r := range k {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && r != '_' {
 			return "", fmt.Errorf("asset %q: kind may hold only a-z, 0-9, - and _", s)
 		}
 	}

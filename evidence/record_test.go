@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/dsse"
-	"github.com/stretchr/testify/require"
 )
 
 func sampleStatement(t testing.TB) *evidence.Statement {

@@ -277,13 +277,14 @@ func newRotate() *cobra.Command {
 				return err
 			}
 			a, err := agent.Open(cfg, logger(cfg.LogLevel))
-			var keyID string
+			var keyID, by string
 			switch {
 			case errors.Is(err, agent.ErrLocked):
 				// A daemon holds the chain: ask it.
 				ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 				defer cancel()
 				keyID, err = agent.RequestRotation(ctx, cfg.StateDir)
+				by = " (made by the running agent)"
 			case err != nil:
 				return err
 			default:
@@ -293,7 +294,7 @@ func newRotate() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "new key %s; the rotation record ships with the next batch\n", keyID)
+			fmt.Fprintf(cmd.OutOrStdout(), "new key %s%s; the rotation record ships with the next batch\n", keyID, by)
 			return nil
 		},
 	}

@@ -2,7 +2,6 @@ package agentcmd
 
 import (
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -21,6 +20,6 @@ func TestPackagedUnitIsRendered(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want, string(got), "run ANNEXA_UPDATE=1 go test ./agent/agentcmd to regenerate")
 	for _, h := range []string{"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/annexa", "ProtectHome=read-only", "PrivateTmp=yes", "Restart=on-failure"} {
-		require.True(t, strings.Contains(want, h+"\n"), h)
+		require.Contains(t, want, h+"\n")
 	}
 }

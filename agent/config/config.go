@@ -36,8 +36,6 @@ type Config struct {
 	Defaults    Schedule              `yaml:"defaults"`
 	Collectors  map[string]*Collector `yaml:"collectors"`
 	Plugins     []*Plugin             `yaml:"plugins"`
-
-	lines map[string]int
 }
 
 // Outbox bounds the on-disk queue.
@@ -281,6 +279,14 @@ func (c *Config) validate(known []string) error {
 	}
 	if c.Concurrency < 1 || c.Concurrency > 64 {
 		errs = append(errs, fmt.Sprintf("concurrency: %d (want 1 to 64)", c.Concurrency))
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"shipping.interval", c.Shipping.Interval}, {"shipping.max_backoff", c.Shipping.MaxBackoff}, {"shipping.timeout", c.Shipping.Timeout}, {"defaults.timeout", c.Defaults.Timeout}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Sprintf("%s: must be above zero (leave it out for the default)", d.key))
+		}
 	}
 	if c.Shipping.BatchSize < 1 || c.Shipping.BatchSize > 5000 {
 		errs = append(errs, fmt.Sprintf("shipping.batch_size: %d (want 1 to 5000)", c.Shipping.BatchSize))

@@ -198,7 +198,7 @@ func scan(path string) (*segment, int64, error) {
 	r := bufio.NewReader(f)
 	for {
 		it, n, err := readFrame(r)
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return seg, 0, nil
 		}
 		if err != nil {
@@ -391,7 +391,7 @@ func (o *Outbox) enforceLimit() error {
 		}
 		if s.last <= o.acked.Seq {
 			// Wholly acknowledged: dropping it loses nothing.
-			defer removeAll([]*segment{s})
+			defer func() { _ = removeAll([]*segment{s}) }()
 		}
 	}
 	if start < 0 {

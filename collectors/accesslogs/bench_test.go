@@ -39,8 +39,8 @@ func syntheticLog(b *testing.B, lines int) (root string, size int64) {
 		if i%7 == 0 {
 			l = strings.Replace(l, "alice", fmt.Sprintf("user%d", i%900), 1)
 		}
-		w.WriteString(l)
-		w.WriteByte('\n')
+		_, _ = w.WriteString(l)
+		_ = w.WriteByte('\n')
 	}
 	if err := w.Flush(); err != nil {
 		b.Fatal(err)

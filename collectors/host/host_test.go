@@ -2,7 +2,6 @@ package host_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -57,5 +56,5 @@ func TestReplayExitCode(t *testing.T) {
 	_, ok := host.ExitCode(err)
 	assert.False(t, ok, "a malformed replay entry is not an exit code: %v", err)
 	_, err = r.Run(context.Background(), "missing")
-	assert.True(t, errors.Is(err, host.ErrNotFound))
+	assert.ErrorIs(t, err, host.ErrNotFound)
 }

@@ -265,11 +265,6 @@ func (w *Writer) Finish(m Manifest, logKey ed25519.PrivateKey) error {
 	return w.gz.Close()
 }
 
-func sha256hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
 var _ hash.Hash = sha256.New()
 
 func prepare(pub []byte) *dsse.PreparedKey {

@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/annexa-dev/annexa/configs"
 	"github.com/annexa-dev/annexa/evidence/catalog"
-	"github.com/stretchr/testify/require"
 )
 
 func TestShippedCatalog(t *testing.T) {

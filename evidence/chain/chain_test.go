@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/dsse"
-	"github.com/stretchr/testify/require"
 )
 
 var genesis = evidence.Digest([]byte("enrollment statement"))

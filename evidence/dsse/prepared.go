@@ -58,7 +58,7 @@ func (k *PreparedKey) verifyPAE(payloadType string, payload, sig []byte) bool {
 		h.Write(paePrefix)
 		h.Write(strconv.AppendInt(num[:0], int64(len(payloadType)), 10))
 		h.Write(space)
-		io.WriteString(h, payloadType)
+		_, _ = io.WriteString(h, payloadType)
 		h.Write(space)
 		h.Write(strconv.AppendInt(num[:0], int64(len(payload)), 10))
 		h.Write(space)

@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
+
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/server/apiv1"
-	"time"
 )
 
 // Agent is an enrolled agent and where its chain stands.

@@ -2,9 +2,10 @@ package store
 
 import (
 	"context"
-	"github.com/annexa-dev/annexa/server/apiv1"
 	"strings"
 	"time"
+
+	"github.com/annexa-dev/annexa/server/apiv1"
 )
 
 // Result is apiv1.Result: the API shows it as the store keeps it.
@@ -245,7 +246,7 @@ type ResultFilter struct {
 
 // Results lists results in log order, a page at a time.
 func (s *DB) Results(ctx context.Context, f ResultFilter) ([]Result, error) {
-	conds, args := f.StateFilter.where("", []string{"log_idx > ?"}, []any{f.After})
+	conds, args := f.where("", []string{"log_idx > ?"}, []any{f.After})
 	conds, args = in("status", f.Statuses, conds, args)
 	if !f.From.IsZero() {
 		conds, args = append(conds, "collected_at >= ?"), append(args, nanos(f.From))

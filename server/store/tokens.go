@@ -6,8 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/annexa-dev/annexa/server/apiv1"
 	"time"
+
+	"github.com/annexa-dev/annexa/server/apiv1"
 )
 
 // Token is apiv1.Token: the API shows it as the store keeps it.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -30,11 +31,26 @@ type agentHost struct {
 	state  string
 	config string
 	id     string
+	// collectors is how many built-in collectors run: one record each.
+	collectors int
 }
 
+// slowCollectors are off unless a test is about them: patch_level asks
+// apt-get to simulate an upgrade, seconds on every run.
+var slowCollectors = []string{"patch_level"}
+
+// newAgentHost writes an agent config for a test: collection and shipping
+// on short clocks, the slow collectors off. extraConfig is appended; its
+// own collectors: section, if any, is merged into the one written here.
 func newAgentHost(t *testing.T, s *server, extraConfig string) *agentHost {
+	return newAgentHostWith(t, s, extraConfig, slowCollectors...)
+}
+
+// newAgentHostWith is newAgentHost with the given collectors off.
+func newAgentHostWith(t *testing.T, s *server, extraConfig string, off ...string) *agentHost {
 	dir := t.TempDir()
-	h := &agentHost{t: t, s: s, state: filepath.Join(dir, "state"), config: filepath.Join(dir, "agent.yaml")}
+	h := &agentHost{t: t, s: s, state: filepath.Join(dir, "state"), config: filepath.Join(dir, "agent.yaml"),
+		collectors: len(collectors.Names()) - len(off)}
 	cfg := `log_level: debug
 defaults:
   interval: 1h
@@ -42,8 +58,16 @@ defaults:
   timeout: 30s
 shipping:
   interval: 1s
-  max_backoff: 2s
-` + extraConfig
+  max_backoff: 100ms
+`
+	extra, hasCollectors := strings.CutPrefix(extraConfig, "collectors:\n")
+	if len(off) > 0 || hasCollectors {
+		cfg += "collectors:\n"
+		for _, name := range off {
+			cfg += "  " + name + ":\n    enabled: false\n"
+		}
+	}
+	cfg += extra
 	require.NoError(t, os.WriteFile(h.config, []byte(cfg), 0o644))
 	return h
 }
@@ -55,7 +79,8 @@ func (h *agentHost) run(args ...string) (string, int) {
 	cmd := exec.Command(bin("annexa-agent"), args...)
 	out, err := cmd.CombinedOutput()
 	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
 		h.t.Fatalf("annexa-agent %v: %v", args, err)
@@ -76,14 +101,21 @@ func (h *agentHost) enroll(token string) {
 }
 
 func (h *agentHost) hostDetail() apiv1.HostDetail {
-	var d apiv1.HostDetail
-	require.NoError(h.t, h.s.client(h.s.Admin).Do(context.Background(), http.MethodGet, "/v1/hosts/"+h.id, nil, nil, &d))
+	d, err := h.tryHostDetail()
+	require.NoError(h.t, err)
 	return d
+}
+
+// tryHostDetail is hostDetail for polling: an error, not a failed test.
+func (h *agentHost) tryHostDetail() (apiv1.HostDetail, error) {
+	var d apiv1.HostDetail
+	err := h.s.client(h.s.Admin).Do(context.Background(), http.MethodGet, "/v1/hosts/"+h.id, nil, nil, &d)
+	return d, err
 }
 
 func TestAgentEnrolRunOnce(t *testing.T) {
 	s := startServer(t, "sqlite", "", "")
-	h := newAgentHost(t, s, "")
+	h := newAgentHostWith(t, s, "") // every collector: the whole pipeline
 	token := s.token("enroll", apiv1.TokenRequest{Labels: map[string]string{"team": "it"}})
 	h.enroll(token)
 	st, err := os.Stat(filepath.Join(h.state, "agent.key"))
@@ -108,7 +140,7 @@ func TestAgentEnrolRunOnce(t *testing.T) {
 		require.Contains(t, checks, c)
 	}
 	require.Equal(t, map[string]string{"team": "it"}, d.Labels)
-	require.Equal(t, perRun(), d.LastSeq)
+	require.Equal(t, h.perRun(), d.LastSeq)
 	verifyLog(t, s)
 
 	out, code = h.run("status")
@@ -150,11 +182,11 @@ func TestAgentServerDownThenUp(t *testing.T) {
 		require.Contains(t, out, "not shipped")
 	}
 	out, _ := h.run("status", "-o", "json")
-	require.Contains(t, out, fmt.Sprintf(`"outbox_records": %d`, 3*perRun()))
+	require.Contains(t, out, fmt.Sprintf(`"outbox_records": %d`, 3*h.perRun()))
 	s.start()
 	out, code := h.run("run", "--once")
 	require.Equal(t, 0, code, out)
-	require.Equal(t, 4*perRun(), h.hostDetail().LastSeq)
+	require.Equal(t, 4*h.perRun(), h.hostDetail().LastSeq)
 	verifyLog(t, s)
 }
 
@@ -182,7 +214,7 @@ func TestAgentKill9Loop(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
 	require.Zero(t, st.Records)
 	require.Equal(t, st.HeadSeq, h.hostDetail().LastSeq, "server holds the agent's whole chain")
-	require.Greater(t, st.HeadSeq, perRun())
+	require.Greater(t, st.HeadSeq, h.perRun())
 	verifyLog(t, s)
 }
 
@@ -200,7 +232,7 @@ func TestAgentOutboxFullGapReachesServer(t *testing.T) {
 	s.start()
 	out, code := h.run("run", "--once")
 	require.Equal(t, 0, code, out)
-	require.Equal(t, 9*perRun(), h.hostDetail().LastSeq)
+	require.Equal(t, 9*h.perRun(), h.hostDetail().LastSeq)
 	verifyLog(t, s) // the chain checks clean: the loss is explained
 	// The gap record is in the log, saying what was dropped.
 	var ev apiv1.Page[map[string]any]
@@ -244,7 +276,7 @@ func TestAgentRotationDroppedWithOverflow(t *testing.T) {
 	s.start()
 	out, code = h.run("run", "--once")
 	require.Equal(t, 0, code, out)
-	require.Equal(t, 11*perRun()+1, h.hostDetail().LastSeq)
+	require.Equal(t, 11*h.perRun()+1, h.hostDetail().LastSeq)
 	var keys apiv1.Page[map[string]any]
 	require.NoError(t, s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/agents/"+h.id+"/keys", nil, nil, &keys))
 	require.Len(t, keys.Items, 2, "the server learnt the new key")
@@ -281,7 +313,7 @@ func decodePayload(t *testing.T, env []byte) string {
 func TestAgentBadConfig(t *testing.T) {
 	s := startServer(t, "sqlite", "", "")
 	for cfg, want := range map[string]string{
-		"shiping:\n  interval: 1s\n":                 "line 9: unknown key shiping",
+		"shiping:\n  interval: 1s\n":                 "line 12: unknown key shiping",
 		"collectors:\n  sshd: {}\n":                  "collectors.sshd: unknown collector",
 		"collectors:\n  ssh:\n    interval: often\n": `"often" is not a duration`,
 	} {
@@ -304,23 +336,31 @@ func TestAgentRotateKey(t *testing.T) {
 	require.Contains(t, out, "new key ")
 	out, code = h.run("run", "--once")
 	require.Equal(t, 0, code, out)
-	require.Equal(t, 2*perRun()+1, h.hostDetail().LastSeq) // a run, the rotation, a run
+	require.Equal(t, 2*h.perRun()+1, h.hostDetail().LastSeq) // a run, the rotation, a run
 	var keys apiv1.Page[map[string]any]
 	require.NoError(t, s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/agents/"+h.id+"/keys", nil, nil, &keys))
 	require.Len(t, keys.Items, 2)
 	verifyLog(t, s)
 
-	// With a daemon holding the state, rotate-key asks it.
+	// With a daemon holding the state, rotate-key asks it: wait until the
+	// daemon has shipped its first collection (so it holds the lock), then
+	// rotate through it.
 	cmd := exec.Command(bin("annexa-agent"), "run", "--config", h.config, "--state", h.state)
 	require.NoError(t, cmd.Start())
 	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	time.Sleep(500 * time.Millisecond)
+	require.Eventually(t, func() bool { d, err := h.tryHostDetail(); return err == nil && d.LastSeq == 3*h.perRun()+1 }, 30*time.Second, 100*time.Millisecond,
+		"the daemon collects and ships on start")
 	out, code = h.run("rotate-key")
 	require.Equal(t, 0, code, out)
-	require.Eventually(t, func() bool {
-		require.NoError(t, s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/agents/"+h.id+"/keys", nil, nil, &keys))
-		return len(keys.Items) == 3
-	}, 20*time.Second, 200*time.Millisecond)
+	require.Contains(t, out, "made by the running agent", "the daemon's path, not the offline one")
+	keyCount := func() int {
+		var keys apiv1.Page[map[string]any]
+		if err := s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/agents/"+h.id+"/keys", nil, nil, &keys); err != nil {
+			return -1
+		}
+		return len(keys.Items)
+	}
+	require.Eventually(t, func() bool { return keyCount() == 3 }, 20*time.Second, 100*time.Millisecond, "the daemon ships the rotation")
 }
 
 func TestAgentService(t *testing.T) {
@@ -428,8 +468,9 @@ func sha256File(path string) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// perRun is how many records one collection makes: one per built-in collector.
-func perRun() uint64 { return uint64(len(collectors.Names())) }
+// perRun is how many records one collection makes: one per built-in
+// collector that runs.
+func (h *agentHost) perRun() uint64 { return uint64(h.collectors) }
 
 // access_logs reads incrementally across agent processes: each run reports
 // only the events since the previous stored record, none twice.

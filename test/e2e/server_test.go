@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/annexa-dev/annexa/client"
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/chain"
 	"github.com/annexa-dev/annexa/evidence/checkpoint"
@@ -199,14 +201,14 @@ func TestBadSubmissions(t *testing.T) {
 		_, err = a.ship(forged)
 		e := apiErr(t, err)
 		require.Equal(t, 422, e.Status)
-		require.Equal(t, "wrong_keyid", e.Body.Code) // its keyid names the forger's key
+		require.Equal(t, apiv1.CodeWrongKeyID, e.Body.Code) // its keyid names the forger's key
 		fenv, _ := dsse.Parse(forged)
 		fenv.Signatures[0].KeyID = ""
 		forged, _ = json.Marshal(fenv)
 		_, err = a.ship(forged)
 		e = apiErr(t, err)
 		require.Equal(t, 422, e.Status)
-		require.Equal(t, "bad_signature", e.Body.Code)
+		require.Equal(t, apiv1.CodeBadSignature, e.Body.Code)
 
 		// Tampered: one byte of a genuine record's payload.
 		r2 := a.record(at.Add(time.Hour), map[string]evidence.Status{sysVol: evidence.Fail})
@@ -222,14 +224,14 @@ func TestBadSubmissions(t *testing.T) {
 		env2.Signatures[0].Sig[5] ^= 1
 		badSig, _ := json.Marshal(env2)
 		_, err = a.ship(badSig)
-		require.Equal(t, "bad_signature", apiErr(t, err).Body.Code)
+		require.Equal(t, apiv1.CodeBadSignature, apiErr(t, err).Body.Code)
 
 		// Out of order: seq 3 before 2.
 		r3 := a.record(at.Add(2*time.Hour), map[string]evidence.Status{sysVol: evidence.Fail})
 		resp, err = a.ship(r3)
 		e = apiErr(t, err)
 		require.Equal(t, 409, e.Status)
-		require.Equal(t, "seq_gap", e.Body.Code)
+		require.Equal(t, apiv1.CodeSeqGap, e.Body.Code)
 		require.Equal(t, uint64(2), e.Body.ExpectedSeq)
 		require.Equal(t, uint64(2), resp.NextSeq)
 		// Resent from the seq asked for: both land.
@@ -241,7 +243,7 @@ func TestBadSubmissions(t *testing.T) {
 		_, err = a.ship(other.record(at, map[string]evidence.Status{sysVol: evidence.Pass}))
 		e = apiErr(t, err)
 		require.Equal(t, 403, e.Status)
-		require.Equal(t, "wrong_agent", e.Body.Code)
+		require.Equal(t, apiv1.CodeWrongAgent, e.Body.Code)
 
 		// Malformed JSON, an empty batch, an oversized body.
 		for name, body := range map[string]string{"not json": "{", "empty": `{"envelopes":[]}`, "junk envelope": `{"envelopes":[{"payload":1}]}`} {
@@ -268,7 +270,7 @@ func TestBadSubmissions(t *testing.T) {
 		_, err = a.ship(f1)
 		e = apiErr(t, err)
 		require.Equal(t, 409, e.Status)
-		require.Equal(t, "fork", e.Body.Code)
+		require.Equal(t, apiv1.CodeFork, e.Body.Code)
 		var hd apiv1.HostDetail
 		require.NoError(t, s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/hosts/"+a.ID, nil, nil, &hd))
 		require.Contains(t, hd.Flag, "fork at seq 1")
@@ -285,7 +287,7 @@ func TestBadSubmissions(t *testing.T) {
 		_, err = a.ship(a.record(at.Add(3*time.Hour), map[string]evidence.Status{sysVol: evidence.Pass}))
 		e = apiErr(t, err)
 		require.Equal(t, 403, e.Status)
-		require.Equal(t, "revoked", e.Body.Code)
+		require.Equal(t, apiv1.CodeRevoked, e.Body.Code)
 		require.Equal(t, int64(5+3+1), verifyLog(t, s)) // + the revoke event
 	})
 }
@@ -590,15 +592,15 @@ func TestGracefulShutdownKeepsAcknowledged(t *testing.T) {
 			pending = nil
 		}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Stop while the agent ships: once a batch is acknowledged.
+	last := <-acked
 	s.stop()
 	<-done
 	close(acked)
-	var last uint64
 	for n := range acked {
 		last = n
 	}
-	require.Greater(t, last, uint64(0), "nothing was acknowledged before the stop")
+	require.Positive(t, last, "nothing was acknowledged before the stop")
 	s.start()
 	var hd apiv1.HostDetail
 	require.NoError(t, s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/hosts/"+a.ID, nil, nil, &hd))
@@ -634,14 +636,18 @@ func TestOverloadRetryAfter(t *testing.T) {
 		resp.Body.Close()
 		held <- resp.StatusCode
 	}()
-	_, _ = pw.Write([]byte(`{"envelopes":[`)) // the slot is now taken
-	time.Sleep(300 * time.Millisecond)
+	_, _ = pw.Write([]byte(`{"envelopes":[`)) // the slot is taken once the server reads this
 
-	rec := fast.record(time.Now(), map[string]evidence.Status{sysVol: evidence.Pass})
-	_, err = fast.ship(rec)
-	e := apiErr(t, err)
-	require.Equal(t, 503, e.Status)
-	require.Equal(t, "overloaded", e.Body.Code)
+	// Until the server has the slow request, the fast one may get through:
+	// ship fresh records until one is turned away.
+	var rec json.RawMessage
+	var e *client.Error
+	require.Eventually(t, func() bool {
+		rec = fast.record(time.Now(), map[string]evidence.Status{sysVol: evidence.Pass})
+		_, err := fast.ship(rec)
+		return errors.As(err, &e) && e.Status == 503
+	}, 10*time.Second, 10*time.Millisecond, "a second batch is turned away while the slot is held")
+	require.Equal(t, apiv1.CodeOverloaded, e.Body.Code)
 	require.GreaterOrEqual(t, e.RetryAfter, 2*time.Second)
 
 	// The slow request finishes (badly: an empty batch); the slot is free.
@@ -687,7 +693,7 @@ func TestDuplicatesWithinBatch(t *testing.T) {
 	f3 := fork.record(at.Add(3*time.Second), map[string]evidence.Status{sysVol: evidence.Fail})
 	resp, err = a.ship(r3, f3)
 	e := apiErr(t, err)
-	require.Equal(t, "fork", e.Body.Code)
+	require.Equal(t, apiv1.CodeFork, e.Body.Code)
 	require.Equal(t, 1, resp.Accepted, "the record before the fork is kept")
 	require.Equal(t, int64(1+3), verifyLog(t, s))
 }
@@ -748,7 +754,7 @@ func TestHistoryPagination(t *testing.T) {
 	}
 	require.Len(t, seen, 5)
 	for i := 1; i < len(seen); i++ {
-		require.True(t, !seen[i].At.Before(seen[i-1].At))
+		require.False(t, seen[i].At.Before(seen[i-1].At))
 	}
 	out, err := s.cli(s.Admin, "history", "-o", "csv")
 	require.NoError(t, err, out)

@@ -138,8 +138,8 @@ func makeBundle(b *testing.B, dir string, n, agents int) (string, string) {
 	var counts bundle.Counts
 	write := func(line []byte) {
 		fr.Append(line)
-		bw.Write(line)
-		bw.WriteByte('\n')
+		_, _ = bw.Write(line)
+		_ = bw.WriteByte('\n')
 		size += int64(len(line)) + 1
 		index++
 		counts.Entries++
@@ -187,8 +187,6 @@ func makeBundle(b *testing.B, dir string, n, agents int) (string, string) {
 	require.NoError(b, err)
 	sum, err := bld.Summary()
 	require.NoError(b, err)
-	oscal, err := bundle.OSCAL(sum, time.Now(), signer.Name())
-	require.NoError(b, err)
 	keys, _ := json.MarshalIndent(ks.All(), "", "  ")
 	proof, _ := json.Marshal(bundle.Proof{End: index, Consistency: []string{}, Frontier: []string{}})
 
@@ -196,7 +194,8 @@ func makeBundle(b *testing.B, dir string, n, agents int) (string, string) {
 	f, err := os.Create(bundlePath)
 	require.NoError(b, err)
 	created := time.Now().UTC()
-	oscal, _ = bundle.OSCAL(sum, created, signer.Name())
+	oscal, err := bundle.OSCAL(sum, created, signer.Name())
+	require.NoError(b, err)
 	w := bundle.NewWriter(f, created)
 	for _, x := range []struct {
 		name string

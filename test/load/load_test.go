@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -168,6 +169,7 @@ func BenchmarkIngest(b *testing.B) {
 			start := time.Now()
 			var acked atomic.Int64
 			var wg sync.WaitGroup
+			errs := make(chan error, len(as))
 			for _, a := range as {
 				wg.Add(1)
 				go func() {
@@ -175,11 +177,15 @@ func BenchmarkIngest(b *testing.B) {
 					for _, batch := range a.batches {
 						for {
 							resp, err := a.c.Ingest(context.Background(), batch)
-							if ce, ok := err.(*client.Error); ok && ce.Status == 503 {
+							var ce *client.Error
+							if errors.As(err, &ce) && ce.Status == 503 {
 								time.Sleep(ce.RetryAfter / 10)
 								continue
 							}
-							require.NoError(b, err)
+							if err != nil {
+								errs <- err
+								return
+							}
 							acked.Add(int64(resp.Accepted))
 							break
 						}
@@ -187,6 +193,10 @@ func BenchmarkIngest(b *testing.B) {
 				}()
 			}
 			wg.Wait()
+			close(errs)
+			for err := range errs {
+				require.NoError(b, err)
+			}
 			elapsed := time.Since(start)
 			b.StopTimer()
 			rate := float64(acked.Load()) / elapsed.Seconds()
@@ -206,7 +216,8 @@ func BenchmarkIngest(b *testing.B) {
 			var cp []byte
 			require.NoError(b, admin.Do(context.Background(), http.MethodGet, "/v1/log/checkpoint", nil, nil, &cp))
 			var size int64
-			fmt.Sscanf(strings.Split(string(cp), "\n")[1], "%d", &size)
+			_, err := fmt.Sscanf(strings.Split(string(cp), "\n")[1], "%d", &size)
+			require.NoError(b, err, "checkpoint %q", cp)
 			require.Equal(b, int64(agents)+acked.Load(), size, "acknowledged records lost across kill -9")
 		})
 	}
