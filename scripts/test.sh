@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
-# The README's test command (make test) and what CI runs. It installs and
-# starts what the tests need, idempotently, then runs every test once.
+# The README's test command (make test) and what CI runs: lint, then every
+# test once, the core packages under the race detector. It installs and
+# starts what the tests need, idempotently, and says so first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+cat <<'TXT'
+make test: lint, then every test. What it may do to this machine:
+  - install Debian's postgresql packages if absent, and run a private PostgreSQL
+    on a free loopback port for the store tests (stopped and removed at the end);
+  - install Debian's rpm package if absent, to read the .rpm packages it builds;
+  - as root, install the annexa-agent .deb it builds, run it and purge it again
+    (skipped where Annexa is installed already);
+  - build golangci-lint (pinned in scripts/lint.sh) into the Go build cache.
+TXT
+
+start=$(date +%s)
 ./scripts/lint.sh
 
 # A private PostgreSQL for the store tests, stopped on exit. Set
@@ -12,9 +25,25 @@ cd "$(dirname "$0")/.."
 
 # rpm, to check the .rpm packages' contents (Debian's package; optional).
 if ! command -v rpm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian's rpm package (to read .rpm packages)"
   (apt-get install -y -qq rpm >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq rpm >/dev/null 2>&1; }) \
     || echo "rpm could not be installed: .rpm contents will not be checked"
 fi
 
-# Every test in one go; -count=1 so a cached pass never stands in for a run.
-go test -count=1 -timeout 30m ./...
+# The core (evidence, agent, server, plugins) runs under the race detector;
+# everything else plainly. -count=1 so a cached pass never stands in for a
+# run. Both streams go through testsummary, which prints a line per
+# package, what failed, what was skipped and why, and the totals.
+core=$(go list ./evidence/... ./agent/... ./server/... ./plugins)
+rest=$(go list ./... | grep -vxF "$core")
+rcdir=$(mktemp -d)
+{
+  go test -json -count=1 -race -timeout 20m $core; echo $? >"$rcdir/core"
+  go test -json -count=1 -timeout 20m $rest; echo $? >"$rcdir/rest"
+} 2>&1 | go run ./scripts/testsummary
+core_rc=$(cat "$rcdir/core"); rest_rc=$(cat "$rcdir/rest"); rm -rf "$rcdir"
+echo "make test took $(( $(date +%s) - start ))s"
+if [ "$core_rc" != 0 ] || [ "$rest_rc" != 0 ]; then
+  echo "go test failed (exit $core_rc for the core, $rest_rc for the rest)" >&2
+  exit 1
+fi

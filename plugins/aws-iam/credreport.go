@@ -138,15 +138,24 @@ type iamReportAPI interface {
 // fetches it, waiting while IAM answers ReportInProgress, ReportNotPresent or
 // LimitExceeded, for at most wait. It never returns a stale guess: after the
 // wait it is an error saying what IAM last answered.
-func fetchCredentialReport(ctx context.Context, api iamReportAPI, wait, poll time.Duration) (*credentialReport, error) {
-	ctx, cancel := context.WithTimeout(ctx, wait)
+func fetchCredentialReport(parent context.Context, api iamReportAPI, wait, poll time.Duration) (*credentialReport, error) {
+	ctx, cancel := context.WithTimeout(parent, wait)
 	defer cancel()
 	var last error
+	// notReady is the answer once the wait is over, whichever call it cut
+	// short: what IAM last said, not the cancelled call's deadline.
+	notReady := func(cut error) error {
+		if last == nil {
+			last = cut
+		}
+		return fmt.Errorf("credential report not ready after %s: %w", wait, last)
+	}
+	waitOver := func() bool { return ctx.Err() != nil && parent.Err() == nil }
 	for attempt := 0; ; attempt++ {
 		_, gerr := api.GenerateCredentialReport(ctx, &iam.GenerateCredentialReportInput{})
 		if gerr != nil && !isCode(gerr, "LimitExceeded") {
-			if ctx.Err() != nil && last != nil {
-				return nil, fmt.Errorf("credential report not ready after %s: %w", wait, last)
+			if waitOver() {
+				return nil, notReady(gerr)
 			}
 			return nil, fmt.Errorf("generate credential report: %w", gerr)
 		}
@@ -162,6 +171,9 @@ func fetchCredentialReport(ctx context.Context, api iamReportAPI, wait, poll tim
 			return parseCredentialReport(out.Content, gen)
 		}
 		if !isCode(err, "ReportInProgress", "ReportNotPresent", "ReportExpired") {
+			if waitOver() {
+				return nil, notReady(err)
+			}
 			return nil, fmt.Errorf("get credential report: %w", err)
 		}
 		last = err
@@ -170,7 +182,10 @@ func fetchCredentialReport(ctx context.Context, api iamReportAPI, wait, poll tim
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("credential report not ready after %s: %w", wait, last)
+			if waitOver() {
+				return nil, notReady(ctx.Err())
+			}
+			return nil, fmt.Errorf("credential report: %w", parent.Err())
 		case <-time.After(poll):
 		}
 	}
