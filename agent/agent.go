@@ -245,77 +245,6 @@ func (a *Agent) signGap(from, to uint64, prev, last string, dropped iter.Seq[out
 	return outbox.Item{Seq: from, Digest: s.Record.Digest, Raw: s.JSON, Last: to, LastDigest: last}, nil
 }
 
-// RunCollector runs one collector with its timeout and output limit and
-// returns its results. A collector that panics, hangs or fails yields an
-// error result for each of its checks; it never takes the agent down.
-func RunCollector(ctx context.Context, c collectors.Collector, h *host.Host, sched config.Schedule, settings map[string]any) []evidence.Result {
-	rs, _ := runCollector(ctx, c, h, sched, settings, nil)
-	return rs
-}
-
-// runCollector is RunCollector that also hands an incremental collector its
-// cursor and returns the next one (nil when the run failed: the cursor then
-// stays where it was and the events are read again).
-func runCollector(ctx context.Context, c collectors.Collector, h *host.Host, sched config.Schedule, settings map[string]any, cur []byte) ([]evidence.Result, []byte) {
-	timeout := sched.Timeout.Std()
-	if timeout <= 0 {
-		timeout = 2 * time.Minute
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	hh := *h
-	if sched.MaxOutput > 0 {
-		hh.MaxOutput = int64(sched.MaxOutput)
-		if er, ok := hh.Runner.(host.ExecRunner); ok {
-			er.MaxOutput = int64(sched.MaxOutput)
-			hh.Runner = er
-		}
-	}
-	type out struct {
-		rs   []evidence.Result
-		next []byte
-		err  error
-	}
-	done := make(chan out, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				done <- out{err: fmt.Errorf("collector %s panicked: %v\n%s", c.Name(), p, firstLines(debug.Stack(), 6))}
-			}
-		}()
-		if inc, ok := c.(collectors.Incremental); ok {
-			rs, next, err := inc.CollectSince(ctx, &hh, collectors.Options(settings), cur)
-			done <- out{rs, next, err}
-			return
-		}
-		rs, err := c.Collect(ctx, &hh, collectors.Options(settings))
-		done <- out{rs: rs, err: err}
-	}()
-	select {
-	case o := <-done:
-		if o.err != nil {
-			return collectors.ErrorResults(c, o.err.Error()), nil
-		}
-		return collectors.Complete(c, o.rs), o.next
-	case <-ctx.Done():
-		// The goroutine is abandoned; its commands were killed with the context.
-		return collectors.ErrorResults(c, fmt.Sprintf("collector %s did not finish within %s", c.Name(), timeout)), nil
-	}
-}
-
-func firstLines(b []byte, n int) string {
-	lines := 0
-	for i, c := range b {
-		if c == '\n' {
-			lines++
-			if lines == n {
-				return string(b[:i])
-			}
-		}
-	}
-	return string(b)
-}
-
 // Collect runs one collector and appends its record.
 func (a *Agent) Collect(ctx context.Context, name string) error {
 	c, ok := collectors.Get(name)
@@ -333,7 +262,7 @@ func (a *Agent) Collect(ctx context.Context, name string) error {
 			cur = nil
 		}
 	}
-	rs, next := runCollector(ctx, c, a.host, a.cfg.ScheduleFor(name), a.cfg.Settings(name), cur)
+	rs, next := collectors.Run(ctx, c, a.host, a.cfg.Limits(name), a.cfg.Settings(name), cur)
 	s, err := a.appendWithCursor(chain.Entry{Asset: evidence.HostAsset(a.id.AgentID), Collector: name, CollectorVersion: c.Version(), CollectedAt: time.Now().UTC(), Results: rs}, next)
 	st := CollectorStatus{At: time.Now().UTC(), Results: map[string]string{}}
 	for _, r := range rs {

@@ -24,7 +24,7 @@ type Collector interface {
 	Checks() []evidence.Check
 	// Collect returns one result per declared check. It must not guess:
 	// what it cannot decide is an error result with the reason.
-	Collect(ctx context.Context, h *host.Host, opts Options) ([]evidence.Result, error)
+	Collect(ctx context.Context, h *host.Host, settings Settings) ([]evidence.Result, error)
 }
 
 // Incremental is a collector that reads something incrementally, such as
@@ -36,48 +36,51 @@ type Collector interface {
 // and a stored record never has its events counted again.
 type Incremental interface {
 	Collector
-	CollectSince(ctx context.Context, h *host.Host, opts Options, cursor []byte) (results []evidence.Result, next []byte, err error)
+	CollectSince(ctx context.Context, h *host.Host, settings Settings, cursor []byte) (results []evidence.Result, next []byte, err error)
 }
 
-// Options are a collector's settings from the agent config.
-type Options map[string]any
+// Settings are a collector's settings: a struct of its own with yaml tags
+// (Telegraf's pattern). The agent decodes the collector's `settings:` block
+// of agent.yaml into a value holding the defaults, strictly (an unknown
+// key, a wrong type or shape is an error naming the collector, the key and
+// the line), then calls Validate; a bad value stops the agent at start,
+// never silently falls back to a default.
+type Settings interface {
+	// Validate checks ranges and relations the types cannot express. A
+	// zero is either meaningful (and honoured) or refused here.
+	Validate() error
+}
 
-// String returns a string setting or def.
-func (o Options) String(k, def string) string {
-	if v, ok := o[k].(string); ok {
-		return v
+// Configurable is a collector that takes settings.
+type Configurable interface {
+	Collector
+	// DefaultSettings returns a fresh settings value holding the defaults.
+	DefaultSettings() Settings
+}
+
+// SettingsOf returns the settings a collector was given, or its defaults
+// when it was given none (a dry run without a config, a test).
+func SettingsOf[S Settings](given Settings, defaults func() S) S {
+	if s, ok := given.(S); ok {
+		return s
 	}
-	return def
+	return defaults()
 }
 
-// Strings returns a list-of-strings setting (nil if unset).
-func (o Options) Strings(k string) []string {
-	switch v := o[k].(type) {
-	case []string:
-		return v
-	case []any:
-		out := make([]string, 0, len(v))
-		for _, e := range v {
-			if s, ok := e.(string); ok {
-				out = append(out, s)
-			}
+// SettingsFactories maps every registered collector's name to the function
+// that makes its default settings (nil for a collector that takes none):
+// what the agent's config decodes each settings block into.
+func SettingsFactories() map[string]func() Settings {
+	mu.Lock()
+	defer mu.Unlock()
+	out := make(map[string]func() Settings, len(registry))
+	for name, c := range registry {
+		out[name] = nil
+		if cc, ok := c.(Configurable); ok {
+			out[name] = cc.DefaultSettings
 		}
-		return out
 	}
-	return nil
-}
-
-// Int returns an integer setting or def.
-func (o Options) Int(k string, def int) int {
-	switch v := o[k].(type) {
-	case int:
-		return v
-	case int64:
-		return int(v)
-	case float64:
-		return int(v)
-	}
-	return def
+	return out
 }
 
 var (

@@ -179,7 +179,8 @@ func newCollect() *cobra.Command {
 				if !ok {
 					return fmt.Errorf("no collector %q (have: %s)", n, strings.Join(collectors.Names(), ", "))
 				}
-				rows = append(rows, row{n, agent.RunCollector(cmd.Context(), col, host.Live(), cfg.ScheduleFor(n), cfg.Settings(n))})
+				rs, _ := collectors.Run(cmd.Context(), col, host.Live(), cfg.Limits(n), cfg.Settings(n), nil)
+				rows = append(rows, row{n, rs})
 			}
 			switch output {
 			case "json":

@@ -31,10 +31,10 @@ func (c *common) load() (*config.Config, error) {
 	var err error
 	switch {
 	case c.configPath != "":
-		cfg, err = config.Load(c.configPath, collectors.Names())
+		cfg, err = config.Load(c.configPath, collectors.SettingsFactories())
 	default:
 		if _, statErr := os.Stat(config.DefaultPath); statErr == nil {
-			cfg, err = config.Load(config.DefaultPath, collectors.Names())
+			cfg, err = config.Load(config.DefaultPath, collectors.SettingsFactories())
 		} else {
 			cfg = config.Default()
 		}

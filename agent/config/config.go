@@ -11,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/internal/units"
 )
 
 // DefaultPath is where packages install the config.
@@ -60,12 +62,30 @@ type Schedule struct {
 	MaxOutput Size `yaml:"max_output"`
 }
 
-// Collector is one collector's settings.
+// Collector is one collector's entry.
 type Collector struct {
 	Enabled  *bool `yaml:"enabled"`
 	Schedule `yaml:",inline"`
-	Settings map[string]any `yaml:"settings"`
+	// Settings is the collector's own block, decoded at load into the
+	// collector's settings struct (see Known).
+	Settings yaml.Node `yaml:"settings"`
 	line     int
+	decoded  collectors.Settings
+}
+
+// Known is what a config is checked against: each built-in collector's
+// name and, for those that take settings, the function that makes their
+// defaults (collectors.SettingsFactories()).
+type Known map[string]func() collectors.Settings
+
+// names lists the known collectors, sorted.
+func (k Known) names() []string {
+	out := make([]string, 0, len(k))
+	for n := range k {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Plugin is an out-of-process collector: a binary pinned by its sha256.
@@ -111,62 +131,15 @@ func (c *Config) PluginSchedule(p *Plugin) Schedule {
 // On says whether the collector runs (default: yes).
 func (c *Collector) On() bool { return c == nil || c.Enabled == nil || *c.Enabled }
 
-// Duration reads "90s", "1h", "7d".
-type Duration time.Duration
-
-// UnmarshalYAML parses a duration and names the line on error.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	s := strings.TrimSpace(n.Value)
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		if v, err := strconv.Atoi(days); err == nil && v >= 0 {
-			*d = Duration(time.Duration(v) * 24 * time.Hour)
-			return nil
-		}
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration (e.g. 30s, 15m, 6h, 7d)", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// Std is the time.Duration.
-func (d Duration) Std() time.Duration { return time.Duration(d) }
-
-// Size reads "256MiB", "10MB", "1048576".
-type Size int64
-
-// UnmarshalYAML parses a byte size and names the line on error.
-func (s *Size) UnmarshalYAML(n *yaml.Node) error {
-	v, err := ParseSize(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*s = Size(v)
-	return nil
-}
+// Duration and Size are the configuration's units (internal/units), the
+// same the collectors' settings use.
+type (
+	Duration = units.Duration
+	Size     = units.Size
+)
 
 // ParseSize parses a byte size with an optional unit.
-func ParseSize(in string) (int64, error) {
-	s := strings.TrimSpace(in)
-	units := []struct {
-		suffix string
-		mul    int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
-	mul := int64(1)
-	for _, u := range units {
-		if num, ok := strings.CutSuffix(s, u.suffix); ok {
-			s, mul = strings.TrimSpace(num), u.mul
-			break
-		}
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("%q is not a size (e.g. 256MiB, 10MB, 1048576)", in)
-	}
-	return v * mul, nil
-}
+func ParseSize(in string) (int64, error) { return units.ParseSize(in) }
 
 // UnmarshalYAML remembers the collector's line for later errors.
 func (c *Collector) UnmarshalYAML(n *yaml.Node) error {
@@ -217,8 +190,8 @@ func Default() *Config {
 }
 
 // Load reads a config file over the defaults and validates it against the
-// known collector names.
-func Load(path string, known []string) (*Config, error) {
+// known collectors, decoding each collector's settings.
+func Load(path string, known Known) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -231,7 +204,7 @@ func Load(path string, known []string) (*Config, error) {
 }
 
 // Parse reads a config document over the defaults.
-func Parse(b []byte, known []string) (*Config, error) {
+func Parse(b []byte, known Known) (*Config, error) {
 	c := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -267,7 +240,7 @@ func cleanYAMLError(err error) error {
 	return errors.New(strings.Join(out, "; "))
 }
 
-func (c *Config) validate(known []string) error {
+func (c *Config) validate(known Known) error {
 	var errs []string
 	if c.Server != "" && !strings.HasPrefix(c.Server, "https://") && !strings.HasPrefix(c.Server, "http://") {
 		errs = append(errs, fmt.Sprintf("server: %q is not an http(s) URL", c.Server))
@@ -295,7 +268,7 @@ func (c *Config) validate(known []string) error {
 		errs = append(errs, "outbox.limit: at least 256KiB (or 0 for no limit)")
 	}
 	names := map[string]bool{}
-	for _, k := range known {
+	for k := range known {
 		names[k] = true
 	}
 	var keys []string
@@ -310,8 +283,13 @@ func (c *Config) validate(known []string) error {
 			if col != nil {
 				line = col.line
 			}
-			errs = append(errs, fmt.Sprintf("line %d: collectors.%s: unknown collector (known: %s)", line, k, strings.Join(known, ", ")))
+			errs = append(errs, fmt.Sprintf("line %d: collectors.%s: unknown collector (known: %s)", line, k, strings.Join(known.names(), ", ")))
 			continue
+		}
+		if col != nil {
+			if err := col.decode(k, known[k]); err != nil {
+				errs = append(errs, err.Error())
+			}
 		}
 		if col != nil && col.Interval != 0 && col.Interval.Std() < time.Minute {
 			errs = append(errs, fmt.Sprintf("line %d: collectors.%s.interval: under a minute", col.line, k))
@@ -370,12 +348,19 @@ func (c *Config) ScheduleFor(name string) Schedule {
 	return s
 }
 
-// Settings is a collector's collector-specific settings.
-func (c *Config) Settings(name string) map[string]any {
-	if col := c.Collectors[name]; col != nil {
-		return col.Settings
+// Settings is a collector's settings as decoded at load; nil when the
+// config gives none (the collector then runs on its defaults).
+func (c *Config) Settings(name string) collectors.Settings {
+	if col := c.Collectors[name]; col != nil && col.decoded != nil {
+		return col.decoded
 	}
 	return nil
+}
+
+// Limits are the bounds of one run of a collector, from its schedule.
+func (c *Config) Limits(name string) collectors.Limits {
+	s := c.ScheduleFor(name)
+	return collectors.Limits{Timeout: s.Timeout.Std(), MaxOutput: int64(s.MaxOutput)}
 }
 
 // Enabled says whether a collector runs.

@@ -6,14 +6,17 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/annexa-dev/annexa/collectors"
+	_ "github.com/annexa-dev/annexa/collectors/all"
 )
 
-var known = []string{"inventory", "ssh"}
+var known = Known{"inventory": nil, "ssh": nil}
 
 func TestSampleConfigLoads(t *testing.T) {
-	// The sample names every built-in collector the agent has.
-	all := append(known, "access_logs", "screen_lock", "antimalware", "disk_encryption", "patch_level", "firewall", "accounts", "time_sync")
-	c, err := Load("../../configs/agent.yaml", all)
+	// The sample names every built-in collector the agent has, with the
+	// settings each takes (decoded strictly into their structs).
+	c, err := Load("../../configs/agent.yaml", collectors.SettingsFactories())
 	require.NoError(t, err)
 	require.Equal(t, 6*time.Hour, c.ScheduleFor("ssh").Interval.Std())
 	require.Equal(t, 24*time.Hour, c.ScheduleFor("inventory").Interval.Std())

@@ -76,13 +76,13 @@ type cursor struct {
 
 // Collect implements collectors.Collector: a run without a cursor, which
 // reads the lookback window (`annexa-agent collect`, tests).
-func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Options) ([]evidence.Result, error) {
-	rs, _, err := c.CollectSince(ctx, h, opts, nil)
+func (c Collector) Collect(ctx context.Context, h *host.Host, settings collectors.Settings) ([]evidence.Result, error) {
+	rs, _, err := c.CollectSince(ctx, h, settings, nil)
 	return rs, err
 }
 
 // CollectSince implements collectors.Incremental.
-func (c Collector) CollectSince(ctx context.Context, h *host.Host, opts collectors.Options, raw []byte) ([]evidence.Result, []byte, error) {
+func (c Collector) CollectSince(ctx context.Context, h *host.Host, settings collectors.Settings, raw []byte) ([]evidence.Result, []byte, error) {
 	switch h.OS {
 	case "linux", "windows", "darwin":
 	default:
@@ -98,18 +98,11 @@ func (c Collector) CollectSince(ctx context.Context, h *host.Host, opts collecto
 			prev, damaged = nil, err.Error()
 		}
 	}
-	lookback := 24 * time.Hour
-	if d, err := time.ParseDuration(opts.String("lookback", "24h")); err == nil && d > 0 {
-		lookback = d
-	}
-	window := 5 * time.Minute
-	if d, err := time.ParseDuration(opts.String("brute_force_window", "5m")); err == nil && d > 0 {
-		window = d
-	}
+	s := collectors.SettingsOf(settings, defaults)
 	now := h.Now()
 	var err error
-	sum := newSummary(opts.Int("brute_force_failures", 10), window)
-	rd := &reading{h: h, now: now, prev: prev, since: now.Add(-lookback), sum: sum}
+	sum := newSummary(s.BruteForceFailures, s.BruteForceWindow.Std())
+	rd := &reading{h: h, now: now, prev: prev, since: now.Add(-s.Lookback.Std()), sum: sum}
 	var next cursor
 	var persistent evidence.Result
 	switch h.OS {
@@ -120,7 +113,7 @@ func (c Collector) CollectSince(ctx context.Context, h *host.Host, opts collecto
 		next, err = rd.readDarwin(ctx)
 		persistent = unifiedLogKept(h, now)
 	default:
-		next, err = rd.read(ctx, opts.String("path", ""))
+		next, err = rd.read(ctx, s.Path)
 		persistent = loggingPersistent(h, rd.source)
 	}
 	if err != nil {
@@ -135,7 +128,7 @@ func (c Collector) CollectSince(ctx context.Context, h *host.Host, opts collecto
 	}
 	period := map[string]any{"source": rd.source, "since": rd.sinceLabel(), "through": now.UTC(), "lines_read": sum.Lines,
 		"continuity": rd.continuity}
-	return decide(sum, period, opts, persistent), nb, nil
+	return decide(sum, period, s, persistent), nb, nil
 }
 
 // reading is one run's pass over the source.
@@ -351,7 +344,7 @@ func (r *reading) readFiles(ctx context.Context, base string, files []logFile) (
 	return next, nil
 }
 
-func decide(sum *summary, period map[string]any, opts collectors.Options, persistent evidence.Result) []evidence.Result {
+func decide(sum *summary, period map[string]any, s *Settings, persistent evidence.Result) []evidence.Result {
 	with := func(extra map[string]any) json.RawMessage {
 		m := map[string]any{"period": period}
 		for k, v := range extra {
@@ -363,7 +356,7 @@ func decide(sum *summary, period map[string]any, opts collectors.Options, persis
 		Reason:       fmt.Sprintf("%d successful and %d failed logins since the last run", sum.LoginsOK.Total, sum.LoginsFail.Total),
 		Observations: with(map[string]any{"logins": sum.LoginsOK, "failed_logins": sum.LoginsFail, "by_source": sum.BySource})}
 
-	allowed := opts.Strings("privileged_users")
+	allowed := s.PrivilegedUsers
 	var unexpected []string
 	users := make([]string, 0, len(sum.Privileged))
 	for u, p := range sum.Privileged {

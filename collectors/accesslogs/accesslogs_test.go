@@ -27,9 +27,16 @@ func fixtureHost(root string, outputs map[string]string) *host.Host {
 		Clock: func() time.Time { return testNow }, MaxOutput: 1 << 20}
 }
 
-func run(t *testing.T, h *host.Host, opts collectors.Options, cur []byte) (map[string]evidence.Result, []byte) {
+// with is the default settings changed by set.
+func with(set func(*Settings)) *Settings {
+	s := defaults()
+	set(s)
+	return s
+}
+
+func run(t *testing.T, h *host.Host, settings collectors.Settings, cur []byte) (map[string]evidence.Result, []byte) {
 	t.Helper()
-	rs, next, err := Collector{}.CollectSince(context.Background(), h, opts, cur)
+	rs, next, err := Collector{}.CollectSince(context.Background(), h, settings, cur)
 	require.NoError(t, err)
 	rs = collectors.Complete(Collector{}, rs)
 	out := map[string]evidence.Result{}
@@ -75,7 +82,7 @@ func TestDebianAuthLog(t *testing.T) {
 	require.Contains(t, rs[checkPersistent].Reason, "/var/log/auth.log is kept on disk")
 
 	// Only alice may escalate: root's su fails the check.
-	rs, _ = run(t, fixtureHost("testdata/debian12", nil), collectors.Options{"privileged_users": []any{"alice"}}, nil)
+	rs, _ = run(t, fixtureHost("testdata/debian12", nil), with(func(s *Settings) { s.PrivilegedUsers = []string{"alice"} }), nil)
 	require.Equal(t, evidence.Fail, rs[checkPrivileged].Status)
 	require.Equal(t, "privileged use by users not in privileged_users: root", rs[checkPrivileged].Reason)
 
@@ -96,7 +103,7 @@ func TestTraditionalSecure(t *testing.T) {
 	require.EqualValues(t, 3, p["bob"].(map[string]any)["failed"], "1 line + message repeated 2 times")
 	require.Equal(t, "/var/log/secure", obs(t, rs[checkEvents])["period"].(map[string]any)["source"])
 
-	rs, _ = run(t, fixtureHost("testdata/traditional", nil), collectors.Options{"brute_force_failures": 4}, nil)
+	rs, _ = run(t, fixtureHost("testdata/traditional", nil), with(func(s *Settings) { s.BruteForceFailures = 4 }), nil)
 	require.Equal(t, "1 brute-force bursts from 127.0.0.1", rs[checkBrute].Reason)
 }
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/internal/units"
 )
 
 // syntheticLog writes a large auth.log: the real capture's lines repeated
@@ -77,7 +77,7 @@ func BenchmarkAccessLogs(b *testing.B) {
 		b.SetBytes(size)
 		h := fixtureHost(root, nil)
 		for b.Loop() {
-			rs, _, err := Collector{}.CollectSince(context.Background(), h, collectors.Options{"lookback": "48h"}, nil)
+			rs, _, err := Collector{}.CollectSince(context.Background(), h, with(func(s *Settings) { s.Lookback = units.Duration(48 * time.Hour) }), nil)
 			if err != nil || rs[0].Status != "pass" {
 				b.Fatal(err, rs[0].Reason)
 			}

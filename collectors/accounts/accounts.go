@@ -51,22 +51,23 @@ func (Collector) Checks() []evidence.Check {
 }
 
 // Collect implements collectors.Collector.
-func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Options) ([]evidence.Result, error) {
+func (c Collector) Collect(ctx context.Context, h *host.Host, settings collectors.Settings) ([]evidence.Result, error) {
+	s := collectors.SettingsOf(settings, defaults)
 	switch h.OS {
 	case "windows":
-		return collectWindows(ctx, h, opts), nil
+		return collectWindows(ctx, h, s), nil
 	case "darwin":
-		return collectDarwin(ctx, h, opts), nil
+		return collectDarwin(ctx, h, s), nil
 	case "linux":
 	default:
 		return collectors.ErrorResults(c, "accounts: no reader for "+h.OS), nil
 	}
 	passwd, perr := h.ReadFile("/etc/passwd")
 	return []evidence.Result{
-		admins(h, opts),
+		admins(h, s),
 		uid0(passwd, perr),
 		emptyPasswords(h),
-		policy(h, opts.Int("min_length", 12)),
+		policy(h, s.MinLength),
 	}, nil
 }
 
@@ -158,7 +159,7 @@ type sudoRule struct {
 	Line string `json:"line"`
 }
 
-func admins(h *host.Host, opts collectors.Options) evidence.Result {
+func admins(h *host.Host, s *Settings) evidence.Result {
 	r := evidence.Result{Check: checkAdmins}
 	group, err := h.ReadFile("/etc/group")
 	if err != nil {
@@ -232,12 +233,10 @@ func admins(h *host.Host, opts collectors.Options) evidence.Result {
 		}
 	}
 	sort.Strings(admins)
-	if allowed := opts["allowed_admins"]; allowed != nil {
+	if s.AllowedAdmins != nil {
 		ok := map[string]bool{}
-		if list, isList := allowed.([]any); isList {
-			for _, a := range list {
-				ok[fmt.Sprint(a)] = true
-			}
+		for _, a := range s.AllowedAdmins {
+			ok[a] = true
 		}
 		var unexpected []string
 		for _, ms := range members {

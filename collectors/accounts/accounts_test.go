@@ -13,10 +13,10 @@ import (
 	"github.com/annexa-dev/annexa/evidence"
 )
 
-func run(t *testing.T, dir string, opts collectors.Options) map[string]evidence.Result {
+func run(t *testing.T, dir string, settings collectors.Settings) map[string]evidence.Result {
 	t.Helper()
 	h := &host.Host{Root: "testdata/" + dir, OS: "linux", Runner: &host.Replay{}}
-	rs, err := Collector{}.Collect(context.Background(), h, opts)
+	rs, err := Collector{}.Collect(context.Background(), h, settings)
 	require.NoError(t, err)
 	out := map[string]evidence.Result{}
 	for _, r := range collectors.Complete(Collector{}, rs) {
@@ -54,7 +54,7 @@ func TestFixtures(t *testing.T) {
 	require.Equal(t, "minimum password length 14 (minlen = 14 in /etc/security/pwquality.conf)", rs[checkPolicy].Reason)
 
 	// The policy threshold and the allowed administrators are settings.
-	rs = run(t, "hardened", collectors.Options{"min_length": 16, "allowed_admins": []any{"bob"}})
+	rs = run(t, "hardened", &Settings{MinLength: 16, AllowedAdmins: []string{"bob"}})
 	require.Equal(t, evidence.Fail, rs[checkPolicy].Status)
 	require.Equal(t, "administrators not in the allowed list: alice", rs[checkAdmins].Reason)
 }
@@ -86,10 +86,10 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func runOS(t *testing.T, osName string, out map[string]string, opts collectors.Options) map[string]evidence.Result {
+func runOS(t *testing.T, osName string, out map[string]string, settings collectors.Settings) map[string]evidence.Result {
 	t.Helper()
 	h := &host.Host{OS: osName, Runner: &host.Replay{Dir: "testdata/out", Outputs: out}}
-	rs, err := Collector{}.Collect(context.Background(), h, opts)
+	rs, err := Collector{}.Collect(context.Background(), h, settings)
 	require.NoError(t, err)
 	m := map[string]evidence.Result{}
 	for _, r := range collectors.Complete(Collector{}, rs) {
@@ -109,7 +109,7 @@ func TestWindowsAccounts(t *testing.T) {
 	require.Equal(t, "the built-in Administrator account (Administrator) is disabled", rs[checkUID0].Reason)
 	require.Equal(t, "enabled accounts that may have an empty password (PasswordRequired false): kiosk", rs[checkEmpty].Reason)
 	require.Equal(t, "minimum password length 7 < 12", rs[checkPolicy].Reason)
-	rs = runOS(t, "windows", out, collectors.Options{"allowed_admins": []any{"Administrator", "CORP\\Domain Admins", "alice"}})
+	rs = runOS(t, "windows", out, &Settings{MinLength: 12, AllowedAdmins: []string{"Administrator", "CORP\\Domain Admins", "alice"}})
 	require.Equal(t, "administrators not in the allowed list: helpdesk", rs[checkAdmins].Reason)
 	rs = runOS(t, "windows", map[string]string{}, nil)
 	for _, r := range rs {

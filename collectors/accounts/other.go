@@ -9,14 +9,13 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/annexa-dev/annexa/collectors"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
 )
 
 // allowedCheck fails members not in the allowed_admins setting, if set.
-func allowedCheck(r *evidence.Result, members []string, opts collectors.Options) bool {
-	allowed := opts.Strings("allowed_admins")
+func allowedCheck(r *evidence.Result, members []string, s *Settings) bool {
+	allowed := s.AllowedAdmins
 	if allowed == nil {
 		return false
 	}
@@ -62,14 +61,14 @@ func (u winUser) sid() string {
 // disabled, no enabled local account that may have an empty password
 // (PasswordRequired false), and the minimum password length (`net
 // accounts`).
-func collectWindows(ctx context.Context, h *host.Host, opts collectors.Options) []evidence.Result {
+func collectWindows(ctx context.Context, h *host.Host, s *Settings) []evidence.Result {
 	adm := evidence.Result{Check: checkAdmins}
 	if out, err := h.Run(ctx, "net", "localgroup", "administrators"); err != nil {
 		adm.Status, adm.Reason = evidence.Error, "net localgroup administrators: "+err.Error()
 	} else {
 		members := netMembers(string(out))
 		adm.Observations = evidence.Observe(map[string]any{"administrators": members})
-		if !allowedCheck(&adm, members, opts) {
+		if !allowedCheck(&adm, members, s) {
 			adm.Status, adm.Reason = evidence.Pass, "administrators: "+strings.Join(members, ", ")
 		}
 	}
@@ -129,7 +128,7 @@ func collectWindows(ctx context.Context, h *host.Host, opts collectors.Options) 
 	}
 
 	pol := evidence.Result{Check: checkPolicy}
-	min := opts.Int("min_length", 12)
+	min := s.MinLength
 	if out, err := h.Run(ctx, "net", "accounts"); err != nil {
 		pol.Status, pol.Reason = evidence.Error, "net accounts: "+err.Error()
 	} else {
@@ -177,14 +176,14 @@ func netMembers(s string) []string {
 // GroupMembership`), no user but root with UniqueID 0, and the password
 // policy's minimum length (`pwpolicy -getaccountpolicies`). Whether an
 // account's password is empty cannot be read without trying it: error.
-func collectDarwin(ctx context.Context, h *host.Host, opts collectors.Options) []evidence.Result {
+func collectDarwin(ctx context.Context, h *host.Host, s *Settings) []evidence.Result {
 	adm := evidence.Result{Check: checkAdmins}
 	if out, err := h.Run(ctx, "dscl", ".", "-read", "/Groups/admin", "GroupMembership"); err != nil {
 		adm.Status, adm.Reason = evidence.Error, "dscl read /Groups/admin: "+err.Error()
 	} else {
 		members := strings.Fields(strings.TrimPrefix(strings.TrimSpace(string(out)), "GroupMembership:"))
 		adm.Observations = evidence.Observe(map[string]any{"admin": members})
-		if !allowedCheck(&adm, members, opts) {
+		if !allowedCheck(&adm, members, s) {
 			adm.Status, adm.Reason = evidence.Pass, "administrators: "+strings.Join(members, ", ")
 		}
 	}
@@ -216,7 +215,7 @@ func collectDarwin(ctx context.Context, h *host.Host, opts collectors.Options) [
 	empty := evidence.Result{Check: checkEmpty, Status: evidence.Error,
 		Reason: "macOS does not expose whether a password is empty without trying it; enforce a minimum length (password_policy) instead"}
 	pol := evidence.Result{Check: checkPolicy}
-	min := opts.Int("min_length", 12)
+	min := s.MinLength
 	if out, err := h.Run(ctx, "pwpolicy", "-getaccountpolicies"); err != nil {
 		pol.Status, pol.Reason = evidence.Error, "pwpolicy -getaccountpolicies: "+err.Error()
 	} else {

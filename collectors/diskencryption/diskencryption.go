@@ -48,10 +48,10 @@ func (Collector) Checks() []evidence.Check {
 }
 
 // Collect implements collectors.Collector.
-func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Options) ([]evidence.Result, error) {
+func (c Collector) Collect(ctx context.Context, h *host.Host, settings collectors.Settings) ([]evidence.Result, error) {
 	switch h.OS {
 	case "linux":
-		return collectLinux(ctx, h, opts), nil
+		return collectLinux(ctx, h, collectors.SettingsOf(settings, defaults)), nil
 	case "darwin":
 		return collectDarwin(ctx, h), nil
 	case "windows":

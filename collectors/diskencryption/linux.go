@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/annexa-dev/annexa/collectors"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
 )
@@ -176,7 +175,7 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-func collectLinux(ctx context.Context, h *host.Host, opts collectors.Options) []evidence.Result {
+func collectLinux(ctx context.Context, h *host.Host, s *Settings) []evidence.Result {
 	out, err := h.Run(ctx, "lsblk", lsblkArgs...)
 	if err != nil && !host.IsNotExist(err) {
 		out, err = h.Run(ctx, "lsblk", lsblkArgsOld...)
@@ -251,7 +250,7 @@ func collectLinux(ctx context.Context, h *host.Host, opts collectors.Options) []
 	}
 
 	// Every other fixed volume.
-	exempt := opts.Strings("exempt_mounts")
+	exempt := s.ExemptMounts
 	if exempt == nil {
 		exempt = defaultExempt
 	}

@@ -58,7 +58,7 @@ type inputChain struct {
 }
 
 // Collect implements collectors.Collector.
-func (c Collector) Collect(ctx context.Context, h *host.Host, _ collectors.Options) ([]evidence.Result, error) {
+func (c Collector) Collect(ctx context.Context, h *host.Host, _ collectors.Settings) ([]evidence.Result, error) {
 	switch h.OS {
 	case "darwin":
 		return collectDarwin(ctx, h), nil

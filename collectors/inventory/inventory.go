@@ -49,8 +49,8 @@ func (Collector) Checks() []evidence.Check {
 type Facts map[string]string
 
 // Collect implements collectors.Collector.
-func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Options) ([]evidence.Result, error) {
-	return []evidence.Result{hostResult(ctx, h), software(ctx, h, opts.Int("max_packages", 20000))}, nil
+func (c Collector) Collect(ctx context.Context, h *host.Host, settings collectors.Settings) ([]evidence.Result, error) {
+	return []evidence.Result{hostResult(ctx, h), software(ctx, h, collectors.SettingsOf(settings, defaults).MaxPackages)}, nil
 }
 
 // HostFacts reads the host's identity. On the live machine it asks

@@ -7,7 +7,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/annexa-dev/annexa/collectors"
 	"github.com/annexa-dev/annexa/collectors/collectortest"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
@@ -31,7 +30,7 @@ func TestDebianFixture(t *testing.T) {
 	require.Equal(t, Package{Name: "adduser", Version: "3.134", Arch: "all"}, obs.Packages[0])
 
 	// Truncation keeps the count honest.
-	rs, _ = Collector{}.Collect(context.Background(), h, collectors.Options{"max_packages": 5})
+	rs, _ = Collector{}.Collect(context.Background(), h, &Settings{MaxPackages: 5})
 	require.Contains(t, string(rs[1].Observations), `"truncated_to":5`)
 	require.Contains(t, string(rs[1].Observations), `"count":40`)
 }

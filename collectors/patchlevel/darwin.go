@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/annexa-dev/annexa/collectors"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
 )
@@ -17,9 +16,9 @@ import (
 // Override with the collector setting supported_macos.
 var supportedMacOS = []string{"14", "15", "26"}
 
-func collectDarwin(ctx context.Context, h *host.Host, opts collectors.Options) []evidence.Result {
+func collectDarwin(ctx context.Context, h *host.Host, s *Settings) []evidence.Result {
 	now := h.Now()
-	out := []evidence.Result{releaseDarwin(ctx, h, opts)}
+	out := []evidence.Result{releaseDarwin(ctx, h, s)}
 	list, err := h.Run(ctx, "softwareupdate", "-l")
 	if err != nil && len(list) == 0 {
 		reason := "softwareupdate -l: " + err.Error()
@@ -35,10 +34,10 @@ func collectDarwin(ctx context.Context, h *host.Host, opts collectors.Options) [
 					sec = append(sec, u)
 				}
 			}
-			out = append(out, pendingResult(ups, sec, opts.Int("max_pending", 0)), securityResult(sec))
+			out = append(out, pendingResult(ups, sec, s.MaxPending), securityResult(sec))
 		}
 	}
-	out = append(out, automaticDarwin(ctx, h), ageDarwin(ctx, h, now, opts.Int("max_days", 30)), rebootDarwin(list, err))
+	out = append(out, automaticDarwin(ctx, h), ageDarwin(ctx, h, now, s.MaxDays), rebootDarwin(list, err))
 	return out
 }
 
@@ -193,7 +192,7 @@ func ageDarwin(ctx context.Context, h *host.Host, now time.Time, maxDays int) ev
 	return r
 }
 
-func releaseDarwin(ctx context.Context, h *host.Host, opts collectors.Options) evidence.Result {
+func releaseDarwin(ctx context.Context, h *host.Host, s *Settings) evidence.Result {
 	r := evidence.Result{Check: checkRelease}
 	out, err := h.Run(ctx, "sw_vers", "-productVersion")
 	if err != nil {
@@ -202,7 +201,7 @@ func releaseDarwin(ctx context.Context, h *host.Host, opts collectors.Options) e
 	}
 	v := strings.TrimSpace(string(out))
 	major, _, _ := strings.Cut(v, ".")
-	supported := opts.Strings("supported_macos")
+	supported := s.SupportedMacOS
 	if supported == nil {
 		supported = supportedMacOS
 	}

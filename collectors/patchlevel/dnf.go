@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/annexa-dev/annexa/collectors"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
 )
@@ -17,9 +16,9 @@ import (
 // collectDNF is the RHEL/Fedora path: `dnf check-update` (exit 100 when
 // updates are pending), `dnf updateinfo list --security`, dnf-automatic,
 // /var/log/dnf.rpm.log and `needs-restarting -r`.
-func collectDNF(ctx context.Context, h *host.Host, opts collectors.Options, now time.Time) []evidence.Result {
-	out := pendingDNF(ctx, h, opts.Int("max_pending", 0))
-	out = append(out, automaticDNF(h), ageDNF(h, now, opts.Int("max_days", 30)), rebootDNF(ctx, h))
+func collectDNF(ctx context.Context, h *host.Host, s *Settings, now time.Time) []evidence.Result {
+	out := pendingDNF(ctx, h, s.MaxPending)
+	out = append(out, automaticDNF(h), ageDNF(h, now, s.MaxDays), rebootDNF(ctx, h))
 	return out
 }
 

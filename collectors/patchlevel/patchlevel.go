@@ -67,12 +67,13 @@ var endOfSupport = map[string]string{
 }
 
 // Collect implements collectors.Collector.
-func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Options) ([]evidence.Result, error) {
+func (c Collector) Collect(ctx context.Context, h *host.Host, settings collectors.Settings) ([]evidence.Result, error) {
+	s := collectors.SettingsOf(settings, defaults)
 	switch h.OS {
 	case "darwin":
-		return collectDarwin(ctx, h, opts), nil
+		return collectDarwin(ctx, h, s), nil
 	case "windows":
-		return collectWindows(ctx, h, opts), nil
+		return collectWindows(ctx, h, s), nil
 	case "linux":
 	default:
 		return collectors.ErrorResults(c, "patch_level: no reader for "+h.OS), nil
@@ -87,7 +88,7 @@ func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Op
 	sim, simErr := h.Run(ctx, "apt-get", "-s", "-o", "Debug::NoLocking=1", "upgrade")
 	if host.IsNotExist(simErr) {
 		if _, err := h.Run(ctx, "rpm", "--version"); err == nil || !host.IsNotExist(err) {
-			return append(out, collectDNF(ctx, h, opts, now)...), nil
+			return append(out, collectDNF(ctx, h, s, now)...), nil
 		}
 		reason := "neither apt-get nor rpm is installed: apt- and dnf-based systems are supported"
 		for _, id := range []string{checkPending, checkSecurity, checkAuto, checkAge, checkReboot} {
@@ -95,8 +96,8 @@ func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Op
 		}
 		return out, nil
 	}
-	out = append(out, pending(sim, simErr, opts.Int("max_pending", 0))...)
-	out = append(out, automatic(h), age(h, now, opts.Int("max_days", 30)), reboot(h))
+	out = append(out, pending(sim, simErr, s.MaxPending)...)
+	out = append(out, automatic(h), age(h, now, s.MaxDays), reboot(h))
 	return out, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/annexa-dev/annexa/collectors"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
 )
@@ -39,11 +38,11 @@ var windowsServerEnd = map[string]string{
 	"26100": "2034-11-14", // Server 2025
 }
 
-func collectWindows(ctx context.Context, h *host.Host, opts collectors.Options) []evidence.Result {
+func collectWindows(ctx context.Context, h *host.Host, s *Settings) []evidence.Result {
 	now := h.Now()
 	out := []evidence.Result{releaseWindows(ctx, h, now)}
-	out = append(out, pendingWindows(ctx, h, opts.Int("max_pending", 0))...)
-	out = append(out, automaticWindows(ctx, h), ageWindows(ctx, h, now, opts.Int("max_days", 30)), rebootWindows(ctx, h))
+	out = append(out, pendingWindows(ctx, h, s.MaxPending)...)
+	out = append(out, automaticWindows(ctx, h), ageWindows(ctx, h, now, s.MaxDays), rebootWindows(ctx, h))
 	return out
 }
 

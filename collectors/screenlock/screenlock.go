@@ -62,8 +62,8 @@ type userLock struct {
 }
 
 // Collect implements collectors.Collector.
-func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Options) ([]evidence.Result, error) {
-	max := opts.Int("max_idle_minutes", 15) * 60
+func (c Collector) Collect(ctx context.Context, h *host.Host, settings collectors.Settings) ([]evidence.Result, error) {
+	max := collectors.SettingsOf(settings, defaults).MaxIdleMinutes * 60
 	var users []userLock
 	var na string
 	var err error

@@ -73,8 +73,8 @@ type matchSetting struct {
 }
 
 // Collect implements collectors.Collector.
-func (c Collector) Collect(ctx context.Context, h *host.Host, opts collectors.Options) ([]evidence.Result, error) {
-	cfgPath := opts.String("config", "/etc/ssh/sshd_config")
+func (c Collector) Collect(ctx context.Context, h *host.Host, settings collectors.Settings) ([]evidence.Result, error) {
+	cfgPath := collectors.SettingsOf(settings, defaults).Config
 	if !h.Exists(cfgPath) {
 		if _, err := h.Run(ctx, "sshd", "-V"); host.IsNotExist(err) {
 			return notApplicable(c, "no OpenSSH server: neither "+cfgPath+" nor sshd is present"), nil

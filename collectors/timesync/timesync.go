@@ -37,7 +37,7 @@ func (Collector) Checks() []evidence.Check {
 // Collect asks, in order, systemd (timedatectl), chrony (chronyc) and ntpd
 // (ntpq): the first that answers decides. None answering is an error, not a
 // pass: an unknown clock is not a synchronised one.
-func (c Collector) Collect(ctx context.Context, h *host.Host, _ collectors.Options) ([]evidence.Result, error) {
+func (c Collector) Collect(ctx context.Context, h *host.Host, _ collectors.Settings) ([]evidence.Result, error) {
 	switch h.OS {
 	case "windows":
 		return []evidence.Result{fromW32tm(ctx, h)}, nil

@@ -342,6 +342,11 @@ func TestSettings(t *testing.T) {
 		{map[string]any{"skip_default_account": true}, "needs assume_roles"},
 		{map[string]any{"thresholds": map[string]any{"root_use_days": -1}}, "root_use_days"},
 		{map[string]any{"max_attempts": -2}, "max_attempts"},
+		// A zero is refused where it makes no sense, never taken as "unset".
+		{map[string]any{"max_attempts": 0}, "max_attempts: 0, want at least 1"},
+		{map[string]any{"thresholds": map[string]any{"access_key_max_age_days": 0}}, "access_key_max_age_days: 0, want at least 1"},
+		{map[string]any{"report_wait": "0s"}, "report_wait"},
+		{map[string]any{"thresholds": map[string]any{"password_reuse_prevention": 25}}, "password_reuse_prevention"},
 	} {
 		_, err := parseSettings(tc.in)
 		require.ErrorContains(t, err, tc.want, "%v", tc.in)
@@ -350,6 +355,12 @@ func TestSettings(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 14, s.Thresholds.PasswordMinLength)
 	require.Equal(t, []string{"us-east-1"}, s.AnalyzerRegions)
+	// A zero that means something (no reuse rule) is honoured; the other
+	// thresholds keep their defaults.
+	s, err = parseSettings(map[string]any{"thresholds": map[string]any{"password_reuse_prevention": 0}})
+	require.NoError(t, err)
+	require.Equal(t, 0, s.Thresholds.PasswordReusePrevention)
+	require.Equal(t, 90, s.Thresholds.AccessKeyMaxAgeDays)
 }
 
 func TestCredentialReportParsing(t *testing.T) {

@@ -54,12 +54,24 @@ type thresholds struct {
 	PasswordComplexity      *bool `json:"password_complexity"`
 }
 
+// defaultSettings are the settings before agent.yaml's are decoded over
+// them: a key given as 0 stays 0 (and is refused below if 0 makes no
+// sense), it is never mistaken for "not given".
+func defaultSettings() settings {
+	yes := true
+	return settings{
+		Region: "us-east-1", ReportWait: "2m", ReportPoll: "5s", MaxAttempts: 8, MaxBackoff: "20s",
+		Thresholds: thresholds{RootUseDays: 30, AccessKeyMaxAgeDays: 90, UnusedCredentialDays: 45,
+			PasswordMinLength: 14, PasswordReusePrevention: 24, PasswordComplexity: &yes},
+	}
+}
+
 func parseSettings(m map[string]any) (*settings, error) {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("settings: %w", err)
 	}
-	s := settings{}
+	s := defaultSettings()
 	if len(m) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
@@ -68,7 +80,7 @@ func parseSettings(m map[string]any) (*settings, error) {
 		}
 	}
 	if s.Region == "" {
-		s.Region = "us-east-1"
+		return nil, fmt.Errorf("settings: region must not be empty")
 	}
 	if len(s.AnalyzerRegions) == 0 {
 		s.AnalyzerRegions = []string{s.Region}
@@ -84,46 +96,37 @@ func parseSettings(m map[string]any) (*settings, error) {
 	for _, d := range []struct {
 		name string
 		in   string
-		def  time.Duration
 		out  *time.Duration
 	}{
-		{"report_wait", s.ReportWait, 2 * time.Minute, &s.reportWait},
-		{"report_poll", s.ReportPoll, 5 * time.Second, &s.reportPoll},
-		{"max_backoff", s.MaxBackoff, 20 * time.Second, &s.maxBackoff},
+		{"report_wait", s.ReportWait, &s.reportWait},
+		{"report_poll", s.ReportPoll, &s.reportPoll},
+		{"max_backoff", s.MaxBackoff, &s.maxBackoff},
 	} {
-		*d.out = d.def
-		if d.in != "" {
-			v, err := time.ParseDuration(d.in)
-			if err != nil || v <= 0 {
-				return nil, fmt.Errorf("settings: %s: %q is not a positive duration", d.name, d.in)
-			}
-			*d.out = v
+		v, err := time.ParseDuration(d.in)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("settings: %s: %q is not a positive duration", d.name, d.in)
 		}
-	}
-	if s.MaxAttempts == 0 {
-		s.MaxAttempts = 8
+		*d.out = v
 	}
 	if s.MaxAttempts < 1 {
-		return nil, fmt.Errorf("settings: max_attempts must be at least 1")
+		return nil, fmt.Errorf("settings: max_attempts: %d, want at least 1", s.MaxAttempts)
 	}
 	t := &s.Thresholds
 	for _, d := range []struct {
 		name string
-		v    *int
-		def  int
+		v    int
 	}{
-		{"root_use_days", &t.RootUseDays, 30},
-		{"access_key_max_age_days", &t.AccessKeyMaxAgeDays, 90},
-		{"unused_credential_days", &t.UnusedCredentialDays, 45},
-		{"password_min_length", &t.PasswordMinLength, 14},
-		{"password_reuse_prevention", &t.PasswordReusePrevention, 24},
+		{"root_use_days", t.RootUseDays},
+		{"access_key_max_age_days", t.AccessKeyMaxAgeDays},
+		{"unused_credential_days", t.UnusedCredentialDays},
+		{"password_min_length", t.PasswordMinLength},
 	} {
-		if *d.v == 0 {
-			*d.v = d.def
+		if d.v < 1 {
+			return nil, fmt.Errorf("settings: thresholds.%s: %d, want at least 1", d.name, d.v)
 		}
-		if *d.v < 0 {
-			return nil, fmt.Errorf("settings: thresholds.%s must not be negative", d.name)
-		}
+	}
+	if t.PasswordReusePrevention < 0 || t.PasswordReusePrevention > 24 {
+		return nil, fmt.Errorf("settings: thresholds.password_reuse_prevention: %d, want 0 to 24 (IAM's range; 0: no requirement)", t.PasswordReusePrevention)
 	}
 	if t.PasswordComplexity == nil {
 		yes := true

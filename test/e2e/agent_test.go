@@ -316,12 +316,17 @@ func TestAgentBadConfig(t *testing.T) {
 		"shiping:\n  interval: 1s\n":                 "line 12: unknown key shiping",
 		"collectors:\n  sshd: {}\n":                  "collectors.sshd: unknown collector",
 		"collectors:\n  ssh:\n    interval: often\n": `"often" is not a duration`,
+		// A collector setting of the wrong shape stops the agent too.
+		"collectors:\n  accounts:\n    settings:\n      allowed_admins: alice\n": "line 14: collectors.accounts.settings.allowed_admins: want a list of strings",
+		"collectors:\n  screen_lock:\n    settings:\n      max_idle_minute: 5\n": "collectors.screen_lock.settings.max_idle_minute: unknown key",
 	} {
 		h := newAgentHost(t, s, cfg)
-		out, code := h.run("run", "--once")
-		require.Equal(t, 1, code, out)
-		require.Contains(t, out, want)
-		require.Contains(t, out, h.config)
+		for _, args := range [][]string{{"run", "--once"}, {"collect"}} {
+			out, code := h.run(args...)
+			require.Equal(t, 1, code, "%v: %s", args, out)
+			require.Contains(t, out, want, args)
+			require.Contains(t, out, h.config, args)
+		}
 	}
 }
 

@@ -1,4 +1,4 @@
-package agent
+package collectors_test
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/annexa-dev/annexa/agent/config"
 	"github.com/annexa-dev/annexa/collectors"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
@@ -24,19 +23,19 @@ func (fake) Version() string { return "0" }
 func (fake) Checks() []evidence.Check {
 	return []evidence.Check{{ID: "fake.one"}, {ID: "fake.two"}}
 }
-func (f fake) Collect(ctx context.Context, _ *host.Host, _ collectors.Options) ([]evidence.Result, error) {
+func (f fake) Collect(ctx context.Context, _ *host.Host, _ collectors.Settings) ([]evidence.Result, error) {
 	return f.do(ctx)
 }
 
 func run(t *testing.T, f fake, timeout time.Duration) []evidence.Result {
 	t.Helper()
-	rs := RunCollector(context.Background(), f, &host.Host{Root: t.TempDir(), Runner: &host.Replay{}},
-		config.Schedule{Timeout: config.Duration(timeout)}, nil)
+	rs, _ := collectors.Run(context.Background(), f, &host.Host{Root: t.TempDir(), Runner: &host.Replay{}},
+		collectors.Limits{Timeout: timeout}, nil, nil)
 	require.Len(t, rs, 2, "one result per declared check, whatever happened")
 	return rs
 }
 
-func TestRunCollectorContainsFailures(t *testing.T) {
+func TestRunContainsFailures(t *testing.T) {
 	for name, tc := range map[string]struct {
 		f    fake
 		want string
@@ -61,7 +60,7 @@ func TestRunCollectorContainsFailures(t *testing.T) {
 	}
 }
 
-func TestRunCollectorPassesThrough(t *testing.T) {
+func TestRunPassesThrough(t *testing.T) {
 	rs := run(t, fake{func(context.Context) ([]evidence.Result, error) {
 		return []evidence.Result{{Check: "fake.two", Status: evidence.Fail, Reason: "b"}, {Check: "fake.one", Status: evidence.Pass, Reason: "a"}, {Check: "fake.extra", Status: evidence.Pass, Reason: "x"}}, nil
 	}}, time.Second)
