@@ -147,3 +147,12 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // MarshalText writes the duration in Go's notation.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// NonNil returns s, or an empty slice when s is nil, so that observations
+// say [] (looked, found none) where JSON would otherwise say null.
+func NonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -11,15 +11,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"runtime"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/checkpoint"
 	"github.com/annexa-dev/annexa/evidence/dsse"
+	"github.com/annexa-dev/annexa/internal/parallel"
 	"github.com/annexa-dev/annexa/server/apiv1"
 	"github.com/annexa-dev/annexa/server/store"
 )
@@ -329,7 +327,7 @@ func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.
 	// Parse in parallel; the keys depend on order (a rotation changes the
 	// key of the seqs after it), so they are assigned in a sequential pass;
 	// then verify in parallel.
-	parallel(len(items), func(i int) {
+	parallel.For(len(items), func(i int) {
 		it := &items[i]
 		it.raw = raws[i]
 		env, err := dsse.Parse(it.raw)
@@ -376,7 +374,7 @@ func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.
 			keys = evidence.RotateKeys(keys, p.Seq+1, store.AgentKey{AgentID: agentID, KeyID: rot.NewKeyID, Public: rot.NewPublic})
 		}
 	}
-	parallel(len(items), func(i int) {
+	parallel.For(len(items), func(i int) {
 		it := &items[i]
 		if it.err != nil {
 			return
@@ -392,33 +390,6 @@ func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.
 		}
 	})
 	return items
-}
-
-// parallel runs fn(0..n-1) across the cores, one item at a time each.
-func parallel(n int, fn func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		for i := 0; i < n; i++ {
-			fn(i)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				fn(i)
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 func sameKeys(a, b []store.AgentKey) bool {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -16,7 +15,6 @@ import (
 	"github.com/annexa-dev/annexa/agent"
 	"github.com/annexa-dev/annexa/collectors"
 	"github.com/annexa-dev/annexa/collectors/host"
-	"github.com/annexa-dev/annexa/collectors/inventory"
 	"github.com/annexa-dev/annexa/evidence"
 )
 
@@ -63,20 +61,7 @@ left alone and the command succeeds.`,
 			if o.Server == "" || o.Token == "" {
 				return errors.New("--server and --token are required")
 			}
-			facts, err := inventory.HostFacts(cmd.Context(), host.Live())
-			if err != nil {
-				facts = inventory.Facts{}
-			}
-			if o.Hostname == "" {
-				o.Hostname = facts["hostname"]
-			}
-			if o.Hostname == "" {
-				o.Hostname, _ = os.Hostname()
-			}
-			o.Facts = facts
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
-			id, err := agent.Enroll(ctx, o)
+			id, err := enrollThisHost(cmd.Context(), o)
 			if errors.Is(err, agent.ErrAlreadyEnrolled) {
 				return &exitError{code: 3, err: err}
 			}

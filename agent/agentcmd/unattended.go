@@ -92,14 +92,7 @@ func enrollUnattended(ctx context.Context, cfg *config.Config, s *enrollSettings
 	if _, err := agent.LoadIdentity(cfg.StateDir); err == nil {
 		return false, nil
 	}
-	facts, _ := inventory.HostFacts(ctx, host.Live())
-	hostname := facts["hostname"]
-	if hostname == "" {
-		hostname, _ = os.Hostname()
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	id, err := agent.Enroll(ctx, agent.EnrollOptions{Server: s.server, Token: s.token, CAFile: s.ca, StateDir: cfg.StateDir, Hostname: hostname, Facts: facts})
+	id, err := enrollThisHost(ctx, agent.EnrollOptions{Server: s.server, Token: s.token, CAFile: s.ca, StateDir: cfg.StateDir})
 	if err != nil {
 		return false, err
 	}
@@ -111,4 +104,24 @@ func enrollUnattended(ctx context.Context, cfg *config.Config, s *enrollSettings
 		}
 	}
 	return true, nil
+}
+
+// enrollThisHost enrols with this host's facts (hostname, OS, …) and, unless
+// o names one, its hostname, within a minute: what both the interactive and
+// the unattended enrollment send.
+func enrollThisHost(ctx context.Context, o agent.EnrollOptions) (*agent.Identity, error) {
+	facts, err := inventory.HostFacts(ctx, host.Live())
+	if err != nil {
+		facts = inventory.Facts{}
+	}
+	if o.Hostname == "" {
+		o.Hostname = facts["hostname"]
+	}
+	if o.Hostname == "" {
+		o.Hostname, _ = os.Hostname()
+	}
+	o.Facts = facts
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return agent.Enroll(ctx, o)
 }

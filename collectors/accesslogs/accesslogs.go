@@ -391,7 +391,7 @@ func decide(sum *summary, period map[string]any, s *Settings, persistent evidenc
 	bursts := sum.burst.Bursts
 	brute := evidence.Result{Check: checkBrute, Status: evidence.Pass,
 		Reason: fmt.Sprintf("no source had %d or more failed logins within %s", sum.burst.threshold, sum.burst.window),
-		Observations: with(map[string]any{"threshold": sum.burst.threshold, "window": sum.burst.window.String(), "bursts": nonNil(bursts),
+		Observations: with(map[string]any{"threshold": sum.burst.threshold, "window": sum.burst.window.String(), "bursts": evidence.NonNil(bursts),
 			"top_failing_users": topUsers(sum.LoginsFail.ByUser, 10)})}
 	if len(bursts) > 0 {
 		srcs := map[string]bool{}
@@ -461,11 +461,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }

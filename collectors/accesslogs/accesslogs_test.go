@@ -38,12 +38,7 @@ func run(t *testing.T, h *host.Host, settings collectors.Settings, cur []byte) (
 	t.Helper()
 	rs, next, err := Collector{}.CollectSince(context.Background(), h, settings, cur)
 	require.NoError(t, err)
-	rs = collectors.Complete(Collector{}, rs)
-	out := map[string]evidence.Result{}
-	for _, r := range rs {
-		out[r.Check] = r
-	}
-	return out, next
+	return collectortest.ByCheck(t, Collector{}, rs), next
 }
 
 func obs(t *testing.T, r evidence.Result) map[string]any {

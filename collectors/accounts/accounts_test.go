@@ -16,22 +16,11 @@ import (
 func run(t *testing.T, dir string, settings collectors.Settings) map[string]evidence.Result {
 	t.Helper()
 	h := &host.Host{Root: "testdata/" + dir, OS: "linux", Runner: &host.Replay{}}
-	rs, err := Collector{}.Collect(context.Background(), h, settings)
-	require.NoError(t, err)
-	out := map[string]evidence.Result{}
-	for _, r := range collectors.Complete(Collector{}, rs) {
-		require.NotEmpty(t, r.Reason, r.Check)
-		out[r.Check] = r
-	}
-	return out
+	return collectortest.Collect(t, Collector{}, h, settings)
 }
 
 func statuses(rs map[string]evidence.Result) map[string]evidence.Status {
-	out := map[string]evidence.Status{}
-	for k, r := range rs {
-		out[k] = r.Status
-	}
-	return out
+	return collectortest.Statuses(rs)
 }
 
 func TestFixtures(t *testing.T) {
@@ -89,13 +78,7 @@ func FuzzParse(f *testing.F) {
 func runOS(t *testing.T, osName string, out map[string]string, settings collectors.Settings) map[string]evidence.Result {
 	t.Helper()
 	h := &host.Host{OS: osName, Runner: &host.Replay{Dir: "testdata/out", Outputs: out}}
-	rs, err := Collector{}.Collect(context.Background(), h, settings)
-	require.NoError(t, err)
-	m := map[string]evidence.Result{}
-	for _, r := range collectors.Complete(Collector{}, rs) {
-		m[r.Check] = r
-	}
-	return m
+	return collectortest.Collect(t, Collector{}, h, settings)
 }
 
 func TestWindowsAccounts(t *testing.T) {

@@ -1,7 +1,6 @@
 package diskencryption
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"strings"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/annexa-dev/annexa/collectors"
 	"github.com/annexa-dev/annexa/collectors/collectortest"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
@@ -22,14 +20,7 @@ const lsblkOld = "lsblk -J -b -o NAME,KNAME,PATH,TYPE,FSTYPE,MOUNTPOINT,SIZE,RM,
 func collect(t *testing.T, osName, root string, outputs map[string]string) map[string]evidence.Result {
 	t.Helper()
 	h := &host.Host{Root: root, OS: osName, Runner: &host.Replay{Dir: "testdata", Outputs: outputs}, Clock: time.Now}
-	rs, err := Collector{}.Collect(context.Background(), h, nil)
-	require.NoError(t, err)
-	rs = collectors.Complete(Collector{}, rs)
-	out := map[string]evidence.Result{}
-	for _, r := range rs {
-		out[r.Check] = r
-	}
-	return out
+	return collectortest.Collect(t, Collector{}, h, nil)
 }
 
 func status(rs map[string]evidence.Result) [3]evidence.Status {

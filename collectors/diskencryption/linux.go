@@ -293,7 +293,7 @@ func collectLinux(ctx context.Context, h *host.Host, s *Settings) []evidence.Res
 			plain = append(plain, v)
 		}
 	}
-	data.Observations = evidence.Observe(map[string]any{"volumes": nonNil(checked), "exempt": exempt})
+	data.Observations = evidence.Observe(map[string]any{"volumes": evidence.NonNil(checked), "exempt": exempt})
 	switch {
 	case zerr != nil:
 		data.Status, data.Reason = evidence.Error, zerr.Error()
@@ -366,7 +366,7 @@ func swapLinux(h *host.Host, mounts []mountEntry, vols, byDev map[string]*volume
 			plain = append(plain, a.Name)
 		}
 	}
-	r.Observations = evidence.Observe(map[string]any{"swaps": nonNil(areas), "crypttab": crypttab})
+	r.Observations = evidence.Observe(map[string]any{"swaps": evidence.NonNil(areas), "crypttab": crypttab})
 	switch {
 	case len(areas) == 0:
 		r.Status, r.Reason = evidence.Pass, "no swap in use"
@@ -403,11 +403,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }

@@ -126,7 +126,7 @@ func collectWindows(ctx context.Context, h *host.Host) []evidence.Result {
 			system.Status, system.Reason = evidence.Fail, osVol.why()
 		}
 	}
-	data.Observations = evidence.Observe(map[string]any{"volumes": nonNil(checked)})
+	data.Observations = evidence.Observe(map[string]any{"volumes": evidence.NonNil(checked)})
 	switch {
 	case len(bad) > 0:
 		data.Status, data.Reason = evidence.Fail, strings.Join(bad, "; ")

@@ -15,14 +15,7 @@ import (
 
 func run(t *testing.T, outputs map[string]string) map[string]evidence.Result {
 	t.Helper()
-	rs, err := Collector{}.Collect(context.Background(), &host.Host{OS: "linux", Runner: &host.Replay{Dir: "testdata", Outputs: outputs}}, nil)
-	require.NoError(t, err)
-	out := map[string]evidence.Result{}
-	for _, r := range collectors.Complete(Collector{}, rs) {
-		require.NotEmpty(t, r.Reason)
-		out[r.Check] = r
-	}
-	return out
+	return collectortest.Collect(t, Collector{}, &host.Host{OS: "linux", Runner: &host.Replay{Dir: "testdata", Outputs: outputs}}, nil)
 }
 
 func TestRulesets(t *testing.T) {

@@ -61,20 +61,13 @@ func rebootDarwin(list []byte, listErr error) evidence.Result {
 			waiting = append(waiting, label)
 		}
 	}
-	r.Observations = evidence.Observe(map[string]any{"restart_required_by": nonNilStr(waiting)})
+	r.Observations = evidence.Observe(map[string]any{"restart_required_by": evidence.NonNil(waiting)})
 	if len(waiting) > 0 {
 		r.Status, r.Reason = evidence.Fail, "updates wait for a restart to install: "+strings.Join(waiting, ", ")
 	} else {
 		r.Status, r.Reason = evidence.Pass, "no update waits for a restart"
 	}
 	return r
-}
-
-func nonNilStr(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 // parseSoftwareUpdate reads `softwareupdate -l`: "* Label: X" lines, each

@@ -85,7 +85,7 @@ func nameOfNEVRA(s string) string {
 }
 
 func pendingResult(ups, sec []update, maxPending int) evidence.Result {
-	pend := evidence.Result{Check: checkPending, Observations: evidence.Observe(map[string]any{"pending": len(ups), "updates": nonNilU(ups), "max_pending": maxPending})}
+	pend := evidence.Result{Check: checkPending, Observations: evidence.Observe(map[string]any{"pending": len(ups), "updates": evidence.NonNil(ups), "max_pending": maxPending})}
 	if len(ups) > maxPending {
 		pend.Status, pend.Reason = evidence.Fail, fmt.Sprintf("%d package updates pending (%d security)", len(ups), len(sec))
 	} else {
@@ -95,7 +95,7 @@ func pendingResult(ups, sec []update, maxPending int) evidence.Result {
 }
 
 func securityResult(sec []update) evidence.Result {
-	r := evidence.Result{Check: checkSecurity, Observations: evidence.Observe(map[string]any{"pending_security": len(sec), "updates": nonNilU(sec)})}
+	r := evidence.Result{Check: checkSecurity, Observations: evidence.Observe(map[string]any{"pending_security": len(sec), "updates": evidence.NonNil(sec)})}
 	if len(sec) == 0 {
 		r.Status, r.Reason = evidence.Pass, "no security updates pending"
 		return r
@@ -107,13 +107,6 @@ func securityResult(sec []update) evidence.Result {
 	sort.Strings(names)
 	r.Status, r.Reason = evidence.Fail, fmt.Sprintf("%d security updates pending: %s", len(sec), strings.Join(names, ", "))
 	return r
-}
-
-func nonNilU(u []update) []update {
-	if u == nil {
-		return []update{}
-	}
-	return u
 }
 
 // automaticDNF: dnf-automatic applying updates from an enabled timer

@@ -20,23 +20,10 @@ func run(t *testing.T, root, simFile string, now time.Time) map[string]evidence.
 	t.Helper()
 	h := &host.Host{Root: "testdata/" + root, OS: "linux", Clock: func() time.Time { return now },
 		Runner: &host.Replay{Dir: "testdata", Outputs: map[string]string{sim: simFile}}}
-	rs, err := Collector{}.Collect(context.Background(), h, nil)
-	require.NoError(t, err)
-	out := map[string]evidence.Result{}
-	for _, r := range collectors.Complete(Collector{}, rs) {
-		require.NotEmpty(t, r.Reason, r.Check)
-		out[r.Check] = r
-	}
-	return out
+	return collectortest.Collect(t, Collector{}, h, nil)
 }
 
-func st(rs map[string]evidence.Result) map[string]evidence.Status {
-	out := map[string]evidence.Status{}
-	for k, r := range rs {
-		out[k] = r.Status
-	}
-	return out
-}
+func st(rs map[string]evidence.Result) map[string]evidence.Status { return collectortest.Statuses(rs) }
 
 func TestDebianAsCaptured(t *testing.T) {
 	rs := run(t, "debian12", "apt-simulate-upgrade.txt", time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC))
@@ -141,14 +128,7 @@ func TestRHEL(t *testing.T) {
 func runOS(t *testing.T, osName string, outputs map[string]string, now time.Time) map[string]evidence.Result {
 	t.Helper()
 	h := &host.Host{OS: osName, Clock: func() time.Time { return now }, Runner: &host.Replay{Dir: "testdata", Outputs: outputs}}
-	rs, err := Collector{}.Collect(context.Background(), h, nil)
-	require.NoError(t, err)
-	out := map[string]evidence.Result{}
-	for _, r := range collectors.Complete(Collector{}, rs) {
-		require.NotEmpty(t, r.Reason, r.Check)
-		out[r.Check] = r
-	}
-	return out
+	return collectortest.Collect(t, Collector{}, h, nil)
 }
 
 func TestMacOS(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/annexa-dev/annexa/collectors"
 	"github.com/annexa-dev/annexa/collectors/collectortest"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
@@ -25,15 +24,7 @@ func fixture(dir string, withDashT bool) *host.Host {
 
 func statuses(t *testing.T, h *host.Host) map[string]evidence.Status {
 	t.Helper()
-	rs, err := Collector{}.Collect(context.Background(), h, nil)
-	require.NoError(t, err)
-	rs = collectors.Complete(Collector{}, rs)
-	out := map[string]evidence.Status{}
-	for _, r := range rs {
-		require.NotEmpty(t, r.Reason, r.Check)
-		out[r.Check] = r.Status
-	}
-	return out
+	return collectortest.Statuses(collectortest.Collect(t, Collector{}, h, nil))
 }
 
 func TestFixtures(t *testing.T) {

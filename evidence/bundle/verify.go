@@ -11,10 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -26,6 +24,7 @@ import (
 	"github.com/annexa-dev/annexa/evidence/chain"
 	"github.com/annexa-dev/annexa/evidence/checkpoint"
 	"github.com/annexa-dev/annexa/evidence/dsse"
+	"github.com/annexa-dev/annexa/internal/parallel"
 )
 
 // Problem is one thing that failed, located as precisely as it can be.
@@ -449,30 +448,6 @@ func (v *verifier) evidence(r io.Reader) {
 // for no gain).
 const batchSize = 1024
 
-func parallel(n int, fn func(int)) {
-	w := min(runtime.GOMAXPROCS(0), n)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	next := 0
-	for i := 0; i < w; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				j := next
-				next++
-				mu.Unlock()
-				if j >= n {
-					return
-				}
-				fn(j)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
 func (v *verifier) batch(items []item) {
 	// One parallel pass parses each entry and verifies its signature with
 	// the agent's key as the key state stood at the start of the batch. Key
@@ -480,7 +455,7 @@ func (v *verifier) batch(items []item) {
 	// records after the first one in a batch are keyed and verified again,
 	// once the events have been applied in log order. The key state is only
 	// read during parallel passes, never written.
-	parallel(len(items), func(i int) {
+	parallel.For(len(items), func(i int) {
 		it := &items[i]
 		env, err := dsse.Parse(it.raw)
 		if err != nil {
@@ -529,7 +504,7 @@ func (v *verifier) batch(items []item) {
 			again = append(again, i)
 		}
 	}
-	parallel(len(again), func(j int) { v.verifySig(&items[again[j]]) })
+	parallel.For(len(again), func(j int) { v.verifySig(&items[again[j]]) })
 	v.tail(items)
 }
 

@@ -112,7 +112,7 @@ func rootHardwareMFA(f *facts) evidence.Result {
 			virtual = append(virtual, serial)
 		}
 	}
-	obs := map[string]any{"AccountMFAEnabled": f.summary["AccountMFAEnabled"], "root_virtual_mfa_devices": nonNil(virtual)}
+	obs := map[string]any{"AccountMFAEnabled": f.summary["AccountMFAEnabled"], "root_virtual_mfa_devices": evidence.NonNil(virtual)}
 	if !enabled {
 		return evidence.Result{Check: id, Status: evidence.Fail, Reason: "the root user has no MFA at all", Observations: evidence.Observe(obs)}
 	}
@@ -194,7 +194,7 @@ func passwordPolicy(f *facts, t thresholds) evidence.Result {
 		"MinimumPasswordLength": aws.ToInt32(p.MinimumPasswordLength), "PasswordReusePrevention": aws.ToInt32(p.PasswordReusePrevention),
 		"RequireSymbols": p.RequireSymbols, "RequireNumbers": p.RequireNumbers,
 		"RequireUppercaseCharacters": p.RequireUppercaseCharacters, "RequireLowercaseCharacters": p.RequireLowercaseCharacters,
-		"ExpirePasswords": p.ExpirePasswords, "MaxPasswordAge": aws.ToInt32(p.MaxPasswordAge)}, "thresholds": want, "gaps": nonNil(gaps)}
+		"ExpirePasswords": p.ExpirePasswords, "MaxPasswordAge": aws.ToInt32(p.MaxPasswordAge)}, "thresholds": want, "gaps": evidence.NonNil(gaps)}
 	return result(id, len(gaps) == 0, "the password policy meets the thresholds", "the password policy: "+strings.Join(gaps, "; "), obs)
 }
 
@@ -217,7 +217,7 @@ func consoleMFA(f *facts) evidence.Result {
 	return result(id, len(without) == 0,
 		fmt.Sprintf("all %d users with a console password have MFA", console),
 		fmt.Sprintf("%d of %d console users have no MFA: %s", len(without), console, strings.Join(without, ", ")),
-		map[string]any{"console_users": console, "users_without_mfa": nonNil(without), "report_generated": f.report.Generated})
+		map[string]any{"console_users": console, "users_without_mfa": evidence.NonNil(without), "report_generated": f.report.Generated})
 }
 
 type keyFinding struct {
@@ -250,7 +250,7 @@ func accessKeyAge(f *facts, t thresholds, now time.Time) evidence.Result {
 	return result(id, len(old) == 0,
 		fmt.Sprintf("all %d active access keys are at most %d days old", active, t.AccessKeyMaxAgeDays),
 		fmt.Sprintf("%d active access keys are older than %d days: %s", len(old), t.AccessKeyMaxAgeDays, keyNames(old)),
-		map[string]any{"threshold_days": t.AccessKeyMaxAgeDays, "active_keys": active, "old_keys": nonNil(old)})
+		map[string]any{"threshold_days": t.AccessKeyMaxAgeDays, "active_keys": active, "old_keys": evidence.NonNil(old)})
 }
 
 // unusedCredentials follows CIS 1.12: a password or active key not used for
@@ -300,7 +300,7 @@ func unusedCredentials(f *facts, t thresholds, now time.Time) evidence.Result {
 	return result(id, len(idle) == 0,
 		fmt.Sprintf("no credential unused for %d days or more", t.UnusedCredentialDays),
 		fmt.Sprintf("%d credentials unused for %d days or more: %s", len(idle), t.UnusedCredentialDays, strings.Join(names, ", ")),
-		map[string]any{"threshold_days": t.UnusedCredentialDays, "unused": nonNil(idle), "report_generated": f.report.Generated})
+		map[string]any{"threshold_days": t.UnusedCredentialDays, "unused": evidence.NonNil(idle), "report_generated": f.report.Generated})
 }
 
 func multipleActiveKeys(f *facts) evidence.Result {
@@ -316,7 +316,7 @@ func multipleActiveKeys(f *facts) evidence.Result {
 	}
 	return result(id, len(users) == 0, "no user has two active access keys",
 		fmt.Sprintf("%d users have two active access keys: %s", len(users), strings.Join(users, ", ")),
-		map[string]any{"users": nonNil(users), "users_checked": len(f.report.Users)})
+		map[string]any{"users": evidence.NonNil(users), "users_checked": len(f.report.Users)})
 }
 
 func directUserPolicies(f *facts) evidence.Result {
@@ -347,7 +347,7 @@ func directUserPolicies(f *facts) evidence.Result {
 	return result(id, len(found) == 0,
 		fmt.Sprintf("none of %d users has policies attached directly", len(f.auth.Users)),
 		fmt.Sprintf("%d users have policies attached directly: %s", len(found), strings.Join(names, ", ")),
-		map[string]any{"users_checked": len(f.auth.Users), "users_with_direct_policies": nonNil(found)})
+		map[string]any{"users_checked": len(f.auth.Users), "users_with_direct_policies": evidence.NonNil(found)})
 }
 
 // adminPolicies follows CIS 1.16: customer managed policies in use, and
@@ -406,7 +406,7 @@ func adminPolicies(f *facts) evidence.Result {
 	}
 	return result(id, len(admin) == 0, "no customer policy grants *:*",
 		fmt.Sprintf("%d policies grant *:*: %s", len(admin), strings.Join(admin, "; ")),
-		map[string]any{"full_admin_policies": nonNil(admin), "aws_administratoraccess_attached_to": nonNil(awsAdmin),
+		map[string]any{"full_admin_policies": evidence.NonNil(admin), "aws_administratoraccess_attached_to": evidence.NonNil(awsAdmin),
 			"customer_managed_policies_checked": len(f.auth.Policies)})
 }
 
@@ -463,10 +463,3 @@ func keyNames(ks []keyFinding) string {
 }
 
 func days(d time.Duration) int { return int(d / (24 * time.Hour)) }
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -17,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +27,7 @@ import (
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/chain"
 	"github.com/annexa-dev/annexa/server/apiv1"
+	"github.com/annexa-dev/annexa/server/servertest"
 )
 
 var binDir string
@@ -107,26 +106,9 @@ type server struct {
 	DB      string
 	addr    string
 	cmd     *exec.Cmd
-	stderr  *syncBuffer
+	stderr  *servertest.Buffer
 	args    []string
 	stopped bool
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServer starts the real binary on a free loopback port with a fresh
@@ -151,7 +133,7 @@ func startServer(t *testing.T, backend, dataDir, database string, extra ...strin
 
 func (s *server) start() {
 	t := s.t
-	s.stderr = &syncBuffer{}
+	s.stderr = &servertest.Buffer{}
 	s.cmd = exec.Command(bin("annexa-server"), s.args...)
 	s.cmd.Stderr = s.stderr
 	s.cmd.Stdout = s.stderr
