@@ -159,41 +159,54 @@ type sudoRule struct {
 	Line string `json:"line"`
 }
 
+// adminGrants is what admins decides from: the members of the admin
+// groups, the sudoers rules that grant ALL, those without a password, and
+// what could not be read.
+type adminGrants struct {
+	members       map[string][]string // group → members
+	rules         []sudoRule
+	nopasswd      []sudoRule
+	sudoersFound  bool
+	warnings      []string
+	groupReadFail error
+}
+
 func admins(h *host.Host, s *Settings) evidence.Result {
-	r := evidence.Result{Check: checkAdmins}
+	return decideAdmins(readAdminGrants(h), s.AllowedAdmins)
+}
+
+// readAdminGrants parses /etc/group's sudo, wheel and admin groups and the
+// sudoers files (sudoers.d as sudo reads it: no name with a dot or a ~).
+func readAdminGrants(h *host.Host) *adminGrants {
+	g := &adminGrants{members: map[string][]string{}}
 	group, err := h.ReadFile("/etc/group")
 	if err != nil {
-		r.Status, r.Reason = evidence.Error, "cannot read /etc/group: "+err.Error()
-		return r
+		g.groupReadFail = err
+		return g
 	}
-	members := map[string][]string{}
 	sc := bufio.NewScanner(bytes.NewReader(group))
 	for sc.Scan() {
 		f := strings.Split(sc.Text(), ":")
 		if len(f) >= 4 && (f[0] == "sudo" || f[0] == "wheel" || f[0] == "admin") && f[3] != "" {
-			members[f[0]] = strings.Split(f[3], ",")
+			g.members[f[0]] = strings.Split(f[3], ",")
 		}
 	}
-	var rules []sudoRule
-	var nopasswd []sudoRule
-	var warnings []string
 	files := []string{"/etc/sudoers"}
 	if inc, _ := h.Glob("/etc/sudoers.d/*"); len(inc) > 0 {
 		sort.Strings(inc)
 		files = append(files, inc...)
 	}
-	sudoersFound := false
 	for _, f := range files {
 		b, err := h.ReadFile(f)
 		if err != nil {
 			if f == "/etc/sudoers" && host.IsNotExist(err) {
 				continue // no sudo installed
 			}
-			warnings = append(warnings, fmt.Sprintf("%s: %v", f, err))
+			g.warnings = append(g.warnings, fmt.Sprintf("%s: %v", f, err))
 			continue
 		}
 		if f == "/etc/sudoers" {
-			sudoersFound = true
+			g.sudoersFound = true
 		}
 		// sudo skips files in sudoers.d with a dot or ending in ~.
 		base := path.Base(f)
@@ -211,35 +224,47 @@ func admins(h *host.Host, s *Settings) evidence.Result {
 				continue
 			}
 			rule := sudoRule{File: f, Line: line}
-			rules = append(rules, rule)
+			g.rules = append(g.rules, rule)
 			if strings.Contains(line, "NOPASSWD") && strings.HasSuffix(strings.TrimSpace(line), "ALL") {
-				nopasswd = append(nopasswd, rule)
+				g.nopasswd = append(g.nopasswd, rule)
 			}
 		}
 	}
-	obs := map[string]any{"admin_groups": members, "sudo_rules": rules, "sudoers_present": sudoersFound}
-	if len(warnings) > 0 {
-		obs["warnings"] = warnings
+	return g
+}
+
+// decideAdmins: an administrator outside the allowed list (when one is
+// set), or full sudo without a password, fails; what could not be read is
+// an error, never a pass.
+func decideAdmins(g *adminGrants, allowed []string) evidence.Result {
+	r := evidence.Result{Check: checkAdmins}
+	if g.groupReadFail != nil {
+		r.Status, r.Reason = evidence.Error, "cannot read /etc/group: "+g.groupReadFail.Error()
+		return r
+	}
+	obs := map[string]any{"admin_groups": g.members, "sudo_rules": g.rules, "sudoers_present": g.sudoersFound}
+	if len(g.warnings) > 0 {
+		obs["warnings"] = g.warnings
 	}
 	r.Observations = evidence.Observe(obs)
-	if len(warnings) > 0 {
-		r.Status, r.Reason = evidence.Error, "cannot read all of sudoers: "+strings.Join(warnings, "; ")
+	if len(g.warnings) > 0 {
+		r.Status, r.Reason = evidence.Error, "cannot read all of sudoers: "+strings.Join(g.warnings, "; ")
 		return r
 	}
 	var admins []string
-	for g, ms := range members {
+	for grp, ms := range g.members {
 		for _, m := range ms {
-			admins = append(admins, m+" ("+g+")")
+			admins = append(admins, m+" ("+grp+")")
 		}
 	}
 	sort.Strings(admins)
-	if s.AllowedAdmins != nil {
+	if allowed != nil {
 		ok := map[string]bool{}
-		for _, a := range s.AllowedAdmins {
+		for _, a := range allowed {
 			ok[a] = true
 		}
 		var unexpected []string
-		for _, ms := range members {
+		for _, ms := range g.members {
 			for _, m := range ms {
 				if !ok[m] {
 					unexpected = append(unexpected, m)
@@ -253,9 +278,9 @@ func admins(h *host.Host, s *Settings) evidence.Result {
 		}
 	}
 	switch {
-	case len(nopasswd) > 0:
-		lines := make([]string, len(nopasswd))
-		for i, n := range nopasswd {
+	case len(g.nopasswd) > 0:
+		lines := make([]string, len(g.nopasswd))
+		for i, n := range g.nopasswd {
 			lines[i] = fmt.Sprintf("%q in %s", n.Line, n.File)
 		}
 		r.Status, r.Reason = evidence.Fail, "full sudo without a password: "+strings.Join(lines, "; ")

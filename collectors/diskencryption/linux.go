@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -175,65 +176,94 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
+// linuxDisks is what the Linux decisions are made from: the volumes lsblk
+// lists (by mount point and by device), the mount table, the ZFS datasets
+// mounted (not block devices, so lsblk does not show them) and crypttab.
+type linuxDisks struct {
+	vols, byDev map[string]*volume
+	mounts      []mountEntry
+	zfs         map[string]mountEntry
+	crypttab    []string
+}
+
 func collectLinux(ctx context.Context, h *host.Host, s *Settings) []evidence.Result {
+	d, err := gatherLinux(ctx, h)
+	if err != nil {
+		return errorAll(err.Error())
+	}
+	system, root := systemVolume(ctx, h, d)
+	exempt := s.ExemptMounts
+	if exempt == nil {
+		exempt = defaultExempt
+	}
+	return []evidence.Result{system, dataVolumes(ctx, h, d, root, exempt), swapLinux(h, d.mounts, d.vols, d.byDev, d.crypttab)}
+}
+
+// gatherLinux reads lsblk (the newer columns, else the older ones), the
+// mount table and crypttab. Nothing it cannot read is guessed at.
+func gatherLinux(ctx context.Context, h *host.Host) (*linuxDisks, error) {
 	out, err := h.Run(ctx, "lsblk", lsblkArgs...)
 	if err != nil && !host.IsNotExist(err) {
 		out, err = h.Run(ctx, "lsblk", lsblkArgsOld...)
 	}
 	if err != nil {
-		return errorAll("cannot list block devices: " + err.Error())
+		return nil, fmt.Errorf("cannot list block devices: %w", err)
 	}
 	var tree struct {
 		Blockdevices []blockdev `json:"blockdevices"`
 	}
 	if err := json.Unmarshal(out, &tree); err != nil {
-		return errorAll("lsblk: not lsblk JSON: " + err.Error())
+		return nil, fmt.Errorf("lsblk: not lsblk JSON: %w", err)
 	}
 	if len(tree.Blockdevices) == 0 {
-		return errorAll("lsblk listed no block devices")
+		return nil, errors.New("lsblk listed no block devices")
 	}
-	mounts, err := readMountinfo(h)
-	if err != nil {
-		return errorAll("cannot read mounts: " + err.Error())
+	d := &linuxDisks{vols: map[string]*volume{}, byDev: map[string]*volume{}, zfs: map[string]mountEntry{}}
+	if d.mounts, err = readMountinfo(h); err != nil {
+		return nil, fmt.Errorf("cannot read mounts: %w", err)
 	}
-	vols, byDev := map[string]*volume{}, map[string]*volume{}
-	walk(tree.Blockdevices, nil, vols, byDev)
-	// ZFS datasets are not block devices: lsblk does not show their mounts.
-	zfs := map[string]mountEntry{}
-	for _, m := range mounts {
+	walk(tree.Blockdevices, nil, d.vols, d.byDev)
+	for _, m := range d.mounts {
 		if m.FSType == "zfs" {
-			zfs[m.Mount] = m
+			d.zfs[m.Mount] = m
 		}
 	}
-	zfsVolume := func(m mountEntry) (*volume, error) {
-		out, err := h.Run(ctx, "zfs", "get", "-H", "-o", "value", "encryption,keystatus", m.Source)
-		if err != nil {
-			return nil, fmt.Errorf("zfs get encryption %s: %w", m.Source, err)
-		}
-		f := strings.Fields(string(out))
-		if len(f) < 1 {
-			return nil, fmt.Errorf("zfs get encryption %s: empty answer", m.Source)
-		}
-		v := &volume{Mount: m.Mount, Device: m.Source, Layers: []string{m.Source + " zfs encryption=" + f[0]}}
-		if f[0] != "off" && f[0] != "-" {
-			v.Encrypted, v.Method = true, "ZFS native "+f[0]
-		}
-		return v, nil
-	}
-	crypttab := readCrypttab(h)
+	d.crypttab = readCrypttab(h)
+	return d, nil
+}
 
-	// The system volume.
+// zfsVolume asks ZFS whether a mounted dataset is encrypted.
+func zfsVolume(ctx context.Context, h *host.Host, m mountEntry) (*volume, error) {
+	out, err := h.Run(ctx, "zfs", "get", "-H", "-o", "value", "encryption,keystatus", m.Source)
+	if err != nil {
+		return nil, fmt.Errorf("zfs get encryption %s: %w", m.Source, err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 1 {
+		return nil, fmt.Errorf("zfs get encryption %s: empty answer", m.Source)
+	}
+	v := &volume{Mount: m.Mount, Device: m.Source, Layers: []string{m.Source + " zfs encryption=" + f[0]}}
+	if f[0] != "off" && f[0] != "-" {
+		v.Encrypted, v.Method = true, "ZFS native "+f[0]
+	}
+	return v, nil
+}
+
+// systemVolume decides the root filesystem's volume, and returns it (nil
+// when it is on no block device lsblk lists).
+func systemVolume(ctx context.Context, h *host.Host, d *linuxDisks) (evidence.Result, *volume) {
 	system := evidence.Result{Check: checkSystem}
 	var root *volume
-	if zm, ok := zfs["/"]; ok {
-		if root, err = zfsVolume(zm); err != nil {
+	var err error
+	if zm, ok := d.zfs["/"]; ok {
+		if root, err = zfsVolume(ctx, h, zm); err != nil {
 			system.Status, system.Reason = evidence.Error, err.Error()
 		}
-	} else if v, ok := vols["/"]; ok {
+	} else if v, ok := d.vols["/"]; ok {
 		root = v
 	} else {
 		src := ""
-		for _, m := range mounts {
+		for _, m := range d.mounts {
 			if m.Mount == "/" {
 				src = m.FSType + " " + m.Source
 			}
@@ -241,32 +271,32 @@ func collectLinux(ctx context.Context, h *host.Host, s *Settings) []evidence.Res
 		system.Status, system.Reason = evidence.Error, "the root filesystem ("+src+") is on no block device lsblk lists: a container or live system, whose disks are the host's"
 	}
 	if root != nil {
-		system.Observations = evidence.Observe(map[string]any{"volume": root, "crypttab": crypttab})
+		system.Observations = evidence.Observe(map[string]any{"volume": root, "crypttab": d.crypttab})
 		if root.Encrypted {
 			system.Status, system.Reason = evidence.Pass, "/ is encrypted ("+root.Method+")"
 		} else {
 			system.Status, system.Reason = evidence.Fail, "/ is not encrypted ("+strings.Join(root.Layers, " > ")+")"
 		}
 	}
+	return system, root
+}
 
-	// Every other fixed volume.
-	exempt := s.ExemptMounts
-	if exempt == nil {
-		exempt = defaultExempt
-	}
+// dataVolumes decides every other fixed volume: not removable, not a loop
+// device, not exempt, each device once (bind mounts).
+func dataVolumes(ctx context.Context, h *host.Host, d *linuxDisks, root *volume, exempt []string) evidence.Result {
 	data := evidence.Result{Check: checkData}
 	var checked, plain []*volume
 	var zerr error
-	seen := map[string]bool{} // a device mounted twice (bind mounts) is one volume
+	seen := map[string]bool{}
 	if root != nil {
 		seen[root.Device] = true
 	}
-	mps := make([]string, 0, len(vols)+len(zfs))
-	for mp := range vols {
+	mps := make([]string, 0, len(d.vols)+len(d.zfs))
+	for mp := range d.vols {
 		mps = append(mps, mp)
 	}
-	for mp := range zfs {
-		if _, dup := vols[mp]; !dup {
+	for mp := range d.zfs {
+		if _, dup := d.vols[mp]; !dup {
 			mps = append(mps, mp)
 		}
 	}
@@ -275,9 +305,9 @@ func collectLinux(ctx context.Context, h *host.Host, s *Settings) []evidence.Res
 		if mp == "/" || mp == "[SWAP]" || contains(exempt, mp) || !strings.HasPrefix(mp, "/") {
 			continue
 		}
-		v := vols[mp]
+		v := d.vols[mp]
 		if v == nil {
-			zv, err := zfsVolume(zfs[mp])
+			zv, err := zfsVolume(ctx, h, d.zfs[mp])
 			if err != nil {
 				zerr = err
 				continue
@@ -308,8 +338,7 @@ func collectLinux(ctx context.Context, h *host.Host, s *Settings) []evidence.Res
 	default:
 		data.Status, data.Reason = evidence.Pass, fmt.Sprintf("all %d fixed data volumes are encrypted", len(checked))
 	}
-
-	return []evidence.Result{system, data, swapLinux(h, mounts, vols, byDev, crypttab)}
+	return data
 }
 
 // swapLinux: every active swap area must be on an encrypted device, in
