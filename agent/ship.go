@@ -52,7 +52,7 @@ func (a *Agent) shipOnce(ctx context.Context) (int, error) {
 		raws[i] = it.Raw
 	}
 	resp, err := a.client.Ingest(ctx, raws)
-	if resp != nil {
+	if resp != nil && resp.NextSeq > 0 {
 		// Whatever the status, everything below NextSeq is in the log.
 		if aerr := a.ackTo(resp.NextSeq-1, resp); aerr != nil {
 			a.outbox.Release()

@@ -239,7 +239,13 @@ func (c *Client) Ingest(ctx context.Context, envelopes []json.RawMessage) (*apiv
 			e.Body.Message = strings.TrimSpace(string(b))
 		}
 	}
-	if decodeErr != nil {
+	// Only an answer that says where to resume is a response: an error
+	// without next_seq (an overload, an internal error, a proxy's page)
+	// acknowledges nothing.
+	var probe struct {
+		NextSeq *uint64 `json:"next_seq"`
+	}
+	if decodeErr != nil || json.Unmarshal(b, &probe) != nil || probe.NextSeq == nil || *probe.NextSeq == 0 {
 		return nil, e
 	}
 	return &out, e

@@ -30,7 +30,9 @@ type query struct {
 	statuses []string
 	from, to time.Time
 	limit    int
-	cursor   int64
+	// cursor is the page to continue from, as the previous page's Next
+	// gave it: each list reads it its own way (numberCursor).
+	cursor string
 }
 
 func parseTime(v string) (time.Time, error) {
@@ -104,12 +106,20 @@ func (s *Server) parseQuery(ctx context.Context, v url.Values) (*query, error) {
 			return nil, errors.New("limit must be 1 to 10000")
 		}
 	}
-	if c := v.Get("cursor"); c != "" {
-		if q.cursor, err = strconv.ParseInt(c, 10, 64); err != nil {
-			return nil, errors.New("bad cursor")
-		}
-	}
+	q.cursor = v.Get("cursor")
 	return q, nil
+}
+
+// numberCursor reads a cursor that is a number (a log index, an offset).
+func (q *query) numberCursor() (int64, error) {
+	if q.cursor == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(q.cursor, 10, 64)
+	if err != nil || n < 0 {
+		return 0, badRequest("cursor %q is not one this list gave: pass the previous page's next as it is", q.cursor)
+	}
+	return n, nil
 }
 
 func (s *Server) agentsWithLabels(ctx context.Context, labels []string) ([]string, error) {
@@ -275,7 +285,7 @@ func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	page := apiv1.Page[apiv1.Host]{Items: []apiv1.Host{}}
-	after := v.Get("cursor")
+	after := q.cursor
 	byID := map[string]int{}
 	for len(page.Items) < q.limit {
 		agents, err := s.db.Agents(r.Context(), after, q.limit)
@@ -355,9 +365,13 @@ func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return badQuery(err)
 	}
-	f := store.ResultFilter{StateFilter: q.filter, Statuses: q.statuses, From: q.from, To: q.to, After: q.cursor - 1, Limit: q.limit + 1}
+	cursor, err := q.numberCursor()
+	if err != nil {
+		return err
+	}
+	f := store.ResultFilter{StateFilter: q.filter, Statuses: q.statuses, From: q.from, To: q.to, After: cursor - 1, Limit: q.limit + 1}
 	f.At = time.Time{}
-	if q.cursor == 0 {
+	if cursor == 0 {
 		f.After = -1
 	}
 	rows, err := s.db.Results(r.Context(), f)
@@ -398,14 +412,18 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) error {
 	}
 	q.filter.Agents = nil
 	// The cursor is an offset into the time-ordered transitions.
-	trs, err := s.db.Transitions(r.Context(), q.filter, q.from, q.to, q.limit+1, int(q.cursor))
+	offset, err := q.numberCursor()
+	if err != nil {
+		return err
+	}
+	trs, err := s.db.Transitions(r.Context(), q.filter, q.from, q.to, q.limit+1, int(offset))
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
 	page := apiv1.Page[store.Transition]{Items: trs}
 	if len(trs) > q.limit {
 		page.Items = trs[:q.limit]
-		page.Next = strconv.FormatInt(q.cursor+int64(q.limit), 10)
+		page.Next = strconv.FormatInt(offset+int64(q.limit), 10)
 	}
 	if page.Items == nil {
 		page.Items = []store.Transition{}

@@ -1,0 +1,129 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/annexa-dev/annexa/client/cli"
+	"github.com/annexa-dev/annexa/evidence"
+	"github.com/annexa-dev/annexa/server"
+	"github.com/annexa-dev/annexa/server/apiv1"
+	"github.com/annexa-dev/annexa/server/servertest"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// annexa runs the CLI in-process against s with token and returns what it
+// printed and its error.
+func annexa(t *testing.T, s *servertest.Server, token string, args ...string) (string, error) {
+	t.Helper()
+	cmd := cli.New()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(append([]string{"--server", s.URL, "--token", token}, args...))
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func fleet(t *testing.T) (*servertest.Server, []*servertest.Agent) {
+	s := servertest.New(t, server.Config{Now: func() time.Time { return t0.Add(time.Minute) }})
+	var as []*servertest.Agent
+	for i, st := range []evidence.Status{evidence.Pass, evidence.Fail} {
+		a := s.Enrol("", []string{"web-1", "db-1"}[i])
+		_, err := a.Ship(a.Record(t0, map[string]evidence.Status{"disk_encryption.system_volume": st, "ssh.password_auth": evidence.Pass}))
+		require.NoError(t, err)
+		as = append(as, a)
+	}
+	return s, as
+}
+
+func TestQueries(t *testing.T) {
+	s, as := fleet(t)
+	analyst := s.Token(server.RoleAnalyst, apiv1.TokenRequest{})
+
+	out, err := annexa(t, s, analyst, "controls", "-o", "json")
+	require.NoError(t, err, out)
+	var controls apiv1.ControlsResponse
+	require.NoError(t, json.Unmarshal([]byte(out), &controls), out)
+	require.Len(t, controls.Controls, 93)
+	assert.Positive(t, controls.Covered)
+
+	out, err = annexa(t, s, analyst, "control", "8.24")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "host:"+as[1].ID)
+
+	out, err = annexa(t, s, analyst, "hosts", "-o", "csv")
+	require.NoError(t, err, out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	assert.Len(t, lines, 3, "a header and two hosts:\n%s", out)
+	assert.Contains(t, out, "web-1")
+
+	out, err = annexa(t, s, analyst, "evidence", "--check", "disk_encryption.system_volume", "-o", "json")
+	require.NoError(t, err, out)
+	var rs []apiv1.Result
+	require.NoError(t, json.Unmarshal([]byte(out), &rs), out)
+	assert.Len(t, rs, 2)
+
+	_, err = annexa(t, s, analyst, "control", "99.9")
+	require.Error(t, err)
+	_, err = annexa(t, s, analyst, "token", "list")
+	require.ErrorContains(t, err, "403", "an analyst manages no tokens")
+}
+
+func TestTokenCreate(t *testing.T) {
+	s, _ := fleet(t)
+	out, err := annexa(t, s, s.Admin, "token", "create", "--role", "enroll", "--max-uses", "5", "--label", "team=it")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "anx_")
+	_, err = annexa(t, s, s.Admin, "token", "create", "--role", "enroll", "--label", "team")
+	require.ErrorContains(t, err, "key=value")
+}
+
+// A list longer than a page is followed through every page, each host
+// seen once: the hosts cursor is an agent id, not a number.
+func TestHostsPageThrough(t *testing.T) {
+	s, _ := fleet(t)
+	for i := 0; i < 5; i++ {
+		s.Enrol("", "extra")
+	}
+	c := s.Client(s.Admin)
+	seen := map[string]int{}
+	cursor := ""
+	pages := 0
+	for {
+		var p apiv1.Page[apiv1.Host]
+		q := map[string][]string{"limit": {"3"}}
+		if cursor != "" {
+			q["cursor"] = []string{cursor}
+		}
+		require.NoError(t, c.Do(context.Background(), http.MethodGet, "/v1/hosts", q, nil, &p))
+		for _, h := range p.Items {
+			seen[h.AgentID]++
+		}
+		pages++
+		if p.Next == "" {
+			break
+		}
+		cursor = p.Next
+		require.Less(t, pages, 10, "paging does not end")
+	}
+	assert.Len(t, seen, 7)
+	for id, n := range seen {
+		assert.Equal(t, 1, n, id)
+	}
+	assert.Equal(t, 3, pages)
+
+	// The CLI follows the pages too.
+	out, err := annexa(t, s, s.Admin, "hosts", "--limit", "5", "-o", "csv")
+	require.NoError(t, err, out)
+	assert.Len(t, strings.Split(strings.TrimSpace(out), "\n"), 6)
+}
