@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/annexa-dev/annexa/agent/config"
 	"github.com/annexa-dev/annexa/plugins/pluginapi"
 )
 
@@ -39,6 +40,36 @@ func pluginHostPath() (string, error) {
 		return "", fmt.Errorf("%s is not installed beside annexa-agent nor on PATH: plugins cannot run", name)
 	}
 	return p, nil
+}
+
+// SettingsError is a plugin refusing the settings agent.yaml gives it.
+type SettingsError struct {
+	Plugin, Reason string
+}
+
+func (e *SettingsError) Error() string { return e.Reason }
+
+// CheckPluginSettings has every configured plugin describe itself with its
+// settings, as the agent does before it starts: a plugin that refuses its
+// settings is a configuration error, named with its line, and the agent
+// does not start. A plugin that cannot be run at all (not installed, not
+// the pinned binary) is not a configuration error here: its runs record
+// why, as error results.
+func CheckPluginSettings(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	var errs []string
+	for _, p := range cfg.Plugins {
+		sched := cfg.PluginSchedule(p)
+		_, err := runPluginHost(ctx, pluginapi.Spec{Name: p.Name, Path: p.Path, SHA256: p.SHA256, Timeout: min(sched.Timeout.Std(), 30*time.Second),
+			Settings: p.Settings, DescribeOnly: true}, log)
+		var se *SettingsError
+		if errors.As(err, &se) {
+			errs = append(errs, fmt.Sprintf("line %d: plugins.%s.settings: %s", p.Line(), p.Name, se.Reason))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 // runPluginHost runs one plugin through annexa-plugin-host.
@@ -72,6 +103,9 @@ func runPluginHost(ctx context.Context, spec pluginapi.Spec, log *slog.Logger) (
 		return nil, fmt.Errorf("%s: unreadable reply: %w", PluginHostName, err)
 	}
 	if reply.Error != "" {
+		if reply.RefusedSettings {
+			return reply.Outcome, &SettingsError{Plugin: spec.Name, Reason: reply.Error}
+		}
 		return reply.Outcome, errors.New(reply.Error)
 	}
 	if reply.Outcome == nil || reply.Outcome.Description == nil {

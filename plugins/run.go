@@ -81,6 +81,9 @@ func Run(ctx context.Context, spec Spec, log *slog.Logger) (*Outcome, error) {
 	}
 }
 
+// ErrSettings is a plugin refusing the settings agent.yaml gives it.
+var ErrSettings = errors.New("settings refused")
+
 func talk(ctx context.Context, client *plugin.Client, spec Spec) (*Outcome, error) {
 	rpc, err := client.Client()
 	if err != nil {
@@ -97,10 +100,15 @@ func talk(ctx context.Context, client *plugin.Client, spec Spec) (*Outcome, erro
 	req := Request{Settings: spec.Settings}
 	desc, err := c.Describe(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("plugin %s: %w", spec.Name, err)
+		// Describe only states what the plugin checks and checks its
+		// settings: a plugin that will not describe itself refuses them.
+		return nil, fmt.Errorf("plugin %s: %w: %w", spec.Name, ErrSettings, err)
 	}
 	if err := validateDescription(desc); err != nil {
 		return nil, fmt.Errorf("plugin %s: bad description: %w", spec.Name, err)
+	}
+	if spec.DescribeOnly {
+		return &Outcome{Description: desc}, nil
 	}
 	resp, err := c.Collect(ctx, req)
 	if err != nil {

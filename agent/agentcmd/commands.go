@@ -96,6 +96,9 @@ func newRun() *cobra.Command {
 				return err
 			}
 			log := logger(cfg.LogLevel)
+			if err := agent.CheckPluginSettings(cmd.Context(), cfg, log); err != nil {
+				return fmt.Errorf("%s: %w", c.configPathOrDefault(), err)
+			}
 			// First start from a fleet tool: enrol from the environment or
 			// the enroll file if that is how the machine was set up.
 			if _, err := agent.LoadIdentity(cfg.StateDir); errors.Is(err, agent.ErrNotEnrolled) {

@@ -91,3 +91,11 @@ First run ` + "`annexa-agent collect`" + ` to see what it finds, then
 	root.AddCommand(newEnroll(), newRun(), newCollect(), newStatus(), newRotate(), newService())
 	return root
 }
+
+// configPathOrDefault names the config file in messages.
+func (c *common) configPathOrDefault() string {
+	if c.configPath != "" {
+		return c.configPath
+	}
+	return config.DefaultPath
+}

@@ -113,6 +113,9 @@ func (p *Plugin) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// Line is the line of the plugin's entry in the config file.
+func (p *Plugin) Line() int { return p.line }
+
 // PluginSchedule is a plugin's schedule over the defaults.
 func (c *Config) PluginSchedule(p *Plugin) Schedule {
 	s := c.Defaults

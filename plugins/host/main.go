@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -37,6 +38,7 @@ func main() {
 		reply.Outcome = out
 		if err != nil {
 			reply.Error = err.Error()
+			reply.RefusedSettings = errors.Is(err, plugins.ErrSettings)
 		}
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(reply); err != nil {

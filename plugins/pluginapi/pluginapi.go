@@ -41,6 +41,9 @@ type Spec struct {
 	SHA256   string         `json:"sha256"` // expected hex sha256 of the binary: a changed binary is refused
 	Timeout  time.Duration  `json:"timeout"`
 	Settings map[string]any `json:"settings,omitempty"`
+	// DescribeOnly asks the plugin for its description only: what the
+	// agent does at start to have each plugin check its settings.
+	DescribeOnly bool `json:"describe_only,omitempty"`
 }
 
 // Outcome is a plugin run: what it said it checks, and its results.
@@ -55,4 +58,7 @@ type Outcome struct {
 type HostReply struct {
 	Outcome *Outcome `json:"outcome,omitempty"`
 	Error   string   `json:"error,omitempty"`
+	// RefusedSettings says the error is the plugin refusing its settings
+	// (a configuration mistake), not a failure to run it.
+	RefusedSettings bool `json:"refused_settings,omitempty"`
 }

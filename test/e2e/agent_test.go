@@ -464,6 +464,34 @@ func TestAgentPlugins(t *testing.T) {
 	verifyLog(t, s)
 }
 
+// A plugin that refuses its settings stops the agent at start, naming the
+// plugin, the line and the plugin's own reason; a plugin that is merely not
+// the pinned binary does not (its runs record why).
+func TestAgentPluginBadSettings(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	pluginBin := bin("annexa-plugin-exec")
+	sum, err := sha256File(pluginBin)
+	require.NoError(t, err)
+	cfg := fmt.Sprintf(`plugins:
+  - name: backups
+    path: %s
+    sha256: %s
+    settings:
+      name: backups
+      command: /bin/true
+      checks:
+        - {id: backups.last_success, title: "recent backup", controls: ["8.13"]}
+      retries: 3
+`, pluginBin, sum)
+	h := newAgentHost(t, s, cfg)
+	h.enroll(s.token("enroll", apiv1.TokenRequest{}))
+	out, code := h.run("run", "--once")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "line 13: plugins.backups.settings:")
+	require.Contains(t, out, "retries")
+	require.Contains(t, out, h.config)
+}
+
 func sha256File(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
