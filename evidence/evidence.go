@@ -95,6 +95,35 @@ type Asset string
 // HostAsset is the asset of an agent's own host.
 func HostAsset(agentID string) Asset { return Asset("host:" + agentID) }
 
+// MaxAssetLen bounds an external asset's name.
+const MaxAssetLen = 256
+
+// ValidExternalAsset checks an asset an agent can be granted: well formed,
+// and not a host (a host asset belongs to its own agent only).
+func ValidExternalAsset(a Asset) error {
+	if _, err := ParseAsset(string(a)); err != nil {
+		return err
+	}
+	if a.Kind() == "host" {
+		return fmt.Errorf("asset %q: a host belongs to its own agent and cannot be granted", a)
+	}
+	if len(a) > MaxAssetLen {
+		return fmt.Errorf("asset %.40q…: over %d bytes", a, MaxAssetLen)
+	}
+	for _, r := range a {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("asset %q: control characters are not allowed", a)
+		}
+	}
+	return nil
+}
+
+// MayReport is the rule for which assets an agent's records may be about:
+// its own host, and the external assets it holds a grant for.
+func MayReport(agentID string, asset Asset, granted func(Asset) bool) bool {
+	return asset == HostAsset(agentID) || (asset.Kind() != "host" && granted(asset))
+}
+
 // Kind is the part before the colon ("host", "aws-account").
 func (a Asset) Kind() string {
 	k, _, _ := strings.Cut(string(a), ":")

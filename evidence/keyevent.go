@@ -22,11 +22,15 @@ const (
 // KeyEventKind says what happened to an agent's key.
 type KeyEventKind string
 
-// The three key events.
+// The key events.
 const (
-	Enroll KeyEventKind = "enroll" // agent has key from FromSeq
+	Enroll KeyEventKind = "enroll" // agent has key from FromSeq (and may report on Assets)
 	Rotate KeyEventKind = "rotate" // agent has a new key from FromSeq; the old one ends the seq before
 	Revoke KeyEventKind = "revoke" // no record of the agent after AfterSeq is valid
+	// Grant lets the agent report on Assets (cloud accounts, …) besides
+	// its own host, from this point of the log on; Ungrant takes them back.
+	Grant   KeyEventKind = "grant"
+	Ungrant KeyEventKind = "ungrant"
 )
 
 // KeyEvent is one key event.
@@ -39,8 +43,11 @@ type KeyEvent struct {
 	FromSeq   uint64            `json:"from_seq,omitempty"`
 	AfterSeq  uint64            `json:"after_seq,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
-	Host      map[string]string `json:"host,omitempty"`
-	Time      time.Time         `json:"time"`
+	// Assets are the external assets an enrollment or grant lets the
+	// agent report on, or an ungrant takes back.
+	Assets []Asset           `json:"assets,omitempty"`
+	Host   map[string]string `json:"host,omitempty"`
+	Time   time.Time         `json:"time"`
 }
 
 // Validate checks a key event's shape.
@@ -63,8 +70,17 @@ func (k *KeyEvent) Validate() error {
 			return fmt.Errorf("%s event without from_seq", k.Kind)
 		}
 	case Revoke:
+	case Grant, Ungrant:
+		if len(k.Assets) == 0 {
+			return fmt.Errorf("%s event without assets", k.Kind)
+		}
 	default:
 		return fmt.Errorf("unknown key event kind %q", k.Kind)
+	}
+	for _, a := range k.Assets {
+		if err := ValidExternalAsset(a); err != nil {
+			return fmt.Errorf("%s event: %w", k.Kind, err)
+		}
 	}
 	return nil
 }

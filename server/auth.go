@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/annexa-dev/annexa/server/apiv1"
 	"github.com/annexa-dev/annexa/server/store"
@@ -56,12 +55,12 @@ func randomID(prefix string) string {
 }
 
 // newToken creates a token and returns its secret, which is not kept.
-func (s *Server) newToken(ctx context.Context, role, name string, expires time.Time, maxUses int64, labels map[string]string) (string, *store.Token, error) {
+func (s *Server) newToken(ctx context.Context, t *store.Token) (string, *store.Token, error) {
 	secret, err := newSecret()
 	if err != nil {
 		return "", nil, err
 	}
-	t := &store.Token{ID: randomID("tok-"), Role: role, Name: name, CreatedAt: s.now().UTC(), ExpiresAt: expires, MaxUses: maxUses, Labels: labels}
+	t.ID, t.CreatedAt = randomID("tok-"), s.now().UTC()
 	if err := s.db.CreateToken(ctx, t, hashSecret(secret)); err != nil {
 		return "", nil, err
 	}

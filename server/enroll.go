@@ -66,7 +66,7 @@ func (s *Server) Enroll(ctx context.Context, req apiv1.EnrollRequest) (*apiv1.En
 			return err
 		}
 		ev := &evidence.KeyEvent{Kind: evidence.Enroll, AgentID: agentID, KeyID: dsse.KeyID(pub), PublicKey: pub, FromSeq: 1,
-			Labels: tok.Labels, Host: hostFacts(req), Time: now}
+			Labels: tok.Labels, Assets: tok.Assets, Host: hostFacts(req), Time: now}
 		app, err := tx.NewAppender(ctx)
 		if err != nil {
 			return err
@@ -78,6 +78,9 @@ func (s *Server) Enroll(ctx context.Context, req apiv1.EnrollRequest) (*apiv1.En
 		a := &store.Agent{ID: agentID, CredHash: hashSecret(secret), Hostname: req.Hostname, Facts: req.Facts, Labels: tok.Labels,
 			EnrolledAt: now, LastSeen: now, Link: entry.Digest}
 		if err := tx.InsertAgent(ctx, a, store.AgentKey{AgentID: agentID, KeySpan: evidence.KeySpan{From: 1}, KeyID: dsse.KeyID(pub), Public: pub}); err != nil {
+			return err
+		}
+		if err := tx.Grant(ctx, agentID, tok.Assets, now); err != nil {
 			return err
 		}
 		note, err := s.checkpoint(ctx, tx, app)
@@ -152,10 +155,27 @@ func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) error
 	if req.MaxUses < 0 {
 		return badRequest("max_uses must be ≥ 0 (0: unlimited)")
 	}
+	if req.Role != RoleEnroll {
+		// Labels, uses and grants are what an enrollment hands an agent;
+		// on an API token they would be shown and do nothing.
+		switch {
+		case len(req.Labels) > 0:
+			return badRequest("labels apply to enroll tokens only (they label the agents enrolled with it)")
+		case req.MaxUses > 0:
+			return badRequest("max_uses applies to enroll tokens only")
+		case len(req.Assets) > 0:
+			return badRequest("assets apply to enroll tokens only (they are granted to the agents enrolled with it)")
+		}
+	}
+	for _, a := range req.Assets {
+		if err := evidence.ValidExternalAsset(a); err != nil {
+			return badRequest("%v", err)
+		}
+	}
 	if req.Name == "" {
 		req.Name = req.Role
 	}
-	secret, tok, err := s.newToken(r.Context(), req.Role, req.Name, req.Expires.UTC(), req.MaxUses, req.Labels)
+	secret, tok, err := s.newToken(r.Context(), &store.Token{Role: req.Role, Name: req.Name, ExpiresAt: req.Expires.UTC(), MaxUses: req.MaxUses, Labels: req.Labels, Assets: req.Assets})
 	if err != nil {
 		return fmt.Errorf("create %s token: %w", req.Role, err)
 	}
@@ -182,5 +202,83 @@ func (s *Server) handleTokenRevoke(w http.ResponseWriter, r *http.Request) error
 		return fmt.Errorf("revoke token %s: %w", r.PathValue("id"), err)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"revoked": r.PathValue("id")})
+	return nil
+}
+
+// handleGrant is POST /v1/agents/{id}/grant and /ungrant: which external
+// assets (cloud accounts, …) the agent's records may be about. Each change
+// is a key event in the log, so an offline verifier applies the same rule.
+func (s *Server) handleGrant(kind evidence.KeyEventKind) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var req apiv1.GrantRequest
+		if err := decodeJSON(w, r, &req); err != nil {
+			return err
+		}
+		if len(req.Assets) == 0 {
+			return badRequest("assets: name at least one asset, e.g. aws-account:123456789012")
+		}
+		for _, a := range req.Assets {
+			if err := evidence.ValidExternalAsset(a); err != nil {
+				return badRequest("%v", err)
+			}
+		}
+		id, ctx := r.PathValue("id"), r.Context()
+		err := s.db.InTx(ctx, func(tx *store.Tx) error {
+			a, err := tx.LockAgent(ctx, id)
+			if err != nil {
+				return err
+			}
+			now := s.now().UTC()
+			if kind == evidence.Grant {
+				err = tx.Grant(ctx, a.ID, req.Assets, now)
+			} else {
+				err = tx.Ungrant(ctx, a.ID, req.Assets)
+			}
+			if err != nil {
+				return err
+			}
+			app, err := tx.NewAppender(ctx)
+			if err != nil {
+				return err
+			}
+			if _, err := s.appendKeyEvent(app, &evidence.KeyEvent{Kind: kind, AgentID: a.ID, Assets: req.Assets, Time: now}, now); err != nil {
+				return err
+			}
+			_, err = s.checkpoint(ctx, tx, app)
+			return err
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("no agent %s", id)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %v to agent %s: %w", kind, req.Assets, id, err)
+		}
+		grants, err := s.db.AgentGrants(ctx, id)
+		if err != nil {
+			return fmt.Errorf("grants of %s: %w", id, err)
+		}
+		s.log.Info("agent grants changed", "agent", id, "kind", kind, "assets", req.Assets, "by", principalFrom(ctx).token.ID)
+		writeJSON(w, http.StatusOK, map[string]any{"agent_id": id, "assets": evidence.NonNil(grants)})
+		return nil
+	}
+}
+
+// handleGrants is GET /v1/agents/{id}/grants: the external assets an agent
+// may report on. An agent reads its own; API tokens (not enroll) read any.
+func (s *Server) handleGrants(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if p := principalFrom(r.Context()); p.agent != nil && p.agent.ID != id {
+		return clientError(http.StatusForbidden, apiv1.CodeForbidden, "an agent reads its own grants only")
+	}
+	if _, err := s.db.Agent(r.Context(), id); errors.Is(err, store.ErrNotFound) {
+		return notFound("no agent %s", id)
+	} else if err != nil {
+		return fmt.Errorf("agent %s: %w", id, err)
+	}
+	grants, err := s.db.AgentGrants(r.Context(), id)
+	if err != nil {
+		return fmt.Errorf("grants of %s: %w", id, err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agent_id": id, "assets": evidence.NonNil(grants)})
 	return nil
 }

@@ -161,6 +161,10 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 		if !sameKeys(keys, nowKeys) {
 			items = s.verifyBatch(agentID, nowKeys, raws)
 		}
+		grants, err := tx.Grants(ctx, agentID)
+		if err != nil {
+			return err
+		}
 		var app *store.Appender
 		results := tx.NewResultBatch(ctx)
 		// Records accepted earlier in this batch, for duplicates within it.
@@ -175,6 +179,14 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 			p := &it.rec.Predicate
 			if !a.Revocation().Allows(p.Seq) {
 				stop = reject(http.StatusForbidden, apiv1.CodeRevoked, i, p.Seq, "agent %s was revoked after seq %d", agentID, a.RevokedAfter)
+				break
+			}
+			if asset := it.rec.Asset(); !evidence.MayReport(agentID, asset, func(x evidence.Asset) bool { return grants[x] }) {
+				stop = reject(http.StatusForbidden, apiv1.CodeNotGranted, i, p.Seq, "record about %s: agent %s may report on its own host and on the assets granted to it (annexa agent grant)", asset, agentID)
+				break
+			}
+			if err := plausibleTime(p.CollectedAt, now); err != nil {
+				stop = reject(http.StatusUnprocessableEntity, apiv1.CodeBadTime, i, p.Seq, "%v", err)
 				break
 			}
 			v, other, err := decideSeq(lastSeq, link, p.Seq, p.Prev, it.rec.Digest, func(seq uint64) (string, int64, bool, error) {
@@ -272,6 +284,28 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 		return resp, stop
 	}
 	return resp, nil
+}
+
+// MaxClockSkew is how far ahead of the server's clock an agent's
+// collected_at may be.
+const MaxClockSkew = 10 * time.Minute
+
+// MaxRecordAge is how old a collected_at may be: a laptop offline for
+// months still ships what it collected, but nothing is a decade old.
+const MaxRecordAge = 10 * 365 * 24 * time.Hour
+
+// plausibleTime refuses a collected_at in the future beyond the clock skew
+// (a result dated 2099 would never go stale) or implausibly old. State
+// advances in log order whatever the time says; this keeps the time in
+// reports honest, and every instant within what the store can represent.
+func plausibleTime(collected, now time.Time) error {
+	switch {
+	case collected.After(now.Add(MaxClockSkew)):
+		return fmt.Errorf("collected_at %s is in the future (server time %s; clocks may differ by %s at most)", collected.Format(time.RFC3339), now.Format(time.RFC3339), MaxClockSkew)
+	case collected.Before(now.Add(-MaxRecordAge)):
+		return fmt.Errorf("collected_at %s is implausibly old (over ten years before the server's time %s)", collected.Format(time.RFC3339), now.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // seqVerdict is what ingest does with a record, given the agent's head.

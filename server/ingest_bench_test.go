@@ -13,6 +13,7 @@ import (
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/chain"
 	"github.com/annexa-dev/annexa/server/apiv1"
+	"github.com/annexa-dev/annexa/server/store"
 )
 
 // BenchmarkIngestInProcess measures Server.Ingest without HTTP, TLS or a
@@ -22,7 +23,7 @@ func BenchmarkIngestInProcess(b *testing.B) {
 	s, err := Open(ctx, Config{DataDir: b.TempDir(), Origin: "annexa.bench/log"})
 	require.NoError(b, err)
 	defer s.Close()
-	secret, _, err := s.newToken(ctx, RoleEnroll, "bench", time.Time{}, 0, nil)
+	secret, _, err := s.newToken(ctx, &store.Token{Role: RoleEnroll, Name: "bench"})
 	require.NoError(b, err)
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	resp, err := s.Enroll(ctx, apiv1.EnrollRequest{Token: secret, PublicKey: pub, Hostname: "h"})

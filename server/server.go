@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/annexa-dev/annexa/configs"
+	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/catalog"
 	"github.com/annexa-dev/annexa/internal/atomicfile"
 	"github.com/annexa-dev/annexa/server/apiv1"
@@ -159,7 +160,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if _, err := s.db.Meta(ctx, "bootstrapped"); err == nil {
 		return nil
 	}
-	secret, tok, err := s.newToken(ctx, "admin", "bootstrap admin", time.Time{}, 0, nil)
+	secret, tok, err := s.newToken(ctx, &store.Token{Role: RoleAdmin, Name: "bootstrap admin"})
 	if err != nil {
 		return err
 	}
@@ -213,6 +214,9 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/tokens", s.require(admin, s.handleTokenList))
 	route("DELETE /v1/tokens/{id}", s.require(admin, s.handleTokenRevoke))
 	route("POST /v1/agents/{id}/revoke", s.require(admin, s.handleAgentRevoke))
+	route("GET /v1/agents/{id}/grants", s.anyPrincipal(s.handleGrants))
+	route("POST /v1/agents/{id}/grant", s.require(admin, s.handleGrant(evidence.Grant)))
+	route("POST /v1/agents/{id}/ungrant", s.require(admin, s.handleGrant(evidence.Ungrant)))
 
 	// The log is for anyone holding a credential: agents check their
 	// receipts, auditors their proofs.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/server/apiv1"
 )
 
@@ -16,7 +17,7 @@ func newToken(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke API and enrollment tokens (admin)"}
 	var req apiv1.TokenRequest
 	var expires string
-	var lbls []string
+	var lbls, assets []string
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create a token; its secret is printed once",
@@ -36,6 +37,9 @@ func newToken(g *globals) *cobra.Command {
 				if req.Labels, err = apiv1.ParseLabels(lbls); err != nil {
 					return fmt.Errorf("--label: %w", err)
 				}
+			}
+			for _, a := range assets {
+				req.Assets = append(req.Assets, evidence.Asset(a))
 			}
 			c, err := g.client()
 			if err != nil {
@@ -59,6 +63,7 @@ func newToken(g *globals) *cobra.Command {
 	f.StringVar(&expires, "expires", "", "expiry: a duration (72h) or an RFC 3339 time; default never")
 	f.Int64Var(&req.MaxUses, "max-uses", 0, "enroll tokens: how many agents may enrol with it (0: unlimited)")
 	f.StringSliceVar(&lbls, "label", nil, "enroll tokens: label stamped on every agent enrolled with it, key=value; repeatable")
+	f.StringSliceVar(&assets, "asset", nil, "enroll tokens: external asset the agents enrolled with it may report on (e.g. aws-account:123456789012); repeatable")
 	_ = create.MarkFlagRequired("role")
 
 	list := &cobra.Command{
@@ -119,7 +124,35 @@ func newAgent(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(revoke)
+	grant := func(verb, short string) *cobra.Command {
+		return &cobra.Command{
+			Use:   verb + " ID ASSET...",
+			Short: short,
+			Args:  cobra.MinimumNArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := g.client()
+				if err != nil {
+					return err
+				}
+				req := apiv1.GrantRequest{}
+				for _, a := range args[1:] {
+					req.Assets = append(req.Assets, evidence.Asset(a))
+				}
+				var resp struct {
+					AgentID string           `json:"agent_id"`
+					Assets  []evidence.Asset `json:"assets"`
+				}
+				if err := c.Do(cmd.Context(), http.MethodPost, "/v1/agents/"+url.PathEscape(args[0])+"/"+verb, nil, req, &resp); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "agent %s may now report on its host and: %v\n", resp.AgentID, resp.Assets)
+				return nil
+			},
+		}
+	}
+	cmd.AddCommand(revoke,
+		grant("grant", "Let an agent report on external assets (cloud accounts, …) besides its host; a key event in the log"),
+		grant("ungrant", "Take external assets back from an agent; its earlier records about them stay verifiable"))
 	return cmd
 }
 

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/annexa-dev/annexa/evidence"
@@ -114,6 +115,15 @@ type AgentKeys struct {
 	RevokedAfter uint64            `json:"revoked_after,omitempty"`
 	Revoked      bool              `json:"revoked,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
+	// Assets are the external assets the agent holds a grant for, at this
+	// point of the log.
+	Assets []evidence.Asset `json:"assets,omitempty"`
+}
+
+// MayReport says whether the agent's records may be about asset, as the
+// grants stand at this point of the log.
+func (a *AgentKeys) MayReport(asset evidence.Asset) bool {
+	return evidence.MayReport(a.AgentID, asset, func(x evidence.Asset) bool { return slices.Contains(a.Assets, x) })
 }
 
 // KeyRange is a key and the seqs it was valid for (To 0: still valid).
@@ -143,7 +153,7 @@ func (k *KeyState) Apply(ev *evidence.KeyEvent, payload []byte) error {
 		if a != nil {
 			return fmt.Errorf("agent %s enrolled twice", ev.AgentID)
 		}
-		a = &AgentKeys{AgentID: ev.AgentID, Genesis: evidence.Digest(payload), Labels: ev.Labels,
+		a = &AgentKeys{AgentID: ev.AgentID, Genesis: evidence.Digest(payload), Labels: ev.Labels, Assets: slices.Clone(ev.Assets),
 			Keys: []KeyRange{{KeyID: ev.KeyID, PublicKey: ev.PublicKey, KeySpan: evidence.KeySpan{From: ev.FromSeq}, prepared: prepare(ev.PublicKey)}}}
 		k.agents[ev.AgentID] = a
 		k.order = append(k.order, ev.AgentID)
@@ -157,6 +167,18 @@ func (k *KeyState) Apply(ev *evidence.KeyEvent, payload []byte) error {
 			return fmt.Errorf("revocation of unknown agent %s", ev.AgentID)
 		}
 		a.Revoked, a.RevokedAfter = true, ev.AfterSeq
+	case evidence.Grant, evidence.Ungrant:
+		if a == nil {
+			return fmt.Errorf("%s for unknown agent %s", ev.Kind, ev.AgentID)
+		}
+		a.Assets = slices.Clone(a.Assets) // copies All() handed out stay as they were
+		for _, x := range ev.Assets {
+			a.Assets = slices.DeleteFunc(a.Assets, func(y evidence.Asset) bool { return y == x })
+			if ev.Kind == evidence.Grant {
+				a.Assets = append(a.Assets, x)
+			}
+		}
+		slices.Sort(a.Assets)
 	}
 	return nil
 }

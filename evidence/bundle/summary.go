@@ -80,11 +80,10 @@ func (b *Builder) Enrolled(agentID string, labels map[string]string) { b.labels[
 func (b *Builder) Add(index int64, rec *evidence.Record) {
 	asset := string(rec.Asset())
 	b.owner[asset] = rec.Predicate.AgentID
+	// Records come in log order, and state advances in log order: a later
+	// record replaces an earlier one whatever collected_at it claims.
 	for _, r := range rec.Predicate.Results {
 		k := [2]string{asset, r.Check}
-		if old, ok := b.latest[k]; ok && rec.Predicate.CollectedAt.Before(old.CollectedAt) {
-			continue
-		}
 		b.latest[k] = CheckRef{Check: r.Check, Status: string(r.Status), Reason: r.Reason, CollectedAt: rec.Predicate.CollectedAt.UTC(), LogIndex: index, Digest: rec.Digest}
 	}
 }

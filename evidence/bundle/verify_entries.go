@@ -26,6 +26,8 @@ type item struct {
 	isKey bool
 	key   *dsse.PreparedKey
 	err   error
+	// errStep is the report step err belongs to ("signatures" when empty).
+	errStep string
 }
 
 // evidence streams evidence.jsonl in batches: parse in parallel, assign keys
@@ -142,8 +144,14 @@ func (v *verifier) batch(items []item) {
 		}
 	}
 	if firstKey < 0 {
+		for i := range items {
+			v.checkSubject(&items[i])
+		}
 		v.tail(items)
 		return
+	}
+	for i := range items[:firstKey] {
+		v.checkSubject(&items[i])
 	}
 	// Keys in log order: a rotation's key event precedes the records it keys.
 	var again []int
@@ -159,14 +167,28 @@ func (v *verifier) batch(items []item) {
 		if it.rec == nil {
 			continue // it did not parse: nothing to key
 		}
-		it.err, it.key = nil, nil
+		it.err, it.key, it.errStep = nil, nil, ""
 		v.assignKey(it)
+		v.checkSubject(it)
 		if it.err == nil {
 			again = append(again, i)
 		}
 	}
 	parallel.For(len(again), func(j int) { v.verifySig(&items[again[j]]) })
 	v.tail(items)
+}
+
+// checkSubject applies the rule of which assets an agent may report on, as
+// the grants stand at the record's place in the log: its own host, and the
+// external assets granted to it.
+func (v *verifier) checkSubject(it *item) {
+	if it.err != nil || it.rec == nil {
+		return
+	}
+	a := v.ks.Agent(it.rec.Predicate.AgentID)
+	if a != nil && !a.MayReport(it.rec.Asset()) {
+		it.err, it.errStep = fmt.Errorf("record about %s, which agent %s holds no grant for", it.rec.Asset(), a.AgentID), "subjects"
+	}
 }
 
 // assignKey finds the key of the record's agent valid at its seq.
@@ -207,7 +229,11 @@ func (v *verifier) tail(items []item) {
 			agent, seq = it.rec.Predicate.AgentID, it.rec.Predicate.Seq
 		}
 		if it.err != nil {
-			v.fail(where("signatures", FileEvidence).entry(it.index).of(agent, seq), "%v", it.err)
+			step := "signatures"
+			if it.errStep != "" {
+				step = it.errStep
+			}
+			v.fail(where(step, FileEvidence).entry(it.index).of(agent, seq), "%v", it.err)
 			continue
 		}
 		if it.isKey {

@@ -91,6 +91,8 @@ const (
 	CodeBadSignature   Code = "bad_signature"
 	CodeWrongKeyID     Code = "wrong_keyid"
 	CodeBadPayloadType Code = "bad_payload_type"
+	CodeNotGranted     Code = "asset_not_granted" // a record about an asset that is neither the agent's host nor granted to it
+	CodeBadTime        Code = "bad_time"          // collected_at in the future, or before the agent existed
 )
 
 // Error is the body of every 4xx/5xx answer (inside IngestResponse for
@@ -115,6 +117,14 @@ type TokenRequest struct {
 	Expires time.Time         `json:"expires,omitzero"`
 	MaxUses int64             `json:"max_uses,omitempty"`
 	Labels  map[string]string `json:"labels,omitempty"`
+	// Assets (enroll tokens only) are external assets the enrolled agents
+	// may report on, e.g. aws-account:123456789012 for the AWS plugin.
+	Assets []evidence.Asset `json:"assets,omitempty"`
+}
+
+// GrantRequest is POST /v1/agents/{id}/grant and /ungrant.
+type GrantRequest struct {
+	Assets []evidence.Asset `json:"assets"`
 }
 
 // TokenResponse carries the new secret, shown this once.
@@ -259,6 +269,9 @@ type Token struct {
 	Uses      int64             `json:"uses"`
 	Labels    map[string]string `json:"labels,omitempty"`
 	Revoked   bool              `json:"revoked"`
+	// Assets are the external assets an enrollment token grants the agents
+	// it enrols.
+	Assets []evidence.Asset `json:"assets,omitempty"`
 }
 
 // AgentKey is one of an agent's keys and the seqs it is valid for (To 0:

@@ -45,8 +45,9 @@ func (t *Tx) NewResultBatch(ctx context.Context) *ResultBatch {
 	return &ResultBatch{t: t, ctx: ctx, state: map[stateKey]*stateRow{}, loaded: map[string]bool{}}
 }
 
-// Add indexes one record's results. A result older than the state it would
-// replace (a late resend) is indexed but does not move the state back.
+// Add indexes one record's results. State advances in log order: a later
+// record replaces the state whatever collected_at it claims (an agent
+// chooses collected_at; the log's order it cannot).
 func (b *ResultBatch) Add(asset string, rs []Result) error {
 	if err := b.load(asset); err != nil {
 		return err
@@ -59,7 +60,9 @@ func (b *ResultBatch) Add(asset string, rs []Result) error {
 		case !ok:
 			b.transition(asset, r, "")
 			b.state[k] = &stateRow{State: State{Result: r, Since: r.CollectedAt}, dirty: true}
-		case r.CollectedAt.Before(old.CollectedAt):
+		case r.LogIndex < old.LogIndex:
+			// Never: results come in log order. Kept so a caller's mistake
+			// cannot move the state back.
 		default:
 			since := old.Since
 			if old.Status != r.Status {

@@ -118,6 +118,19 @@ CREATE INDEX transitions_at ON transitions (at);
 	// 2: the state mirror's incremental refresh reads what changed after a
 	// log index.
 	`CREATE INDEX state_log_idx ON state (log_idx);`,
+	// 3: the external assets an agent may report on (grants, from its
+	// enrollment token or an admin), and the assets an enrollment token
+	// grants.
+	`
+ALTER TABLE tokens ADD COLUMN assets TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE asset_grants (
+	agent_id TEXT NOT NULL,
+	asset TEXT NOT NULL,
+	granted_at BIGINT NOT NULL,
+	PRIMARY KEY (agent_id, asset)
+);
+CREATE INDEX asset_grants_asset ON asset_grants (asset);
+`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

@@ -181,8 +181,8 @@ func TestLogAppend(t *testing.T) {
 	})
 }
 
-// State moves forward in log order and only forward: a late resend of an
-// older result is indexed as evidence but does not move the state back; a
+// State moves forward in log order: a later record replaces the state
+// whatever collected_at it claims; a
 // change of status is a transition, a repeat is not.
 func TestResultState(t *testing.T) {
 	each(t, func(t *testing.T, db *store.DB) {
@@ -201,13 +201,15 @@ func TestResultState(t *testing.T) {
 		add(t0, "pass")
 		add(t0.Add(time.Hour), "pass")
 		add(t0.Add(2*time.Hour), "fail")
-		add(t0.Add(30*time.Minute), "pass") // late and older: evidence, not state
+		// A later record says pass with an earlier collected_at: the log's
+		// order decides, not the time an agent chose.
+		add(t0.Add(30*time.Minute), "pass")
 		states := map[string]store.State{}
 		require.NoError(t, db.States(ctx, store.StateFilter{}, func(s *store.State) error { states[s.Check] = *s; return nil }))
 		require.Len(t, states, 1)
 		st := states["c.one"]
-		assert.Equal(t, "fail", st.Status)
-		assert.Equal(t, t0.Add(2*time.Hour), st.Since.UTC())
+		assert.Equal(t, "pass", st.Status)
+		assert.Equal(t, int64(4), st.LogIndex)
 
 		var past []store.State
 		require.NoError(t, db.States(ctx, store.StateFilter{At: t0.Add(90 * time.Minute)}, func(s *store.State) error { past = append(past, *s); return nil }))
@@ -220,10 +222,11 @@ func TestResultState(t *testing.T) {
 		for _, tr := range trs {
 			seq = append(seq, tr.Previous+">"+tr.Status)
 		}
-		assert.Equal(t, []string{">pass", "pass>fail"}, seq)
+		// History lists transitions by the time they claim.
+		assert.Equal(t, []string{">pass", "fail>pass", "pass>fail"}, seq)
 
 		rs, err := db.Results(ctx, store.ResultFilter{After: -1, Limit: 100})
 		require.NoError(t, err)
-		assert.Len(t, rs, 4, "every result is evidence, the late one too")
+		assert.Len(t, rs, 4, "every result is evidence")
 	})
 }

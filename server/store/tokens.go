@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/server/apiv1"
 )
 
@@ -21,14 +22,14 @@ var (
 	ErrTokenRevoked = errors.New("token revoked")
 )
 
-const tokenCols = `id, role, name, created_at, expires_at, max_uses, uses, labels, revoked`
+const tokenCols = `id, role, name, created_at, expires_at, max_uses, uses, labels, revoked, assets`
 
 func scanToken(sc interface{ Scan(...any) error }) (*Token, error) {
 	var t Token
 	var created, expires int64
-	var labels string
+	var labels, assets string
 	var revoked int
-	if err := sc.Scan(&t.ID, &t.Role, &t.Name, &created, &expires, &t.MaxUses, &t.Uses, &labels, &revoked); err != nil {
+	if err := sc.Scan(&t.ID, &t.Role, &t.Name, &created, &expires, &t.MaxUses, &t.Uses, &labels, &revoked, &assets); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
@@ -38,15 +39,19 @@ func scanToken(sc interface{ Scan(...any) error }) (*Token, error) {
 	if err := json.Unmarshal([]byte(labels), &t.Labels); err != nil {
 		return nil, fmt.Errorf("token %s labels: %w", t.ID, err)
 	}
+	if err := json.Unmarshal([]byte(assets), &t.Assets); err != nil {
+		return nil, fmt.Errorf("token %s assets: %w", t.ID, err)
+	}
 	return &t, nil
 }
 
 // CreateToken stores a token under the hash of its secret.
 func (s *DB) CreateToken(ctx context.Context, t *Token, hash string) error {
 	labels, _ := json.Marshal(nonNil(t.Labels))
+	assets, _ := json.Marshal(evidence.NonNil(t.Assets))
 	return s.InTx(ctx, func(tx *Tx) error {
-		_, err := tx.exec(ctx, `INSERT INTO tokens (id, hash, role, name, created_at, expires_at, max_uses, uses, labels, revoked) VALUES (?,?,?,?,?,?,?,0,?,0)`,
-			t.ID, hash, t.Role, t.Name, nanos(t.CreatedAt), nanos(t.ExpiresAt), t.MaxUses, string(labels))
+		_, err := tx.exec(ctx, `INSERT INTO tokens (id, hash, role, name, created_at, expires_at, max_uses, uses, labels, revoked, assets) VALUES (?,?,?,?,?,?,?,0,?,0,?)`,
+			t.ID, hash, t.Role, t.Name, nanos(t.CreatedAt), nanos(t.ExpiresAt), t.MaxUses, string(labels), string(assets))
 		return err
 	})
 }

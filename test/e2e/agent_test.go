@@ -21,6 +21,7 @@ import (
 
 	"github.com/annexa-dev/annexa/collectors"
 	_ "github.com/annexa-dev/annexa/collectors/all"
+	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/server/apiv1"
 )
 
@@ -445,7 +446,7 @@ func TestAgentPlugins(t *testing.T) {
     settings: {}
 `, pluginBin, sum, check, pluginBin, sum, cloud, pluginBin, strings.Repeat("0", 64))
 	h := newAgentHost(t, s, cfg)
-	h.enroll(s.token("enroll", apiv1.TokenRequest{}))
+	h.enroll(s.token("enroll", apiv1.TokenRequest{Assets: []evidence.Asset{"aws-account:123456789012"}}))
 	out, code := h.run("run", "--once")
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "checksum")

@@ -236,13 +236,20 @@ func (s *server) enrol(enrollToken, hostname string) *simAgent {
 		clock: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 }
 
-// record signs the next record with the given check statuses.
+// record signs the next record about the agent's host with the given check
+// statuses.
 func (a *simAgent) record(at time.Time, results map[string]evidence.Status) json.RawMessage {
+	return a.recordAbout(evidence.HostAsset(a.ID), at, results)
+}
+
+// recordAbout signs the next record about any asset: what a compromised
+// agent can sign.
+func (a *simAgent) recordAbout(asset evidence.Asset, at time.Time, results map[string]evidence.Status) json.RawMessage {
 	var rs []evidence.Result
 	for check, st := range results {
 		rs = append(rs, evidence.Result{Check: check, Status: st, Reason: check + " is " + string(st), Observations: evidence.Observe(map[string]string{"check": check})})
 	}
-	s, err := a.w.Append(chain.Entry{Asset: evidence.HostAsset(a.ID), Collector: "test", CollectorVersion: "1", CollectedAt: at, Results: rs})
+	s, err := a.w.Append(chain.Entry{Asset: asset, Collector: "test", CollectorVersion: "1", CollectedAt: at, Results: rs})
 	require.NoError(a.t, err)
 	return s.JSON
 }

@@ -1,0 +1,88 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/annexa-dev/annexa/evidence"
+	"github.com/annexa-dev/annexa/evidence/chain"
+	"github.com/annexa-dev/annexa/server/apiv1"
+)
+
+// One enrolled machine may lie about itself, never about another asset:
+// a record about another host, or about an external asset not granted to
+// it, is refused; a collected_at in the future (to stay fresh forever) is
+// refused; grants come from the enrollment token or an admin, are key
+// events in the log, and the offline verifier applies the same rule.
+func TestAgentCannotWriteOthersState(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	a := s.enrol(s.token("enroll", apiv1.TokenRequest{}), "attacker")
+	b := s.enrol(s.token("enroll", apiv1.TokenRequest{}), "victim")
+	now := time.Now().UTC()
+	_, err := b.ship(b.record(now, map[string]evidence.Status{sysVol: evidence.Fail}))
+	require.NoError(t, err)
+
+	// A writes B's disk encryption as passing, dated 2099.
+	_, err = a.ship(a.recordAbout(evidence.HostAsset(b.ID), now.AddDate(73, 0, 0), map[string]evidence.Status{sysVol: evidence.Pass}))
+	e := apiErr(t, err)
+	require.Equal(t, 403, e.Status)
+	require.Equal(t, apiv1.CodeNotGranted, e.Body.Code)
+	require.Contains(t, e.Body.Message, "host:"+b.ID)
+
+	// About itself, dated 2099: refused too, and A can resend a fixed one
+	// only as a new chain position, which it cannot (the seq is signed):
+	// A's chain holds at seq 1 until its agent explains.
+	a2 := s.enrol(s.token("enroll", apiv1.TokenRequest{}), "liar")
+	_, err = a2.ship(a2.record(now.AddDate(73, 0, 0), map[string]evidence.Status{sysVol: evidence.Pass}))
+	e = apiErr(t, err)
+	require.Equal(t, 422, e.Status)
+	require.Equal(t, apiv1.CodeBadTime, e.Body.Code)
+	// Past 2262 (beyond int64 nanoseconds) is refused the same way.
+	a3 := s.enrol(s.token("enroll", apiv1.TokenRequest{}), "overflow")
+	_, err = a3.ship(a3.record(time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), map[string]evidence.Status{sysVol: evidence.Pass}))
+	require.Equal(t, apiv1.CodeBadTime, apiErr(t, err).Body.Code)
+
+	var hd apiv1.HostDetail
+	require.NoError(t, s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/hosts/"+b.ID, nil, nil, &hd))
+	require.Len(t, hd.Results, 1)
+	require.Equal(t, "fail", hd.Results[0].Status, "B's own state stands")
+
+	// An external asset: refused until an admin grants it, accepted after,
+	// refused again once taken back.
+	cloud := evidence.Asset("aws-account:111122223333")
+	c := s.enrol(s.token("enroll", apiv1.TokenRequest{}), "cloud-runner")
+	_, err = c.ship(c.recordAbout(cloud, now, map[string]evidence.Status{"aws_iam.root_mfa": evidence.Pass}))
+	require.Equal(t, apiv1.CodeNotGranted, apiErr(t, err).Body.Code)
+	out, err := s.cli(s.Admin, "agent", "grant", c.ID, string(cloud))
+	require.NoError(t, err, out)
+	require.Contains(t, out, string(cloud))
+	// The refused record is not in the log: sign again from the start.
+	c.w, err = chain.NewWriter(c.ID, c.key, chain.Head{Digest: c.enroll.Genesis})
+	require.NoError(t, err)
+	_, err = c.ship(c.recordAbout(cloud, now, map[string]evidence.Status{"aws_iam.root_mfa": evidence.Pass}))
+	require.NoError(t, err)
+	out, err = s.cli(s.Admin, "agent", "ungrant", c.ID, string(cloud))
+	require.NoError(t, err, out)
+	_, err = c.ship(c.recordAbout(cloud, now, map[string]evidence.Status{"aws_iam.root_mfa": evidence.Pass}))
+	require.Equal(t, apiv1.CodeNotGranted, apiErr(t, err).Body.Code)
+
+	// An enrollment token can grant at enrollment.
+	d := s.enrol(s.token("enroll", apiv1.TokenRequest{Assets: []evidence.Asset{"aws-account:444455556666"}}), "aws-agent")
+	_, err = d.ship(d.recordAbout("aws-account:444455556666", now, map[string]evidence.Status{"aws_iam.root_mfa": evidence.Fail}))
+	require.NoError(t, err)
+	// Grants are for enroll tokens only, and a host cannot be granted.
+	err = s.client(s.Admin).Do(context.Background(), http.MethodPost, "/v1/tokens", nil, apiv1.TokenRequest{Role: "auditor", Assets: []evidence.Asset{cloud}}, nil)
+	require.Equal(t, 400, apiErr(t, err).Status)
+	out, err = s.cli(s.Admin, "agent", "grant", c.ID, "host:"+b.ID)
+	require.Error(t, err, out)
+	require.Contains(t, out, "cannot be granted")
+
+	// The offline verifier replays the grants from the log and finds the
+	// period clean.
+	rep := verifyBytes(t, s, exportBundle(t, s, now.Add(-time.Hour), time.Now().Add(time.Minute)))
+	require.True(t, rep.OK, problems(rep))
+}
