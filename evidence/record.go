@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"math"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
@@ -261,6 +262,9 @@ func (st *Statement) validate(rawDigest string) error {
 	if g := p.Gap; g != nil {
 		if g.From != p.Seq || g.To < g.From {
 			return fmt.Errorf("gap %d-%d does not start at the record's seq %d", g.From, g.To, p.Seq)
+		}
+		if g.To == math.MaxUint64 {
+			return fmt.Errorf("gap %d-%d ends at the largest seq: no record could follow it", g.From, g.To)
 		}
 		if !isHexDigest(g.LastDigest) {
 			return fmt.Errorf("gap last_digest %q is not a hex sha256", g.LastDigest)

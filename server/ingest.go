@@ -226,6 +226,10 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 			if stop != nil {
 				break
 			}
+			if g := p.Gap; g != nil && (g.To < g.From || g.To-g.From >= MaxGapSpan || g.To >= MaxSeq) {
+				stop = reject(http.StatusUnprocessableEntity, apiv1.CodeMalformed, i, p.Seq, "gap record covering seqs %d-%d: a gap covers at most %d records the agent wrote, below seq %d", g.From, g.To, MaxGapSpan, uint64(MaxSeq))
+				break
+			}
 			if app == nil {
 				if app, err = tx.NewAppender(ctx); err != nil {
 					return err
@@ -285,6 +289,15 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 	}
 	return resp, nil
 }
+
+// MaxGapSpan bounds the seqs one gap record may explain: an outbox drops
+// at most what it held (a 256 MiB outbox of the smallest records holds a
+// few hundred thousand), and MaxSeq bounds any seq, so that no agent can
+// claim a range that ends its own chain or costs a verifier memory.
+const (
+	MaxGapSpan = 1 << 24
+	MaxSeq     = 1 << 48
+)
 
 // MaxClockSkew is how far ahead of the server's clock an agent's
 // collected_at may be.

@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"math"
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -81,26 +82,21 @@ func (r *Report) Err() error {
 	return errors.New(b.String())
 }
 
-const (
-	slotEmpty byte = iota
-	slotRecord
-	slotCovered // inside a gap record's range
-)
-
 // Checker checks one agent's records as they come, in the order given. It
-// keeps 9 bytes per seq (a state byte and an 8-byte digest prefix: enough to
-// tell a replay from a fork, since nobody can forge an agent-signed record
-// whose digest collides) and the full digest of the last record, against
-// which links are checked on arrival. A million-record chain costs 9 MB.
+// keeps 8 bytes per record (a digest prefix: enough to tell a replay from a
+// fork, since nobody can forge an agent-signed record whose digest
+// collides), in runs of consecutive seqs, and the full digest of the last
+// record, against which links are checked on arrival. A million-record
+// chain costs 8 MB; the seq numbers an agent writes cost nothing (gaps are
+// kept as ranges).
 type Checker struct {
 	agentID string
 	keys    []Key
 	start   Head
 
-	base    uint64 // seq of slot 0 (start.Seq+1)
-	digests [][8]byte
-	state   []byte
-	maxSeq  uint64
+	base   uint64 // the first seq after the starting point
+	seen   seqs
+	maxSeq uint64
 	// The full digest of the record tracked last, for the in-order case.
 	lastSeq    uint64
 	lastDigest [32]byte
@@ -205,25 +201,25 @@ func (c *Checker) Track(index int, rec *evidence.Record) {
 		c.problem(Replay, index, seq, 0, fmt.Sprintf("seq %d is at or before the starting point %d", seq, c.start.Seq))
 		return
 	}
-	i := seq - c.base
-	c.grow(i)
 	var short [8]byte
 	copy(short[:], d[:8])
-	switch c.state[i] {
-	case slotRecord:
-		if c.digests[i] == short {
+	if had, ok := c.seen.get(seq); ok {
+		if had == short {
 			c.problem(Replay, index, seq, 0, "record "+rec.Digest[:12]+" seen before")
 		} else {
-			c.problem(Fork, index, seq, 0, fmt.Sprintf("record %s differs from %x seen first", rec.Digest[:12], c.digests[i][:6]))
+			c.problem(Fork, index, seq, 0, fmt.Sprintf("record %s differs from %x seen first", rec.Digest[:12], had[:6]))
 		}
+		return
+	}
+	if g := p.Gap; g != nil && (g.To < g.From || g.To == math.MaxUint64) {
+		c.problem(Malformed, index, seq, 0, fmt.Sprintf("gap record covering %d-%d: not a range a record can follow", g.From, g.To))
 		return
 	}
 	if seq < c.maxSeq {
 		c.problem(Reorder, index, seq, 0, fmt.Sprintf("arrived after seq %d", c.maxSeq))
 	}
 	c.records++
-	c.state[i] = slotRecord
-	c.digests[i] = short
+	c.seen.put(seq, short)
 
 	var prev [32]byte
 	if _, err := hex.Decode(prev[:], []byte(p.Prev)); err != nil {
@@ -237,12 +233,6 @@ func (c *Checker) Track(index int, rec *evidence.Record) {
 		var ld [32]byte
 		_, _ = hex.Decode(ld[:], []byte(g.LastDigest))
 		c.links[g.To] = ld
-		c.grow(g.To - c.base)
-		for s := g.From + 1; s <= g.To; s++ {
-			if c.state[s-c.base] == slotEmpty {
-				c.state[s-c.base] = slotCovered
-			}
-		}
 		last = g.To
 	}
 	if r := p.Rotation; r != nil {
@@ -277,7 +267,7 @@ func (c *Checker) checkLink(index int, seq uint64, prev [32]byte) {
 		return
 	}
 	_, gapEnd := c.links[seq-1]
-	if gapEnd || c.state[seq-1-c.base] == slotRecord {
+	if _, seen := c.seen.get(seq - 1); gapEnd || seen {
 		c.compareLink(index, seq, prev, c.linkOf(seq-1))
 		return
 	}
@@ -299,7 +289,8 @@ func (c *Checker) linkOf(seq uint64) link {
 		return link{c.lastDigest, true}
 	}
 	var l link
-	copy(l.d[:8], c.digests[seq-c.base][:])
+	short, _ := c.seen.get(seq)
+	copy(l.d[:8], short[:])
 	return l
 }
 
@@ -310,13 +301,6 @@ func (c *Checker) compareLink(index int, seq uint64, prev [32]byte, want link) {
 	}
 	if !ok {
 		c.problem(BrokenLink, index, seq, 0, fmt.Sprintf("prev %x… does not match %x…, the digest of seq %d", prev[:6], want.d[:6], seq-1))
-	}
-}
-
-func (c *Checker) grow(i uint64) {
-	for uint64(len(c.state)) <= i {
-		c.state = append(c.state, slotEmpty)
-		c.digests = append(c.digests, [8]byte{})
 	}
 }
 
@@ -332,30 +316,17 @@ func (c *Checker) Finish() *Report {
 			c.problem(RotationMismatch, c.rotationAt[next], next-1, 0, fmt.Sprintf("announces key %s, but the key list has another (or none) from seq %d", hex.EncodeToString(pub)[:12], next))
 		}
 	}
-	// Unexplained holes between the starting point and the highest seq.
-	var from uint64
-	for i, st := range c.state {
-		seq := c.base + uint64(i)
-		if seq > c.maxSeq {
-			break
-		}
-		if st == slotEmpty {
-			if from == 0 {
-				from = seq
-			}
-			continue
-		}
-		if from != 0 {
-			c.problem(Gap, -1, from, seq-1, fmt.Sprintf("%d record(s) missing, no gap record explains them", seq-from))
-			from = 0
-		}
+	// Unexplained holes between the starting point and the highest seq:
+	// what no record holds and no gap record covers.
+	if c.maxSeq >= c.base {
+		cov := coveredBy(c.gaps)
+		c.seen.holes(c.base, c.maxSeq, func(a, b uint64) {
+			cov.uncovered(a, b, func(a, b uint64) {
+				c.problem(Gap, -1, a, b, fmt.Sprintf("%d record(s) missing, no gap record explains them", b-a+1))
+			})
+		})
 	}
-	for i, st := range c.state {
-		if st == slotRecord {
-			r.First = c.base + uint64(i)
-			break
-		}
-	}
+	r.First, _ = c.seen.first()
 	r.Last = c.maxSeq
 	if c.maxSeq >= c.base {
 		r.Head = Head{Seq: c.maxSeq, Digest: c.headDigest()}
@@ -377,7 +348,46 @@ func (c *Checker) headDigest() string {
 	}
 	// The highest seq arrived before the last one (out of order): only its
 	// prefix is kept, so the head names it as such.
-	return hex.EncodeToString(c.digests[c.maxSeq-c.base][:])
+	short, _ := c.seen.get(c.maxSeq)
+	return hex.EncodeToString(short[:])
+}
+
+// covered is the gap records' ranges (the seqs after each gap record,
+// through To), sorted and merged, for finding what they leave uncovered.
+type covered [][2]uint64
+
+func coveredBy(gaps []evidence.Gap) covered {
+	var c covered
+	for _, g := range gaps {
+		if g.From != math.MaxUint64 && g.From+1 <= g.To {
+			c = append(c, [2]uint64{g.From + 1, g.To})
+		}
+	}
+	sort.Slice(c, func(i, j int) bool { return c[i][0] < c[j][0] })
+	merged := c[:0]
+	for _, r := range c {
+		if n := len(merged); n > 0 && (merged[n-1][1] == math.MaxUint64 || r[0] <= merged[n-1][1]+1) {
+			merged[n-1][1] = max(merged[n-1][1], r[1])
+			continue
+		}
+		merged = append(merged, r)
+	}
+	return merged
+}
+
+// uncovered calls fn for each part of [a, b] no range covers, in order.
+func (c covered) uncovered(a, b uint64, fn func(a, b uint64)) {
+	i := sort.Search(len(c), func(i int) bool { return c[i][1] >= a })
+	for ; i < len(c) && c[i][0] <= b; i++ {
+		if c[i][0] > a {
+			fn(a, c[i][0]-1)
+		}
+		if c[i][1] >= b {
+			return
+		}
+		a = c[i][1] + 1
+	}
+	fn(a, b)
 }
 
 // Check runs a Checker over envelopes in order and returns its report.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -83,6 +84,30 @@ func TestAgentCannotWriteOthersState(t *testing.T) {
 
 	// The offline verifier replays the grants from the log and finds the
 	// period clean.
+	rep := verifyBytes(t, s, exportBundle(t, s, now.Add(-time.Hour), time.Now().Add(time.Minute)))
+	require.True(t, rep.OK, problems(rep))
+}
+
+// A gap record can explain only what an agent could have dropped: one
+// claiming seqs 1 … 2^64-2 is refused (it would end the agent's chain and
+// cost a verifier per claimed seq), and the agent ships on from its head.
+func TestHugeGapRecordRefused(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	a := s.enrol(s.token("enroll", apiv1.TokenRequest{}), "gapper")
+	now := time.Now().UTC()
+	_, err := a.ship(a.record(now, map[string]evidence.Status{sysVol: evidence.Pass}))
+	require.NoError(t, err)
+	head := a.w.Head()
+	gap, err := chain.SignGap(a.key, a.ID, evidence.HostAsset(a.ID), 2, math.MaxUint64-1, head.Digest, head.Digest, "dropped everything", now, nil)
+	require.NoError(t, err)
+	_, err = a.ship(gap.JSON)
+	e := apiErr(t, err)
+	require.Equal(t, 422, e.Status)
+	require.Contains(t, e.Body.Message, "a gap covers at most")
+
+	resp, err := a.ship(a.record(now.Add(time.Second), map[string]evidence.Status{sysVol: evidence.Pass}))
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), resp.NextSeq)
 	rep := verifyBytes(t, s, exportBundle(t, s, now.Add(-time.Hour), time.Now().Add(time.Minute)))
 	require.True(t, rep.OK, problems(rep))
 }
