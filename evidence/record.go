@@ -1,13 +1,13 @@
 package evidence
 
 import (
-	"math"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	gojson "github.com/goccy/go-json"

@@ -1,12 +1,12 @@
 package chain
 
 import (
-	"math"
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/annexa-dev/annexa/evidence"
