@@ -90,6 +90,7 @@ func bearer(r *http.Request) string {
 var (
 	errUnauthenticated = errors.New("missing or unknown credential")
 	errTokenExpired    = errors.New("token revoked or expired")
+	errAgentRevoked    = errors.New("this agent was revoked")
 )
 
 // authenticate resolves the bearer credential: an API token (anx_…) or an
@@ -126,12 +127,18 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	if subtle.ConstantTimeCompare([]byte(a.CredHash), []byte(hashSecret(secret))) != 1 {
 		return nil, errUnauthenticated
 	}
+	if a.Revoked() {
+		// Everything a revoked agent could still ship was accepted before
+		// the revocation (it ends at the last accepted seq): its
+		// credential opens nothing any more.
+		return nil, errAgentRevoked
+	}
 	return &principal{agent: a}, nil
 }
 
 // authFailure says whether err is the credential's fault.
 func authFailure(err error) bool {
-	return errors.Is(err, errUnauthenticated) || errors.Is(err, errTokenExpired)
+	return errors.Is(err, errUnauthenticated) || errors.Is(err, errTokenExpired) || errors.Is(err, errAgentRevoked)
 }
 
 // authError answers a failed authentication: 401 for a bad credential, the
@@ -139,6 +146,10 @@ func authFailure(err error) bool {
 func (s *Server) authError(err error) error {
 	if !authFailure(err) {
 		return err
+	}
+	if errors.Is(err, errAgentRevoked) {
+		s.metrics.reject(string(apiv1.CodeRevoked))
+		return clientError(http.StatusForbidden, apiv1.CodeRevoked, "%v: its records up to the revocation are in the log; nothing more is accepted", err)
 	}
 	s.metrics.reject("unauthenticated")
 	return clientError(http.StatusUnauthorized, apiv1.CodeUnauthenticated, "%v", err)

@@ -11,7 +11,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/annexa-dev/annexa/evidence"
@@ -42,9 +44,33 @@ func reject(status int, code apiv1.Code, i int, seq uint64, format string, args 
 // IngestResponse (how many were accepted before it, where to resume);
 // anything else goes to the common error path.
 func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) error {
-	// Overload: a bounded number of batches at once. The rest are told when
-	// to come back, with jitter, so a fleet returning after an outage
-	// drains its backlog instead of stampeding.
+	agent := principalFrom(r.Context()).agent
+	// One batch per agent at a time: an agent's batches are ordered anyway,
+	// and one credential cannot occupy more than one reader.
+	if !s.busy.claim(agent.ID) {
+		s.metrics.reject(string(apiv1.CodeOverloaded))
+		e := clientError(http.StatusTooManyRequests, apiv1.CodeOverloaded, "a batch of agent %s is already in flight; send the next when it is answered", agent.ID)
+		// Connection: close answers without draining the unread body.
+		e.header = http.Header{"Retry-After": {"1"}, "Connection": {"close"}}
+		return e
+	}
+	defer s.busy.release(agent.ID)
+	// The body is read (bounded, at a minimum rate) before an ingest slot
+	// is taken: a client that trickles its upload holds only its own
+	// connection, never the slots every other agent needs.
+	start := time.Now()
+	req, ierr := s.readBatch(w, r)
+	if ierr != nil {
+		if ierr.status == http.StatusRequestTimeout || ierr.status == http.StatusRequestEntityTooLarge {
+			w.Header().Set("Connection", "close") // do not wait for the rest of the body
+		}
+		s.metrics.reject(string(ierr.body.Code))
+		writeJSON(w, ierr.status, apiv1.IngestResponse{NextSeq: agent.LastSeq + 1, Error: &ierr.body})
+		return nil
+	}
+	// Overload: a bounded number of batches verified and stored at once.
+	// The rest are told when to come back, with jitter, so a fleet
+	// returning after an outage drains its backlog instead of stampeding.
 	select {
 	case s.inflight <- struct{}{}:
 		defer func() { <-s.inflight }()
@@ -53,14 +79,6 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) error {
 		e := clientError(http.StatusServiceUnavailable, apiv1.CodeOverloaded, "too many batches in flight; retry after the Retry-After delay")
 		e.header = http.Header{"Retry-After": {strconv.Itoa(2 + rand.IntN(8))}}
 		return e
-	}
-	start := time.Now()
-	agent := principalFrom(r.Context()).agent
-	req, ierr := s.readBatch(w, r)
-	if ierr != nil {
-		s.metrics.reject(string(ierr.body.Code))
-		writeJSON(w, ierr.status, apiv1.IngestResponse{NextSeq: agent.LastSeq + 1, Error: &ierr.body})
-		return nil
 	}
 	resp, err := s.Ingest(r.Context(), agent.ID, req.Envelopes)
 	s.metrics.ingestLatency.Observe(time.Since(start).Seconds())
@@ -80,8 +98,40 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// Upload pace: a body must keep arriving at MinUploadRate once
+// UploadGrace has passed, and no read may wait longer than UploadGrace.
+const (
+	UploadGrace   = 10 * time.Second
+	MinUploadRate = 4 << 10 // bytes a second
+)
+
+// errTooSlow cuts an upload that trickles.
+var errTooSlow = errors.New("upload slower than the minimum rate")
+
+// paced is a request body that must keep coming: each read has a deadline,
+// and after the grace period the average rate must stay above the minimum.
+type paced struct {
+	r     io.Reader
+	rc    *http.ResponseController
+	grace time.Duration
+	start time.Time
+	n     int64
+}
+
+func (p *paced) Read(b []byte) (int, error) {
+	_ = p.rc.SetReadDeadline(time.Now().Add(p.grace)) // a stalled client is cut
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if el := time.Since(p.start); el > p.grace && p.n < int64(el.Seconds()*MinUploadRate) {
+		return n, errTooSlow
+	}
+	return n, err
+}
+
 func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (*apiv1.IngestRequest, *ingestError) {
-	var body io.Reader = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+	rc := http.NewResponseController(w)
+	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	var body io.Reader = &paced{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), rc: rc, grace: s.cfg.UploadGrace, start: time.Now()}
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(body)
 		if err != nil {
@@ -97,6 +147,9 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (*apiv1.Inges
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "body over %d bytes", s.cfg.MaxBody)
+		}
+		if errors.Is(err, errTooSlow) || errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, reject(http.StatusRequestTimeout, apiv1.CodeMalformed, 0, 0, "the upload did not keep a pace of %d bytes a second after %s", MinUploadRate, s.cfg.UploadGrace)
 		}
 		return nil, reject(http.StatusBadRequest, apiv1.CodeMalformed, 0, 0, "reading body: %v", err)
 	}
@@ -507,4 +560,29 @@ func toRows(idx int64, agentID string, rec *evidence.Record) []store.Result {
 			Status: string(r.Status), Reason: r.Reason, CollectedAt: p.CollectedAt}
 	}
 	return rows
+}
+
+// agentsBusy is the agents with a batch in flight on this server.
+type agentsBusy struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func (b *agentsBusy) claim(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[string]bool{}
+	}
+	if b.m[id] {
+		return false
+	}
+	b.m[id] = true
+	return true
+}
+
+func (b *agentsBusy) release(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.m, id)
 }

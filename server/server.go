@@ -35,6 +35,9 @@ type Config struct {
 	// MaxInflight bounds concurrent ingest requests; past it the server
 	// answers 503 with Retry-After.
 	MaxInflight int
+	// UploadGrace is how long an upload may take before it must keep
+	// MinUploadRate, and the longest any read of it may wait.
+	UploadGrace time.Duration
 	Logger      *slog.Logger
 	Now         func() time.Time
 }
@@ -52,6 +55,7 @@ type Server struct {
 	log        *slog.Logger
 	metrics    *metrics
 	inflight   chan struct{}
+	busy       agentsBusy
 	mirror     *stateMirror
 	now        func() time.Time
 	// AdminToken is the bootstrap admin token when this start created it
@@ -82,6 +86,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.MaxInflight == 0 {
 		cfg.MaxInflight = 64
+	}
+	if cfg.UploadGrace <= 0 {
+		cfg.UploadGrace = UploadGrace
 	}
 	if cfg.Origin == "" {
 		host, _ := os.Hostname()

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,7 +20,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/annexa-dev/annexa/client"
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/chain"
 	"github.com/annexa-dev/annexa/evidence/checkpoint"
@@ -608,55 +606,76 @@ func TestGracefulShutdownKeepsAcknowledged(t *testing.T) {
 	verifyLog(t, s)
 }
 
-// Under overload the server answers 503 with Retry-After rather than
-// queueing without bound. The one ingest slot is held by a request whose
-// body trickles in (the handler takes the slot before reading the body), so
-// the test does not depend on timing luck.
-func TestOverloadRetryAfter(t *testing.T) {
-	s := startServer(t, "sqlite", "", "", "--max-inflight", "1")
+// Slow uploads stall nobody: the body is read, at a minimum pace, before
+// an ingest slot is taken, so uploads trickling at a byte a second (the
+// probe's 64, from one credential) leave every other agent's ingest
+// untouched; one credential has one batch in flight at a time, and a
+// trickle is cut once the grace period has passed.
+func TestSlowUploadsDoNotStallIngest(t *testing.T) {
+	s := startServer(t, "sqlite", "", "", "--max-inflight", "2", "--upload-grace", "2s")
 	enrollTok := s.token("enroll", apiv1.TokenRequest{})
-	slow, fast := s.enrol(enrollTok, "slow"), s.enrol(enrollTok, "fast")
-
+	slow := s.enrol(enrollTok, "slow")
 	pem, err := os.ReadFile(s.CA)
 	require.NoError(t, err)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	pr, pw := io.Pipe()
-	req, err := http.NewRequest(http.MethodPost, s.URL+"/v1/evidence", pr)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+slow.enroll.Credential)
-	held := make(chan int, 1)
-	go func() {
-		resp, err := hc.Do(req)
-		if err != nil {
-			held <- 0
-			return
+
+	statuses := make(chan int, 64)
+	var writers []*io.PipeWriter
+	for i := 0; i < 64; i++ {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		req, err := http.NewRequest(http.MethodPost, s.URL+"/v1/evidence", pr)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+slow.enroll.Credential)
+		go func() {
+			resp, err := hc.Do(req)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+		go func() {
+			for j := 0; j < 20; j++ { // a byte a second, for longer than the grace
+				if _, err := pw.Write([]byte(" ")); err != nil {
+					return
+				}
+				time.Sleep(time.Second)
+			}
+		}()
+	}
+	defer func() {
+		for _, pw := range writers {
+			pw.Close()
 		}
-		resp.Body.Close()
-		held <- resp.StatusCode
 	}()
-	_, _ = pw.Write([]byte(`{"envelopes":[`)) // the slot is taken once the server reads this
 
-	// Until the server has the slow request, the fast one may get through:
-	// ship fresh records until one is turned away.
-	var rec json.RawMessage
-	var e *client.Error
-	require.Eventually(t, func() bool {
-		rec = fast.record(time.Now(), map[string]evidence.Status{sysVol: evidence.Pass})
-		_, err := fast.ship(rec)
-		return errors.As(err, &e) && e.Status == 503
-	}, 10*time.Second, 10*time.Millisecond, "a second batch is turned away while the slot is held")
-	require.Equal(t, apiv1.CodeOverloaded, e.Body.Code)
-	require.GreaterOrEqual(t, e.RetryAfter, 2*time.Second)
+	// Meanwhile every other agent ships as usual.
+	for i := 0; i < 5; i++ {
+		a := s.enrol(enrollTok, fmt.Sprintf("honest-%d", i))
+		start := time.Now()
+		resp, err := a.ship(a.record(time.Now(), map[string]evidence.Status{sysVol: evidence.Pass}))
+		require.NoError(t, err)
+		require.Equal(t, 1, resp.Accepted)
+		t.Logf("honest agent %d acknowledged in %s while 64 uploads trickle", i, time.Since(start).Round(time.Millisecond))
+	}
 
-	// The slow request finishes (badly: an empty batch); the slot is free.
-	_, _ = pw.Write([]byte(`]}`))
-	pw.Close()
-	require.Equal(t, 400, <-held)
-	resp, err := fast.ship(rec)
-	require.NoError(t, err)
-	require.Equal(t, 1, resp.Accepted)
+	// 63 of the slow credential's uploads were turned away at once (one
+	// batch per agent); the one read is cut after the grace period.
+	counts := map[int]int{}
+	for i := 0; i < 64; i++ {
+		select {
+		case st := <-statuses:
+			counts[st]++
+		case <-time.After(30 * time.Second):
+			t.Fatalf("uploads still open after 30s: %v", counts)
+		}
+	}
+	require.Equal(t, 63, counts[429], "%v", counts)
+	require.Equal(t, 1, counts[408], "%v", counts)
 }
 
 func TestMetricsAndHealth(t *testing.T) {
