@@ -75,9 +75,20 @@ func Observe(v any) json.RawMessage {
 }
 
 // Validate checks the fields every result must have.
+// MaxCheckLen bounds a check id.
+const MaxCheckLen = 128
+
 func (r *Result) Validate() error {
 	if r.Check == "" {
 		return errors.New("result without a check id")
+	}
+	if len(r.Check) > MaxCheckLen {
+		return fmt.Errorf("check id %.40q…: over %d bytes", r.Check, MaxCheckLen)
+	}
+	for _, c := range r.Check {
+		if c <= ' ' || c == 0x7f {
+			return fmt.Errorf("check id %q: no spaces or control characters", r.Check)
+		}
 	}
 	if !r.Status.Valid() {
 		return fmt.Errorf("check %s: unknown status %q", r.Check, r.Status)

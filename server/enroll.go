@@ -108,11 +108,20 @@ func hostFacts(req apiv1.EnrollRequest) map[string]string {
 func (s *Server) handleAgentRevoke(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	ctx := r.Context()
+	purge := r.URL.Query().Get("purge") == "true"
 	var after uint64
+	var purged int64
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		a, err := tx.LockAgent(ctx, id)
 		if err != nil {
 			return err
+		}
+		if purge {
+			// A polluting agent's state leaves the current view; its log
+			// entries stay, verifiable, and bundles still carry them.
+			if purged, err = tx.PurgeState(ctx, id); err != nil {
+				return err
+			}
 		}
 		if a.Revoked() {
 			after = a.RevokedAfter
@@ -139,8 +148,8 @@ func (s *Server) handleAgentRevoke(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return fmt.Errorf("revoke agent %s: %w", id, err)
 	}
-	s.log.Info("agent revoked", "agent", id, "after_seq", after)
-	writeJSON(w, http.StatusOK, map[string]any{"agent_id": id, "revoked_after_seq": after})
+	s.log.Info("agent revoked", "agent", id, "after_seq", after, "purged_states", purged)
+	writeJSON(w, http.StatusOK, map[string]any{"agent_id": id, "revoked_after_seq": after, "purged_states": purged})
 	return nil
 }
 

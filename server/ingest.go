@@ -218,6 +218,11 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 		if err != nil {
 			return err
 		}
+		stateRows, err := tx.StateRows(ctx, agentID)
+		if err != nil {
+			return err
+		}
+		batchResults := 0
 		var app *store.Appender
 		results := tx.NewResultBatch(ctx)
 		// Records accepted earlier in this batch, for duplicates within it.
@@ -279,6 +284,25 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 			if stop != nil {
 				break
 			}
+			if n := len(p.Results); n > MaxResultsPerRecord {
+				stop = reject(http.StatusUnprocessableEntity, apiv1.CodeTooMany, i, p.Seq, "%d results in one record, at most %d", n, MaxResultsPerRecord)
+				break
+			}
+			if batchResults+len(p.Results) > MaxResultsPerBatch && resp.Accepted > 0 {
+				// The rest of the batch waits for the next request, so that
+				// no batch holds the write lock for long: the answer's
+				// next_seq says where to resume, and nothing is refused.
+				break
+			}
+			rows := toRows(0, agentID, it.rec)
+			fresh, err := results.NewKeys(string(it.rec.Asset()), rows)
+			if err != nil {
+				return err
+			}
+			if stateRows+fresh > MaxStatePerAgent {
+				stop = reject(http.StatusUnprocessableEntity, apiv1.CodeTooMany, i, p.Seq, "agent %s would hold %d check results (asset × check), at most %d: a record with invented check ids?", agentID, stateRows+fresh, MaxStatePerAgent)
+				break
+			}
 			if g := p.Gap; g != nil && (g.To < g.From || g.To-g.From >= MaxGapSpan || g.To >= MaxSeq) {
 				stop = reject(http.StatusUnprocessableEntity, apiv1.CodeMalformed, i, p.Seq, "gap record covering seqs %d-%d: a gap covers at most %d records the agent wrote, below seq %d", g.From, g.To, MaxGapSpan, uint64(MaxSeq))
 				break
@@ -293,9 +317,14 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 			if err != nil {
 				return err
 			}
-			if err := results.Add(string(it.rec.Asset()), toRows(idx, agentID, it.rec)); err != nil {
+			for j := range rows {
+				rows[j].LogIndex = idx
+			}
+			if err := results.Add(string(it.rec.Asset()), rows); err != nil {
 				return err
 			}
+			stateRows += fresh
+			batchResults += len(rows)
 			resp.Accepted++
 			rc := apiv1.Receipt{Seq: p.Seq, Index: idx, Digest: it.rec.Digest}
 			resp.Receipts = append(resp.Receipts, rc)
@@ -350,6 +379,15 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 const (
 	MaxGapSpan = 1 << 24
 	MaxSeq     = 1 << 48
+)
+
+// Bounds on what one agent can make the server index: results in one
+// record, results indexed under one write lock, and (asset, check) states
+// per agent. An honest agent's ten collectors hold about 60 states.
+const (
+	MaxResultsPerRecord = 1000
+	MaxResultsPerBatch  = 20000
+	MaxStatePerAgent    = 2000
 )
 
 // MaxClockSkew is how far ahead of the server's clock an agent's

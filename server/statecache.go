@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"context"
 	"sync"
 
@@ -17,6 +18,10 @@ type stateMirror struct {
 	mu     sync.Mutex
 	rows   map[[2]string]store.State
 	maxIdx int64
+	// purgeGen is the purge generation the rows were loaded under: a purge
+	// (on any replica) removes rows, which an incremental refresh by log
+	// index cannot see, so a new generation reloads everything.
+	purgeGen string
 }
 
 func newStateMirror() *stateMirror {
@@ -24,6 +29,13 @@ func newStateMirror() *stateMirror {
 }
 
 func (m *stateMirror) refresh(ctx context.Context, db *store.DB) error {
+	gen, err := db.Meta(ctx, "purge_gen")
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if gen != m.purgeGen {
+		m.rows, m.maxIdx, m.purgeGen = map[[2]string]store.State{}, -1, gen
+	}
 	return db.StatesAfter(ctx, m.maxIdx, func(st *store.State) error {
 		m.rows[[2]string{st.Asset, st.Check}] = *st
 		if st.LogIndex > m.maxIdx {

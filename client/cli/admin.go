@@ -104,6 +104,7 @@ func newToken(g *globals) *cobra.Command {
 
 func newAgent(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "agent", Short: "Manage enrolled agents (admin)"}
+	var purge bool
 	revoke := &cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke an agent: its later records are refused, earlier ones stay verifiable",
@@ -116,14 +117,23 @@ func newAgent(g *globals) *cobra.Command {
 			var resp struct {
 				AgentID string `json:"agent_id"`
 				After   uint64 `json:"revoked_after_seq"`
+				Purged  int64  `json:"purged_states"`
 			}
-			if err := c.Do(cmd.Context(), http.MethodPost, "/v1/agents/"+url.PathEscape(args[0])+"/revoke", nil, struct{}{}, &resp); err != nil {
+			var q url.Values
+			if purge {
+				q = url.Values{"purge": {"true"}}
+			}
+			if err := c.Do(cmd.Context(), http.MethodPost, "/v1/agents/"+url.PathEscape(args[0])+"/revoke", q, struct{}{}, &resp); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "agent %s revoked; records after seq %d are refused\n", resp.AgentID, resp.After)
+			if purge {
+				fmt.Fprintf(cmd.OutOrStdout(), "%d check results of it removed from the current state; its log entries stay, verifiable\n", resp.Purged)
+			}
 			return nil
 		},
 	}
+	revoke.Flags().BoolVar(&purge, "purge", false, "also remove the agent's results from the current state (a polluting agent); its log entries stay")
 	grant := func(verb, short string) *cobra.Command {
 		return &cobra.Command{
 			Use:   verb + " ID ASSET...",

@@ -92,7 +92,8 @@ const (
 	CodeWrongKeyID     Code = "wrong_keyid"
 	CodeBadPayloadType Code = "bad_payload_type"
 	CodeNotGranted     Code = "asset_not_granted" // a record about an asset that is neither the agent's host nor granted to it
-	CodeBadTime        Code = "bad_time"          // collected_at in the future, or before the agent existed
+	CodeBadTime        Code = "bad_time"          // collected_at in the future, or implausibly old
+	CodeTooMany        Code = "too_many_checks"   // more results in a record, or check states for an agent, than the server keeps
 )
 
 // Error is the body of every 4xx/5xx answer (inside IngestResponse for

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"database/sql"
+	"errors"
 	"context"
 	"strings"
 	"time"
@@ -99,6 +101,45 @@ func (b *ResultBatch) load(asset string) error {
 		b.state[stateKey{asset, st.Check}] = st
 	}
 	return rows.Err()
+}
+
+// NewKeys loads asset's state and counts the checks of rs it holds no state
+// for yet: what indexing rs would add to the state table.
+func (b *ResultBatch) NewKeys(asset string, rs []Result) (int, error) {
+	if err := b.load(asset); err != nil {
+		return 0, err
+	}
+	n := 0
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if _, ok := b.state[stateKey{asset, r.Check}]; !ok && !seen[r.Check] {
+			seen[r.Check] = true
+			n++
+		}
+	}
+	return n, nil
+}
+
+// StateRows counts the state rows an agent's records made.
+func (t *Tx) StateRows(ctx context.Context, agentID string) (int, error) {
+	var n int
+	err := t.queryRow(ctx, `SELECT COUNT(*) FROM state WHERE agent_id = ?`, agentID).Scan(&n)
+	return n, err
+}
+
+// PurgeState removes an agent's rows from the current state (its log
+// entries and indexed results stay) and bumps the purge generation, so
+// every replica's state mirror reloads.
+func (t *Tx) PurgeState(ctx context.Context, agentID string) (int64, error) {
+	r, err := t.exec(ctx, `DELETE FROM state WHERE agent_id = ?`, agentID)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := r.RowsAffected()
+	if _, err := t.exec(ctx, `INSERT INTO meta (k, v) VALUES ('purge_gen', '1') ON CONFLICT (k) DO UPDATE SET v = CAST(CAST(meta.v AS INTEGER) + 1 AS TEXT)`); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // Flush writes what the batch gathered.
@@ -309,10 +350,10 @@ func (s *DB) Transitions(ctx context.Context, f StateFilter, from, to time.Time,
 func (s *DB) Meta(ctx context.Context, k string) (string, error) {
 	var v string
 	err := s.queryRow(ctx, `SELECT v FROM meta WHERE k = ?`, k).Scan(&v)
-	if err != nil {
+	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrNotFound
 	}
-	return v, nil
+	return v, err
 }
 
 // SetMetaOnce stores a server setting unless one is there, and returns the

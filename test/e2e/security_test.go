@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"testing"
@@ -110,4 +112,53 @@ func TestHugeGapRecordRefused(t *testing.T) {
 	require.Equal(t, uint64(3), resp.NextSeq)
 	rep := verifyBytes(t, s, exportBundle(t, s, now.Add(-time.Hour), time.Now().Add(time.Minute)))
 	require.True(t, rep.OK, problems(rep))
+}
+
+// Invented check ids cannot grow the server without bound: a record holds
+// at most 1000 results, an agent at most 2000 check states, and an admin
+// can revoke a polluting agent and purge its states from the current view
+// (on every replica), its log entries staying verifiable.
+func TestInventedChecksBounded(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	tok := s.token("enroll", apiv1.TokenRequest{})
+	p := s.enrol(tok, "polluter")
+	honest := s.enrol(tok, "honest")
+	now := time.Now().UTC()
+	_, err := honest.ship(honest.record(now, map[string]evidence.Status{sysVol: evidence.Pass}))
+	require.NoError(t, err)
+
+	invented := func(from, n int) map[string]evidence.Status {
+		m := map[string]evidence.Status{}
+		for i := from; i < from+n; i++ {
+			m[fmt.Sprintf("x.check_%06d", i)] = evidence.Pass
+		}
+		return m
+	}
+	head := p.w.Head()
+	_, err = p.ship(p.record(now, invented(0, 1001)))
+	require.Equal(t, apiv1.CodeTooMany, apiErr(t, err).Body.Code)
+	p.w, err = chain.NewWriter(p.ID, p.key, head)
+	require.NoError(t, err)
+	var envs []json.RawMessage
+	for b := 0; b < 3; b++ {
+		envs = append(envs, p.record(now, invented(b*900, 900)))
+	}
+	resp, err := p.ship(envs...)
+	require.Equal(t, apiv1.CodeTooMany, apiErr(t, err).Body.Code)
+	require.NotNil(t, resp)
+	require.Equal(t, 2, resp.Accepted, "1800 states kept, the third record would pass 2000")
+
+	var hd apiv1.HostDetail
+	require.NoError(t, s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/hosts/"+p.ID, nil, nil, &hd))
+	require.Len(t, hd.Results, 1800)
+	out, err := s.cli(s.Admin, "agent", "revoke", "--purge", p.ID)
+	require.NoError(t, err, out)
+	require.Contains(t, out, "1800 check results of it removed")
+	require.NoError(t, s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/hosts/"+p.ID, nil, nil, &hd))
+	require.Empty(t, hd.Results, "purged from the current state")
+	require.NoError(t, s.client(s.Admin).Do(context.Background(), http.MethodGet, "/v1/hosts/"+honest.ID, nil, nil, &hd))
+	require.Len(t, hd.Results, 1, "others untouched")
+	rep := verifyBytes(t, s, exportBundle(t, s, now.Add(-time.Hour), time.Now().Add(time.Minute)))
+	require.True(t, rep.OK, problems(rep))
+	require.Equal(t, int64(2+1), rep.Records, "the polluter's records stay in the log")
 }
