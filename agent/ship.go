@@ -53,8 +53,23 @@ func (a *Agent) shipOnce(ctx context.Context) (int, error) {
 	}
 	resp, err := a.client.Ingest(ctx, raws)
 	if resp != nil && resp.NextSeq > 0 {
-		// Whatever the status, everything below NextSeq is in the log.
-		if aerr := a.ackTo(resp.NextSeq-1, resp); aerr != nil {
+		if acked := a.outbox.Acked().Seq; resp.NextSeq-1 < acked {
+			// The server is behind receipts it signed: it lost records
+			// (restored from an old backup, a damaged database). Say so and
+			// keep what is held; resending would not bring them back.
+			a.outbox.Release()
+			a.log.Error("the server lost acknowledged records: it is at seq "+fmt.Sprint(resp.NextSeq-1)+", this agent holds signed receipts up to seq "+fmt.Sprint(acked),
+				"server", a.client.Server())
+			return 0, &waitError{wait: a.maxBackoff(), err: fmt.Errorf("the server lost acknowledged records (it is at seq %d, receipts reach seq %d)", resp.NextSeq-1, acked)}
+		}
+		// Whatever the status, what the answer proves is in the log, and
+		// only that, is done with.
+		through, rerr := a.receiptedThrough(items, resp)
+		if rerr != nil {
+			a.outbox.Release()
+			return 0, rerr
+		}
+		if aerr := a.ackTo(through, resp); aerr != nil {
 			a.outbox.Release()
 			return 0, aerr
 		}
@@ -97,11 +112,6 @@ func (a *Agent) ackTo(seq uint64, resp *apiv1.IngestResponse) error {
 		}
 		return fmt.Errorf("server acknowledged up to seq %d, which this agent has no record of", seq)
 	}
-	if err := a.checkReceipt(resp); err != nil {
-		// Keep the records: a server that cannot show a signed log
-		// containing them has not got them in the log we enrolled with.
-		return err
-	}
 	if err := a.outbox.Ack(m); err != nil {
 		return err
 	}
@@ -118,22 +128,45 @@ func (a *Agent) ackTo(seq uint64, resp *apiv1.IngestResponse) error {
 	return nil
 }
 
-// checkReceipt verifies that newly accepted records come with a checkpoint
-// signed by the log key the server gave at enrollment, covering them.
-func (a *Agent) checkReceipt(resp *apiv1.IngestResponse) error {
-	if resp.Accepted == 0 || a.logKey == nil {
-		return nil
+// receiptedThrough is how far into the batch the server's answer proves
+// the records are in the log: up to the last record of an unbroken run,
+// from the first, each with a receipt naming its seq and its digest, at a
+// log index the answer's checkpoint, signed by the log key pinned at
+// enrollment, covers. Duplicates need receipts too. An answer that proves
+// nothing (unsigned, another key, no receipts) changes nothing: the
+// records stay and are sent again.
+func (a *Agent) receiptedThrough(items []outbox.Item, resp *apiv1.IngestResponse) (uint64, error) {
+	if a.logKey == nil {
+		// An identity from before enrollments pinned the log key: the
+		// answer's word is all there is.
+		return resp.NextSeq - 1, nil
+	}
+	if len(resp.Receipts) == 0 {
+		return 0, nil
 	}
 	cp, err := checkpoint.Open([]byte(resp.Checkpoint), a.logKey)
 	if err != nil {
-		return fmt.Errorf("the server's receipt does not verify under the log key pinned at enrollment: %w", err)
+		return 0, fmt.Errorf("the server's receipt does not verify under the log key pinned at enrollment: %w", err)
 	}
+	byseq := make(map[uint64]apiv1.Receipt, len(resp.Receipts))
 	for _, r := range resp.Receipts {
-		if r.Index >= cp.Size {
-			return fmt.Errorf("the server's checkpoint (size %d) does not cover log index %d it claims for seq %d", cp.Size, r.Index, r.Seq)
+		byseq[r.Seq] = r
+	}
+	var through uint64
+	for _, it := range items {
+		r, ok := byseq[it.Seq]
+		if !ok || r.Digest != it.Digest {
+			break
+		}
+		if r.Index < 0 || r.Index >= cp.Size {
+			return through, fmt.Errorf("the server's checkpoint (size %d) does not cover log index %d it claims for seq %d", cp.Size, r.Index, r.Seq)
+		}
+		through = it.Seq
+		if it.Last > through {
+			through = it.Last
 		}
 	}
-	return nil
+	return min(through, resp.NextSeq-1), nil
 }
 
 // fillGap writes a gap record for the seqs between what the server expects
@@ -179,15 +212,23 @@ func (a *Agent) ShipAll(ctx context.Context) error {
 	backoff := first
 	var lastErr error
 	for attempt := 0; attempt < 4; {
-		n, err := a.shipOnce(ctx)
+		before, _ := a.outbox.Depth()
+		_, err := a.shipOnce(ctx)
+		after, _ := a.outbox.Depth()
+		if err == nil && after == 0 {
+			return nil
+		}
+		if after < before {
+			// Progress: what the answers prove is in the log left the outbox.
+			attempt, backoff = 0, first
+			if err == nil {
+				continue
+			}
+		}
 		if err == nil {
-			if d, _ := a.outbox.Depth(); d == 0 {
-				return nil
-			}
-			if n > 0 {
-				attempt, backoff = 0, first
-			}
-			continue
+			// An answer that proves nothing sent is in the log (unsigned,
+			// no receipts) is no progress: it is retried like a failure.
+			err = fmt.Errorf("the server's answer proved none of the %d record(s) waiting to be in its log", before)
 		}
 		if errors.Is(err, errRetry) {
 			attempt++

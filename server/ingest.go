@@ -357,6 +357,15 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 	if err != nil {
 		return apiv1.IngestResponse{NextSeq: agent.LastSeq + 1}, err
 	}
+	if resp.Checkpoint == "" && len(resp.Receipts) > 0 {
+		// Nothing new was appended (duplicates): the latest checkpoint is
+		// the signed proof the receipts are in the log.
+		_, note, err := s.db.Checkpoint(ctx, -1)
+		if err != nil {
+			return apiv1.IngestResponse{NextSeq: agent.LastSeq + 1}, fmt.Errorf("checkpoint for the receipts: %w", err)
+		}
+		resp.Checkpoint = string(note)
+	}
 	s.metrics.accepted.Add(float64(resp.Accepted))
 	s.metrics.duplicates.Add(float64(resp.Duplicates))
 	if fork != "" {

@@ -1,8 +1,8 @@
 package server
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/annexa-dev/annexa/server/store"

@@ -1,9 +1,9 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
-	"context"
 	"strings"
 	"time"
 

@@ -3,9 +3,13 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"math"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -161,4 +165,33 @@ func TestInventedChecksBounded(t *testing.T) {
 	rep := verifyBytes(t, s, exportBundle(t, s, now.Add(-time.Hour), time.Now().Add(time.Minute)))
 	require.True(t, rep.OK, problems(rep))
 	require.Equal(t, int64(2+1), rep.Records, "the polluter's records stay in the log")
+}
+
+// An endpoint trusted for TLS but without the server's log key (a proxy, an
+// impostor) answering "all duplicates, resume after them" makes the agent
+// drop nothing: only receipts under the log key pinned at enrollment count.
+func TestUnsignedAcknowledgmentsDropNothing(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	impostor := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/evidence" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"accepted":0,"duplicates":50,"next_seq":51}`))
+	}))
+	defer impostor.Close()
+	caFile := filepath.Join(t.TempDir(), "impostor.pem")
+	require.NoError(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: impostor.Certificate().Raw}), 0o644))
+
+	h := newAgentHost(t, s, fmt.Sprintf("server: %s\nca: %s\n", impostor.URL, caFile))
+	h.enroll(s.token("enroll", apiv1.TokenRequest{}))
+	out, code := h.run("run", "--once")
+	require.Equal(t, 2, code, "nothing was shipped: %s", out)
+	out, _ = h.run("status", "-o", "json")
+	var st struct {
+		Records int `json:"outbox_records"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+	require.Equal(t, int(h.perRun()), st.Records, "every record is still held")
 }
