@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"filippo.io/edwards25519"
+
 	"github.com/annexa-dev/annexa/evidence/dsse"
 )
 
@@ -60,8 +62,8 @@ func (k *KeyEvent) Validate() error {
 	}
 	switch k.Kind {
 	case Enroll, Rotate:
-		if len(k.PublicKey) != ed25519.PublicKeySize {
-			return fmt.Errorf("%s event: public key is %d bytes", k.Kind, len(k.PublicKey))
+		if err := CheckAgentKey(k.PublicKey); err != nil {
+			return fmt.Errorf("%s event: %w", k.Kind, err)
 		}
 		if k.KeyID != dsse.KeyID(k.PublicKey) {
 			return fmt.Errorf("%s event: keyid does not match the key", k.Kind)
@@ -121,4 +123,25 @@ func ParseKeyEvent(payload []byte) (*KeyEvent, error) {
 		return nil, err
 	}
 	return &ev, nil
+}
+
+// CheckAgentKey refuses an ed25519 public key no honest agent has: not 32
+// bytes, a non-canonical encoding, or a point of small order (the all-zero
+// key is one), for which a constant signature verifies for any message.
+// Enrollment, rotation and the offline verifier all apply it.
+func CheckAgentKey(pub []byte) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("public key is %d bytes, want %d", len(pub), ed25519.PublicKeySize)
+	}
+	p, err := new(edwards25519.Point).SetBytes(pub)
+	if err != nil {
+		return fmt.Errorf("public key is not a point of the curve: %w", err)
+	}
+	if !bytes.Equal(p.Bytes(), pub) {
+		return errors.New("public key is not canonically encoded")
+	}
+	if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return errors.New("public key is a point of small order: any signature would verify")
+	}
+	return nil
 }

@@ -271,8 +271,8 @@ func (st *Statement) validate(rawDigest string) error {
 		}
 	}
 	if r := p.Rotation; r != nil {
-		if len(r.NewPublic) != ed25519.PublicKeySize {
-			return fmt.Errorf("rotation key is %d bytes", len(r.NewPublic))
+		if err := CheckAgentKey(r.NewPublic); err != nil {
+			return fmt.Errorf("rotation: %w", err)
 		}
 		if r.NewKeyID != dsse.KeyID(r.NewPublic) {
 			return errors.New("rotation new_keyid does not match its key")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/dsse"
@@ -26,11 +27,14 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) error {
 	if req.Token == "" {
 		req.Token = bearer(r)
 	}
-	if len(req.PublicKey) != ed25519.PublicKeySize {
-		return badRequest("public_key must be a 32-byte ed25519 key (base64)")
+	if err := evidence.CheckAgentKey(req.PublicKey); err != nil {
+		return badRequest("public_key: %v (a 32-byte ed25519 key, base64)", err)
 	}
 	if strings.TrimSpace(req.Hostname) == "" {
 		return badRequest("hostname is required")
+	}
+	if err := checkHostFacts(req.Hostname, req.Facts); err != nil {
+		return badRequest("%v", err)
 	}
 	resp, err := s.Enroll(r.Context(), req)
 	switch {
@@ -92,6 +96,29 @@ func (s *Server) Enroll(ctx context.Context, req apiv1.EnrollRequest) (*apiv1.En
 		return nil
 	})
 	return resp, err
+}
+
+// Bounds on what an enrolling agent says about itself: it goes into the
+// log's enrollment statement and every bundle.
+const (
+	maxHostname  = 253 // a DNS name
+	maxFacts     = 64
+	maxFactBytes = 512
+)
+
+func checkHostFacts(hostname string, facts map[string]string) error {
+	if len(hostname) > maxHostname {
+		return fmt.Errorf("hostname: %d bytes, at most %d", len(hostname), maxHostname)
+	}
+	if len(facts) > maxFacts {
+		return fmt.Errorf("facts: %d, at most %d", len(facts), maxFacts)
+	}
+	for k, v := range facts {
+		if len(k)+len(v) > maxFactBytes {
+			return fmt.Errorf("fact %.40q: over %d bytes", k, maxFactBytes)
+		}
+	}
+	return nil
 }
 
 func hostFacts(req apiv1.EnrollRequest) map[string]string {
@@ -179,6 +206,14 @@ func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) error
 	for _, a := range req.Assets {
 		if err := evidence.ValidExternalAsset(a); err != nil {
 			return badRequest("%v", err)
+		}
+	}
+	if !req.Expires.IsZero() {
+		if err := inRange(req.Expires); err != nil {
+			return badRequest("expires: %v", err)
+		}
+		if !req.Expires.After(s.now()) {
+			return badRequest("expires %s is not in the future: the token would be expired at creation", req.Expires.UTC().Format(time.RFC3339))
 		}
 	}
 	if req.Name == "" {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 
 	"github.com/annexa-dev/annexa/server/apiv1"
 )
@@ -47,6 +48,12 @@ func notFound(format string, args ...any) *apiError {
 // handle adapts a handlerFunc to net/http through the one error path.
 func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// url.Values drops every parameter when there are too many (Go
+		// caps them): a query whose filters would vanish is refused.
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			s.reportError(w, r, badRequest("query: %v", err))
+			return
+		}
 		if err := h(w, r); err != nil {
 			s.reportError(w, r, err)
 		}

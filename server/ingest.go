@@ -477,7 +477,7 @@ func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.
 	parallel.For(len(items), func(i int) {
 		it := &items[i]
 		it.raw = raws[i]
-		env, err := dsse.Parse(it.raw)
+		env, err := dsse.ParseStrict(it.raw)
 		if err != nil {
 			it.err = reject(http.StatusBadRequest, apiv1.CodeMalformed, i, 0, "envelope %d: %v", i, err)
 			return

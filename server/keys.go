@@ -79,8 +79,13 @@ func loadOrCreateKeys(dir, origin string) (*Keys, bool, error) {
 		return nil, false, fmt.Errorf("%s: %w", LogKeyFile, err)
 	}
 	k := &Keys{Log: signer, LogVerifier: logVK, LogPriv: logPriv, Enroll: enroll, EnrollVerifier: enrVK}
-	if err := atomicfile.Write(filepath.Join(dir, ServerPubFile), []byte(k.ServerPub()), 0o644); err != nil {
-		return nil, false, err
+	// Written only when it differs: a start writes nothing it need not, so
+	// a server on a full disk can still start (and say so) to be mended.
+	pubPath := filepath.Join(dir, ServerPubFile)
+	if b, err := os.ReadFile(pubPath); err != nil || string(b) != k.ServerPub() {
+		if err := atomicfile.Write(pubPath, []byte(k.ServerPub()), 0o644); err != nil {
+			return nil, false, err
+		}
 	}
 	return k, created1 || created2, nil
 }
@@ -138,14 +143,17 @@ func EnsureTLS(dir string) (certFile, keyFile string, err error) {
 	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	host, _ := os.Hostname()
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "annexa-server " + host},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().AddDate(5, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "annexa-server " + host},
+		NotBefore:    time.Now().Add(-time.Hour),
+		// A leaf, good for what a leaf is good for: serving this host. It
+		// can sign nothing else, so a stolen key cannot mint certificates
+		// that clients trusting tls.crt would accept for other names.
+		NotAfter:              time.Now().AddDate(2, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
-		IsCA:                  true,
+		IsCA:                  false,
 		DNSNames:              []string{"localhost"},
 		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
 	}

@@ -48,6 +48,9 @@ func (s *Server) handleEntry(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("log entry %d: %w", idx, err)
 	}
+	if err := ownEntry(r, e); err != nil {
+		return err
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Annexa-Entry-Kind", e.Kind)
 	_, _ = w.Write(e.Envelope)
@@ -82,6 +85,15 @@ func (s *Server) handleInclusion(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || idx < 0 || idx >= size {
 		return badRequest("index must be below the tree size")
 	}
+	if p := principalFrom(r.Context()); p != nil && p.agent != nil {
+		e, err := s.db.Entry(r.Context(), idx)
+		if err != nil {
+			return fmt.Errorf("log entry %d: %w", idx, err)
+		}
+		if err := ownEntry(r, e); err != nil {
+			return err
+		}
+	}
 	hr := s.db.HashReader(r.Context())
 	proof, err := tlog.ProveRecord(size, idx, hr)
 	if err != nil {
@@ -111,6 +123,17 @@ func (s *Server) handleConsistency(w http.ResponseWriter, r *http.Request) error
 	}
 	writeJSON(w, http.StatusOK, apiv1.ConsistencyProof{From: from, To: to, Hashes: hashStrings(proof)})
 	return nil
+}
+
+// ownEntry lets an agent read only its own entries (its records and the
+// key events about it): one machine must not read the fleet's evidence.
+// API tokens read every entry.
+func ownEntry(r *http.Request, e *store.LogEntry) error {
+	p := principalFrom(r.Context())
+	if p == nil || p.agent == nil || e.AgentID == p.agent.ID {
+		return nil
+	}
+	return clientError(http.StatusForbidden, apiv1.CodeForbidden, "an agent reads its own log entries only")
 }
 
 func hashStrings[T ~[]tlog.Hash](hs T) []string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"sort"
@@ -35,10 +36,27 @@ type query struct {
 	cursor string
 }
 
+// The instants the server keeps: it stores times as int64 nanoseconds
+// since 1970, which end in April 2262. Every instant a request names must
+// lie between; one outside would wrap around (a 2300 date indexed as 1715,
+// an export to 9999 that is silently empty).
+var (
+	minTime = time.Unix(0, 0).UTC()
+	maxTime = time.Unix(0, math.MaxInt64).UTC().Truncate(time.Second)
+)
+
+// inRange refuses an instant outside what the store can hold.
+func inRange(t time.Time) error {
+	if t.Before(minTime) || t.After(maxTime) {
+		return fmt.Errorf("time %s is out of range: %s to %s", t.Format(time.RFC3339), minTime.Format(time.RFC3339), maxTime.Format(time.RFC3339))
+	}
+	return nil
+}
+
 func parseTime(v string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02"} {
 		if t, err := time.Parse(layout, v); err == nil {
-			return t.UTC(), nil
+			return t.UTC(), inRange(t)
 		}
 	}
 	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-03-01T12:00:00Z) or a date (2026-03-01)", v)
@@ -107,6 +125,9 @@ func (s *Server) parseQuery(ctx context.Context, v url.Values) (*query, error) {
 		}
 	}
 	q.cursor = v.Get("cursor")
+	if !q.from.IsZero() && !q.to.IsZero() && q.to.Before(q.from) {
+		return nil, fmt.Errorf("to (%s) is before from (%s)", q.to.Format(time.RFC3339), q.from.Format(time.RFC3339))
+	}
 	return q, nil
 }
 

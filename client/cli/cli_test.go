@@ -127,3 +127,15 @@ func TestHostsPageThrough(t *testing.T) {
 	require.NoError(t, err, out)
 	assert.Len(t, strings.Split(strings.TrimSpace(out), "\n"), 6)
 }
+
+// Untrusted strings cannot drive the terminal: a hostname with escape
+// sequences, or a tab and newline to forge cells and rows, prints inert.
+func TestTableOutputIsInert(t *testing.T) {
+	s := servertest.New(t, server.Config{})
+	s.Enrol("", "evil\x1b[2J\x1b[Hhost\tfake\nrow")
+	out, err := annexa(t, s, s.Admin, "hosts")
+	require.NoError(t, err, out)
+	assert.NotContains(t, out, "\x1b")
+	assert.Contains(t, out, `evil\x1b[2J\x1b[Hhost\x09fake\x0arow`)
+	assert.Len(t, strings.Split(strings.TrimSpace(out), "\n"), 2, "a header and one row:\n%s", out)
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 // table is what a command prints: rows for table and csv output, the raw
@@ -42,13 +43,32 @@ func render(w io.Writer, format string, t *table) error {
 		fmt.Fprintln(tw, strings.Join(t.header, "\t"))
 		for _, r := range t.rows {
 			for i := range r {
-				r[i] = strings.ReplaceAll(r[i], "\t", " ")
+				r[i] = printable(r[i])
 			}
 			fmt.Fprintln(tw, strings.Join(r, "\t"))
 		}
 		return tw.Flush()
 	}
 	return fmt.Errorf("--output %q: want table, json or csv", format)
+}
+
+// printable makes an untrusted string (a hostname an agent sent, a token's
+// name) safe for a terminal: control characters, escape sequences among
+// them, are shown as \xNN instead of acting on the screen, and a tab or
+// newline cannot forge a cell or a row.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			b.WriteString("\\ufffd")
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func ts(t time.Time) string {

@@ -36,9 +36,21 @@ The server URL, API token and CA certificate come from --server, --token and
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.server, "server", os.Getenv("ANNEXA_SERVER"), "server URL, e.g. https://annexa.example:8443 (ANNEXA_SERVER)")
-	pf.StringVar(&g.token, "token", os.Getenv("ANNEXA_TOKEN"), "API token (ANNEXA_TOKEN)")
-	pf.StringVar(&g.ca, "ca", os.Getenv("ANNEXA_CA"), "CA certificate to trust for the server (ANNEXA_CA)")
+	// The environment is read after the flags, not as their defaults:
+	// --help would otherwise print the token, a secret, as a default.
+	pf.StringVar(&g.server, "server", "", "server URL, e.g. https://annexa.example:8443 (default $ANNEXA_SERVER)")
+	pf.StringVar(&g.token, "token", "", "API token (default $ANNEXA_TOKEN)")
+	pf.StringVar(&g.ca, "ca", "", "CA certificate to trust for the server (default $ANNEXA_CA)")
+	root.PersistentPreRun = func(*cobra.Command, []string) {
+		for _, f := range []struct {
+			dst *string
+			env string
+		}{{&g.server, "ANNEXA_SERVER"}, {&g.token, "ANNEXA_TOKEN"}, {&g.ca, "ANNEXA_CA"}} {
+			if *f.dst == "" {
+				*f.dst = os.Getenv(f.env)
+			}
+		}
+	}
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or csv")
 	root.AddCommand(newHosts(g), newHost(g), newControls(g), newControl(g), newEvidence(g), newHistory(g),
 		newToken(g), newAgent(g), newLog(g), newExport(g), newVerify(g))

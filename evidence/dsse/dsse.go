@@ -151,6 +151,26 @@ func (e *Envelope) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// ParseStrict decodes an envelope that holds the DSSE fields and nothing
+// else: what a log keeps verbatim must not carry unsigned bytes beside the
+// signed ones (an agent could otherwise put megabytes of anything into the
+// log and every bundle).
+func ParseStrict(data []byte) (*Envelope, error) {
+	if e, ok := parseCanonical(data); ok {
+		return e, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var w wireEnvelope
+	if err := dec.Decode(&w); err != nil {
+		return nil, fmt.Errorf("%w: %v (an envelope holds payload, payloadType and signatures only)", ErrMalformed, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: data after the envelope", ErrMalformed)
+	}
+	return Parse(data)
+}
+
 // Parse decodes an envelope from its JSON bytes.
 func Parse(data []byte) (*Envelope, error) {
 	if e, ok := parseCanonical(data); ok {

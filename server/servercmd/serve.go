@@ -110,7 +110,13 @@ func serve(ctx context.Context, cfg server.Config, listen, certFile, keyFile str
 		if err != nil {
 			return fmt.Errorf("TLS certificate: %w", err)
 		}
-		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		// TLS 1.3, and 1.2 with forward-secret AEAD suites only (no CBC,
+		// no SHA-1 MACs, no RSA key exchange).
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		}}
 		ln = tls.NewListener(ln, hs.TLSConfig)
 	}
 	log.Info("annexa-server listening", "url", scheme+"://"+ln.Addr().String(), "data", cfg.DataDir, "store", srv.DB().Dialect().String(), "log", srv.Keys().Log.Name())

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ func (d Dialect) String() string {
 type DB struct {
 	db      *sql.DB
 	dialect Dialect
+	path    string // the SQLite file; empty on PostgreSQL
 }
 
 // ErrNotFound is returned when a looked-up row does not exist.
@@ -63,7 +65,7 @@ func Open(ctx context.Context, url, dataDir string) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 		}
-		s = &DB{db: db, dialect: SQLite}
+		s = &DB{db: db, dialect: SQLite, path: path}
 	case strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://"):
 		db, err := sql.Open("pgx", url)
 		if err != nil {
@@ -85,7 +87,48 @@ func Open(ctx context.Context, url, dataDir string) (*DB, error) {
 		s.db.Close()
 		return nil, err
 	}
+	if s.dialect == SQLite {
+		// The evidence of the whole fleet: readable by the server's user
+		// only, like its keys.
+		for _, p := range []string{s.path, s.path + "-wal", s.path + "-shm"} {
+			if err := os.Chmod(p, 0o600); err != nil && !os.IsNotExist(err) {
+				s.db.Close()
+				return nil, fmt.Errorf("sqlite %s: %w", p, err)
+			}
+		}
+		if err := s.quickCheck(ctx); err != nil {
+			s.db.Close()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// quickCheck is SQLite's own integrity check, run at start: a damaged
+// database is refused with what SQLite found, not served half-readable.
+func (s *DB) quickCheck(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `PRAGMA quick_check`)
+	if err != nil {
+		return fmt.Errorf("sqlite %s: integrity check: %w", s.path, err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return fmt.Errorf("sqlite %s: integrity check: %w", s.path, err)
+		}
+		if line != "ok" && len(problems) < 5 {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite %s: integrity check: %w", s.path, err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("sqlite %s is damaged (%s): restore it from a backup (docs/deploying.md)", s.path, strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // Dialect says which database this is.
