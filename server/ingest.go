@@ -595,6 +595,7 @@ func (s *Server) checkpoint(ctx context.Context, tx *store.Tx, app *store.Append
 	if err := tx.SaveCheckpoint(ctx, app.Size(), note, s.now()); err != nil {
 		return nil, err
 	}
+	tx.AfterCommit(func() { s.signed.keep(app.Size(), note) })
 	s.metrics.logSize.Set(float64(app.Size()))
 	return note, nil
 }

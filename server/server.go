@@ -56,6 +56,7 @@ type Server struct {
 	metrics    *metrics
 	inflight   chan struct{}
 	busy       agentsBusy
+	signed     signedMark
 	mirror     *stateMirror
 	now        func() time.Time
 	// AdminToken is the bootstrap admin token when this start created it
@@ -127,6 +128,15 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		metrics: newMetrics(), inflight: make(chan struct{}, cfg.MaxInflight), mirror: newStateMirror(), now: cfg.Now,
 	}
 	if err := s.bind(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	size, err := db.LogSize(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("log size: %w", err)
+	}
+	if err := s.checkNotBehind(size); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -172,7 +172,12 @@ func (d Dialect) forUpdate() string {
 type Tx struct {
 	tx      *sql.Tx
 	dialect Dialect
+	after   []func()
 }
+
+// AfterCommit runs fn once the transaction has committed durably (never if
+// it rolls back).
+func (t *Tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
 
 func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	return t.tx.ExecContext(ctx, t.dialect.rebind(q), args...)
@@ -201,12 +206,16 @@ func (s *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(&Tx{tx: tx, dialect: s.dialect}); err != nil {
+	t := &Tx{tx: tx, dialect: s.dialect}
+	if err := fn(t); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	for _, f := range t.after {
+		f()
 	}
 	return nil
 }

@@ -195,3 +195,26 @@ func TestUnsignedAcknowledgmentsDropNothing(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
 	require.Equal(t, int(h.perRun()), st.Records, "every record is still held")
 }
+
+// A database that comes back behind the checkpoint the server signed (its
+// WAL deleted after a kill -9) is refused at start with what was lost and
+// how to recover, instead of serving quietly without acknowledged records.
+func TestRolledBackDatabaseRefused(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	a := s.enrol(s.token("enroll", apiv1.TokenRequest{}), "h")
+	for i := 0; i < 5; i++ {
+		_, err := a.ship(a.record(time.Now().UTC(), map[string]evidence.Status{sysVol: evidence.Pass}))
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.cmd.Process.Kill())
+	_ = s.cmd.Wait()
+	s.stopped = true
+	for _, f := range []string{"annexa.db-wal", "annexa.db-shm"} {
+		require.NoError(t, os.Remove(filepath.Join(s.Data, f)))
+	}
+	out, err := execOut(bin("annexa-server"), s.args...)
+	require.Error(t, err, out)
+	require.Contains(t, out, "the database is behind the checkpoint this server last signed")
+	require.Contains(t, out, "Restore the database from a backup")
+	require.NotContains(t, out, "listening", "it does not serve")
+}
