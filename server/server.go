@@ -21,6 +21,10 @@ import (
 	"github.com/annexa-dev/annexa/server/store"
 )
 
+// MinFreeBytes is the free space below which a SQLite server says it is not
+// ready: ingest would fail on a full disk.
+const MinFreeBytes = 64 << 20
+
 // Config is what `annexa-server serve` is given.
 type Config struct {
 	DataDir  string
@@ -251,9 +255,19 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.db.Ping(ctx); err != nil {
+	// A real query, not a ping: a database that answers pings but not
+	// queries is not ready.
+	if _, err := s.db.LogSize(ctx); err != nil {
 		s.log.Warn("not ready", "err", err)
 		return clientError(http.StatusServiceUnavailable, apiv1.CodeNotReady, "the database does not answer")
+	}
+	// On SQLite the server writes to its data directory: a full disk fails
+	// every ingest, so it is not ready.
+	if s.db.Dialect() == store.SQLite {
+		if free, ok := freeBytes(s.cfg.DataDir); ok && free < MinFreeBytes {
+			s.log.Warn("not ready: disk nearly full", "dir", s.cfg.DataDir, "free_bytes", free)
+			return clientError(http.StatusServiceUnavailable, apiv1.CodeNotReady, "the data directory's disk has %d MiB free (at least %d MiB needed to ingest)", free>>20, MinFreeBytes>>20)
+		}
 	}
 	writeJSON(w, 200, map[string]string{"status": "ready"})
 	return nil

@@ -2,14 +2,19 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,4 +222,85 @@ func TestRolledBackDatabaseRefused(t *testing.T) {
 	require.Contains(t, out, "the database is behind the checkpoint this server last signed")
 	require.Contains(t, out, "Restore the database from a backup")
 	require.NotContains(t, out, "listening", "it does not serve")
+}
+
+// What the probe tried, refused with a clear answer.
+func TestHostileInputsRefused(t *testing.T) {
+	s := startServer(t, "sqlite", "", "")
+	ctx := context.Background()
+	enrollTok := s.token("enroll", apiv1.TokenRequest{})
+	a := s.enrol(enrollTok, "a")
+	b := s.enrol(enrollTok, "b")
+	admin := s.client(s.Admin)
+
+	// A small-order key (all zero): a constant signature would verify for
+	// any record.
+	_, err := s.client("").Enroll(ctx, apiv1.EnrollRequest{Token: enrollTok, PublicKey: make([]byte, 32), Hostname: "zero"})
+	e := apiErr(t, err)
+	require.Equal(t, 400, e.Status)
+	require.Contains(t, e.Body.Message, "small order")
+	// A 10 KB hostname.
+	pub, _, _ := ed25519GenerateKey()
+	_, err = s.client("").Enroll(ctx, apiv1.EnrollRequest{Token: enrollTok, PublicKey: pub, Hostname: strings.Repeat("h", 10000)})
+	require.Equal(t, 400, apiErr(t, err).Status)
+
+	// Unsigned fields beside the envelope's signed ones.
+	env := a.record(time.Now().UTC(), map[string]evidence.Status{sysVol: evidence.Pass})
+	padded := append([]byte(`{"junk":"`+strings.Repeat("x", 1000)+`",`), env[1:]...)
+	_, err = a.ship(padded)
+	e = apiErr(t, err)
+	require.Equal(t, 400, e.Status)
+	require.Contains(t, e.Body.Message, "payload, payloadType and signatures only")
+	resp, err := a.ship(env)
+	require.NoError(t, err)
+
+	// An agent reads its own log entries, not another's.
+	var raw []byte
+	require.NoError(t, a.c.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/log/entries/%d", resp.Receipts[0].Index), nil, nil, &raw))
+	err = b.c.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/log/entries/%d", resp.Receipts[0].Index), nil, nil, &raw)
+	require.Equal(t, 403, apiErr(t, err).Status)
+	err = b.c.Do(ctx, http.MethodGet, "/v1/log/proof/inclusion", url.Values{"index": {fmt.Sprint(resp.Receipts[0].Index)}}, nil, nil)
+	require.Equal(t, 403, apiErr(t, err).Status)
+
+	// More query parameters than Go keeps: the filters would vanish.
+	many := url.Values{}
+	for i := 0; i < 10001; i++ {
+		many.Add("check", fmt.Sprintf("c%d", i))
+	}
+	err = admin.Do(ctx, http.MethodGet, "/v1/evidence", many, nil, nil)
+	require.Equal(t, 400, apiErr(t, err).Status)
+
+	// Instants beyond what the store holds, and periods backwards.
+	for _, q := range []url.Values{{"at": {"0001-01-01"}}, {"at": {"2300-01-01"}}} {
+		err = admin.Do(ctx, http.MethodGet, "/v1/controls", q, nil, nil)
+		require.Equal(t, 400, apiErr(t, err).Status, q)
+	}
+	err = admin.Do(ctx, http.MethodGet, "/v1/history", url.Values{"from": {"2026-02-01"}, "to": {"2026-01-01"}}, nil, nil)
+	require.Equal(t, 400, apiErr(t, err).Status)
+	out, err := s.cli(s.Admin, "export", "--from", "2026-01-01", "--to", "9999-12-31", "--out", filepath.Join(t.TempDir(), "b.tgz"))
+	require.Error(t, err, out)
+	require.Contains(t, out, "out of range")
+	for _, exp := range []time.Time{time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), time.Now().Add(-time.Hour)} {
+		err = admin.Do(ctx, http.MethodPost, "/v1/tokens", nil, apiv1.TokenRequest{Role: "enroll", Expires: exp}, nil)
+		require.Equal(t, 400, apiErr(t, err).Status, exp)
+	}
+
+	// The secret stays out of --help, the database out of other users'
+	// reach, and TLS offers no CBC suites; the certificate is a leaf.
+	cmd := exec.Command(bin("annexa"), "--help")
+	cmd.Env = append(os.Environ(), "ANNEXA_TOKEN="+s.Admin)
+	help, _ := cmd.CombinedOutput()
+	require.NotContains(t, string(help), s.Admin)
+	st, err := os.Stat(filepath.Join(s.Data, "annexa.db"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	_, err = tls.Dial("tcp", strings.TrimPrefix(s.URL, "https://"), &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, //nolint:gosec // probing the offer
+		CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_128_CBC_SHA}})
+	require.Error(t, err, "a CBC-only client finds no suite in common")
+	certPEM, err := os.ReadFile(s.CA)
+	require.NoError(t, err)
+	blk, _ := pem.Decode(certPEM)
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	require.NoError(t, err)
+	require.False(t, cert.IsCA)
 }

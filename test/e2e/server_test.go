@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/annexa-dev/annexa/client"
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/chain"
 	"github.com/annexa-dev/annexa/evidence/checkpoint"
@@ -311,16 +313,20 @@ func TestTokensAndRoles(t *testing.T) {
 		require.Equal(t, 403, apiErr(t, err).Status)
 		// Max uses: one agent, then refused.
 		s.enrol(enrollTok, "one")
-		_, err = s.client("").Enroll(ctx, apiv1.EnrollRequest{Token: enrollTok, PublicKey: make([]byte, 32), Hostname: "two"})
+		key, _, _ := ed25519GenerateKey()
+		_, err = s.client("").Enroll(ctx, apiv1.EnrollRequest{Token: enrollTok, PublicKey: key, Hostname: "two"})
 		e := apiErr(t, err)
 		require.Equal(t, 403, e.Status)
 		require.Contains(t, e.Body.Message, "no uses left")
-		// Expired.
-		expired := s.token("enroll", apiv1.TokenRequest{Expires: time.Now().Add(-time.Minute)})
-		_, err = s.client("").Enroll(ctx, apiv1.EnrollRequest{Token: expired, PublicKey: make([]byte, 32), Hostname: "x"})
-		require.Contains(t, apiErr(t, err).Body.Message, "expired")
+		// Expired (a token cannot be created expired: it expires soon).
+		expired := s.token("enroll", apiv1.TokenRequest{Expires: time.Now().Add(time.Second)})
+		require.Eventually(t, func() bool {
+			_, err := s.client("").Enroll(ctx, apiv1.EnrollRequest{Token: expired, PublicKey: key, Hostname: "x"})
+			var ce *client.Error
+			return errors.As(err, &ce) && strings.Contains(ce.Body.Message, "expired")
+		}, 10*time.Second, 100*time.Millisecond)
 		// Unknown.
-		_, err = s.client("").Enroll(ctx, apiv1.EnrollRequest{Token: "anx_nope", PublicKey: make([]byte, 32), Hostname: "x"})
+		_, err = s.client("").Enroll(ctx, apiv1.EnrollRequest{Token: "anx_nope", PublicKey: key, Hostname: "x"})
 		require.Equal(t, 401, apiErr(t, err).Status)
 		// The CLI creates and lists tokens; secrets are stored hashed.
 		out, err = s.cli(s.Admin, "token", "create", "--role", "enroll", "--max-uses", "5", "--label", "site=ams", "--expires", "72h")
