@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/ed25519"
@@ -15,6 +14,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/checkpoint"
@@ -59,15 +60,19 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) error {
 	// is taken: a client that trickles its upload holds only its own
 	// connection, never the slots every other agent needs.
 	start := time.Now()
-	req, ierr := s.readBatch(w, r)
+	req, release, ierr := s.readBatch(w, r)
 	if ierr != nil {
-		if ierr.status == http.StatusRequestTimeout || ierr.status == http.StatusRequestEntityTooLarge {
+		if ierr.status == http.StatusRequestTimeout || ierr.status == http.StatusRequestEntityTooLarge || ierr.status == http.StatusServiceUnavailable {
 			w.Header().Set("Connection", "close") // do not wait for the rest of the body
+		}
+		if ierr.status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", strconv.Itoa(2+rand.IntN(8)))
 		}
 		s.metrics.reject(string(ierr.body.Code))
 		writeJSON(w, ierr.status, apiv1.IngestResponse{NextSeq: agent.LastSeq + 1, Error: &ierr.body})
 		return nil
 	}
+	defer release()
 	// Overload: a bounded number of batches verified and stored at once.
 	// The rest are told when to come back, with jitter, so a fleet
 	// returning after an outage drains its backlog instead of stampeding.
@@ -128,47 +133,106 @@ func (p *paced) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (*apiv1.IngestRequest, *ingestError) {
+// budgeted takes the bytes it reads out of the server's ingest memory
+// budget (the decompressed bytes of every batch in flight, reading or
+// being stored), so that a burst of large or zip-bomb batches queues or is
+// turned away instead of growing the server without bound.
+type budgeted struct {
+	r     io.Reader
+	sem   *semaphore.Weighted
+	ctx   context.Context
+	taken int64
+}
+
+// errNoBudget is the ingest memory budget spent for longer than a batch
+// should wait.
+var errNoBudget = errors.New("ingest memory budget spent")
+
+func (b *budgeted) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+		defer cancel()
+		if aerr := b.sem.Acquire(ctx, int64(n)); aerr != nil {
+			return n, errNoBudget
+		}
+		b.taken += int64(n)
+	}
+	return n, err
+}
+
+func (b *budgeted) release() {
+	if b.taken > 0 {
+		b.sem.Release(b.taken)
+		b.taken = 0
+	}
+}
+
+func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (*apiv1.IngestRequest, func(), *ingestError) {
 	rc := http.NewResponseController(w)
 	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	var body io.Reader = &paced{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), rc: rc, grace: s.cfg.UploadGrace, start: time.Now()}
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			return nil, reject(http.StatusBadRequest, apiv1.CodeMalformed, 0, 0, "gzip: %v", err)
+			return nil, nil, reject(http.StatusBadRequest, apiv1.CodeMalformed, 0, 0, "gzip: %v", err)
 		}
 		defer zr.Close()
 		// The limit holds after decompression too: a small zip bomb is
 		// still a large body.
 		body = io.LimitReader(zr, s.cfg.MaxBody+1)
 	}
-	raw, err := io.ReadAll(body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "body over %d bytes", s.cfg.MaxBody)
-		}
-		if errors.Is(err, errTooSlow) || errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, reject(http.StatusRequestTimeout, apiv1.CodeMalformed, 0, 0, "the upload did not keep a pace of %d bytes a second after %s", MinUploadRate, s.cfg.UploadGrace)
-		}
-		return nil, reject(http.StatusBadRequest, apiv1.CodeMalformed, 0, 0, "reading body: %v", err)
-	}
-	if int64(len(raw)) > s.cfg.MaxBody {
-		return nil, reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "body over %d bytes after decompression", s.cfg.MaxBody)
-	}
+	// Decoded as it streams in, each byte paid for from the budget: no
+	// copy of the whole body is held beside the decoded batch.
+	bud := &budgeted{r: body, sem: s.budget, ctx: r.Context()}
+	counted := &countingReader{r: bud}
 	var req apiv1.IngestRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec := json.NewDecoder(counted)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, reject(http.StatusBadRequest, apiv1.CodeMalformed, 0, 0, "batch is not valid JSON: %v", err)
+	err := dec.Decode(&req)
+	if err == nil && dec.More() {
+		err = errors.New("data after the batch")
 	}
+	if err != nil {
+		bud.release()
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return nil, nil, reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "body over %d bytes", s.cfg.MaxBody)
+		case counted.n > s.cfg.MaxBody:
+			return nil, nil, reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "body over %d bytes after decompression", s.cfg.MaxBody)
+		case errors.Is(err, errTooSlow) || errors.Is(err, os.ErrDeadlineExceeded):
+			return nil, nil, reject(http.StatusRequestTimeout, apiv1.CodeMalformed, 0, 0, "the upload did not keep a pace of %d bytes a second after %s", MinUploadRate, s.cfg.UploadGrace)
+		case errors.Is(err, errNoBudget):
+			return nil, nil, reject(http.StatusServiceUnavailable, apiv1.CodeOverloaded, 0, 0, "the server's ingest memory is taken by other batches; retry after the Retry-After delay")
+		}
+		return nil, nil, reject(http.StatusBadRequest, apiv1.CodeMalformed, 0, 0, "batch is not valid JSON: %v", err)
+	}
+	if counted.n > s.cfg.MaxBody {
+		bud.release()
+		return nil, nil, reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "body over %d bytes after decompression", s.cfg.MaxBody)
+	}
+	done := bud.release
+	fail := func(e *ingestError) (*apiv1.IngestRequest, func(), *ingestError) { done(); return nil, nil, e }
 	if len(req.Envelopes) == 0 {
-		return nil, reject(http.StatusBadRequest, apiv1.CodeMalformed, 0, 0, "empty batch")
+		return fail(reject(http.StatusBadRequest, apiv1.CodeMalformed, 0, 0, "empty batch"))
 	}
 	if len(req.Envelopes) > MaxBatch {
-		return nil, reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "%d envelopes, at most %d per batch", len(req.Envelopes), MaxBatch)
+		return fail(reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "%d envelopes, at most %d per batch", len(req.Envelopes), MaxBatch))
 	}
-	return &req, nil
+	return &req, done, nil
+}
+
+// countingReader counts what passes.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // parsed is one envelope of a batch after parsing and verification.

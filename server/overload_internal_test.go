@@ -18,9 +18,9 @@ import (
 	"github.com/annexa-dev/annexa/server/store"
 )
 
-// With every ingest slot taken, a batch is turned away with 503 and a
-// Retry-After, rather than queued without bound; once a slot frees, it goes
-// through.
+// With every ingest slot taken, or the ingest memory budget spent, a batch
+// is turned away with 503 and a Retry-After, rather than queued without
+// bound; once they free, it goes through.
 func TestOverloadRetryAfter(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, Config{DataDir: t.TempDir(), MaxInflight: 1})
@@ -41,6 +41,16 @@ func TestOverloadRetryAfter(t *testing.T) {
 	require.NoError(t, err)
 	ac, err := client.New(client.Options{Server: ts, Credential: en.Credential})
 	require.NoError(t, err)
+
+	// The ingest memory budget, spent by other batches: turned away too.
+	require.NoError(t, s.budget.Acquire(ctx, s.cfg.IngestMemory))
+	_, err = ac.Ingest(ctx, []json.RawMessage{sig.JSON})
+	var be *client.Error
+	require.ErrorAs(t, err, &be)
+	assert.Equal(t, 503, be.Status)
+	assert.Contains(t, be.Body.Message, "ingest memory")
+	assert.GreaterOrEqual(t, be.RetryAfter, 2*time.Second)
+	s.budget.Release(s.cfg.IngestMemory)
 
 	s.inflight <- struct{}{} // the one slot, taken
 	_, err = ac.Ingest(ctx, []json.RawMessage{sig.JSON})

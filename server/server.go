@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/annexa-dev/annexa/configs"
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/catalog"
@@ -39,6 +41,10 @@ type Config struct {
 	// MaxInflight bounds concurrent ingest requests; past it the server
 	// answers 503 with Retry-After.
 	MaxInflight int
+	// IngestMemory bounds the decompressed bytes of all batches in flight
+	// (reading or being stored); a batch that cannot get its bytes within
+	// seconds is answered 503 with Retry-After.
+	IngestMemory int64
 	// UploadGrace is how long an upload may take before it must keep
 	// MinUploadRate, and the longest any read of it may wait.
 	UploadGrace time.Duration
@@ -60,6 +66,7 @@ type Server struct {
 	metrics    *metrics
 	inflight   chan struct{}
 	busy       agentsBusy
+	budget     *semaphore.Weighted
 	signed     signedMark
 	mirror     *stateMirror
 	now        func() time.Time
@@ -94,6 +101,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.UploadGrace <= 0 {
 		cfg.UploadGrace = UploadGrace
+	}
+	if cfg.IngestMemory <= 0 {
+		cfg.IngestMemory = 128 << 20
+	}
+	if cfg.IngestMemory < cfg.MaxBody {
+		return nil, fmt.Errorf("ingest memory (%d bytes) below the largest batch (%d bytes): no batch could be read", cfg.IngestMemory, cfg.MaxBody)
 	}
 	if cfg.Origin == "" {
 		host, _ := os.Hostname()
@@ -130,6 +143,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, db: db, keys: keys, catalog: cat, mapping: mapping, mappingRaw: mappingRaw, log: cfg.Logger,
 		metrics: newMetrics(), inflight: make(chan struct{}, cfg.MaxInflight), mirror: newStateMirror(), now: cfg.Now,
+		budget: semaphore.NewWeighted(cfg.IngestMemory),
 	}
 	if err := s.bind(ctx); err != nil {
 		db.Close()
