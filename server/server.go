@@ -103,7 +103,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.UploadGrace = UploadGrace
 	}
 	if cfg.IngestMemory <= 0 {
-		cfg.IngestMemory = 128 << 20
+		cfg.IngestMemory = 64 << 20
 	}
 	if cfg.IngestMemory < cfg.MaxBody {
 		return nil, fmt.Errorf("ingest memory (%d bytes) below the largest batch (%d bytes): no batch could be read", cfg.IngestMemory, cfg.MaxBody)

@@ -69,7 +69,7 @@ database (copy enroll.key and log.key to each).`,
 	f.DurationVar(&cfg.Freshness, "freshness", 26*time.Hour, "how long a result stays current before it counts as stale")
 	f.Int64Var(&cfg.MaxBody, "max-body", 16<<20, "largest request body in bytes, after decompression")
 	f.IntVar(&cfg.MaxInflight, "max-inflight", 64, "concurrent ingest batches; past it clients get 503 + Retry-After")
-	f.Int64Var(&cfg.IngestMemory, "ingest-memory", 128<<20, "bytes of decompressed batches in flight at once (reading or being stored); past it clients get 503 + Retry-After")
+	f.Int64Var(&cfg.IngestMemory, "ingest-memory", 64<<20, "bytes of decompressed batches in flight at once (reading or being stored); past it clients get 503 + Retry-After")
 	f.DurationVar(&cfg.UploadGrace, "upload-grace", server.UploadGrace, "an upload must keep a minimum pace after this long, and no read may wait longer")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&logJSON, "log-json", false, "log as JSON lines")
