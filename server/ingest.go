@@ -116,15 +116,21 @@ var errTooSlow = errors.New("upload slower than the minimum rate")
 // paced is a request body that must keep coming: each read has a deadline,
 // and after the grace period the average rate must stay above the minimum.
 type paced struct {
-	r     io.Reader
-	rc    *http.ResponseController
-	grace time.Duration
-	start time.Time
-	n     int64
+	r           io.Reader
+	rc          *http.ResponseController
+	grace       time.Duration
+	start       time.Time
+	n           int64
+	deadlineSet time.Time
 }
 
 func (p *paced) Read(b []byte) (int, error) {
-	_ = p.rc.SetReadDeadline(time.Now().Add(p.grace)) // a stalled client is cut
+	// A stalled client is cut: the deadline moves on as data comes,
+	// refreshed at most every tenth of the grace period.
+	if now := time.Now(); now.Sub(p.deadlineSet) > p.grace/10 {
+		_ = p.rc.SetReadDeadline(now.Add(p.grace))
+		p.deadlineSet = now
+	}
 	n, err := p.r.Read(b)
 	p.n += int64(n)
 	if el := time.Since(p.start); el > p.grace && p.n < int64(el.Seconds()*MinUploadRate) {
@@ -151,10 +157,13 @@ var errNoBudget = errors.New("ingest memory budget spent")
 func (b *budgeted) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if n > 0 {
-		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
-		defer cancel()
-		if aerr := b.sem.Acquire(ctx, int64(n)); aerr != nil {
-			return n, errNoBudget
+		if !b.sem.TryAcquire(int64(n)) { // the common case costs no timer
+			ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+			aerr := b.sem.Acquire(ctx, int64(n))
+			cancel()
+			if aerr != nil {
+				return n, errNoBudget
+			}
 		}
 		b.taken += int64(n)
 	}
