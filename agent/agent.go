@@ -48,6 +48,8 @@ type Agent struct {
 	statusMu sync.Mutex
 	// logKey is the server's log key from enrollment: receipts must verify under it.
 	logKey note.Verifier
+	// checks are the check ids the server takes (nil until known).
+	checks serverChecks
 }
 
 // Open loads the identity and key, takes the state lock, opens the outbox
@@ -185,6 +187,7 @@ func (a *Agent) append(e chain.Entry) (*chain.Signed, error) {
 // (see cursorStore). All under a.mu, so a failed append's seq is not
 // reused before its pending cursor is gone.
 func (a *Agent) appendWithCursor(e chain.Entry, cur []byte) (*chain.Signed, error) {
+	e.Results = a.checks.keep(e.Collector, e.Results, a.log)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	before := a.writer.Head()
@@ -247,6 +250,7 @@ func (a *Agent) signGap(from, to uint64, prev, last string, dropped iter.Seq[out
 
 // Collect runs one collector and appends its record.
 func (a *Agent) Collect(ctx context.Context, name string) error {
+	a.refreshChecks(ctx)
 	c, ok := collectors.Get(name)
 	if !ok {
 		return fmt.Errorf("no collector %q", name)

@@ -21,6 +21,7 @@ import (
 // costs an error record naming it (for its declared checks if it got as far
 // as declaring them); the agent goes on, and the next cycle starts it anew.
 func (a *Agent) RunPlugin(ctx context.Context, p *config.Plugin) error {
+	a.refreshChecks(ctx)
 	sched := a.cfg.PluginSchedule(p)
 	out, err := runPluginHost(ctx, pluginapi.Spec{Name: p.Name, Path: p.Path, SHA256: p.SHA256, Timeout: sched.Timeout.Std(), Settings: p.Settings}, a.log)
 	now := time.Now().UTC()
@@ -31,7 +32,7 @@ func (a *Agent) RunPlugin(ctx context.Context, p *config.Plugin) error {
 		st.Error = err.Error()
 		a.log.Error("plugin failed", "plugin", p.Name, "err", err)
 		version := "unknown"
-		rs := []evidence.Result{{Check: p.Name + ".plugin", Status: evidence.Error, Reason: err.Error()}}
+		rs := []evidence.Result{{Check: evidence.PluginFailureCheck(p.Name), Status: evidence.Error, Reason: err.Error()}}
 		if out != nil && out.Description != nil {
 			version, rs = out.Description.Version, nil
 			for _, c := range out.Description.Checks {

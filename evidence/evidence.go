@@ -75,6 +75,24 @@ func Observe(v any) json.RawMessage {
 }
 
 // Validate checks the fields every result must have.
+// PluginFailureCheck is the check id an agent reports a plugin under when
+// the plugin failed before saying what it checks: "<plugin>.plugin".
+func PluginFailureCheck(plugin string) string { return plugin + ".plugin" }
+
+// IsPluginFailureCheck says whether check is of that form.
+func IsPluginFailureCheck(check string) bool {
+	name, ok := strings.CutSuffix(check, ".plugin")
+	if !ok || name == "" || len(name) > 64 {
+		return false
+	}
+	for _, r := range name {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && r != '_' {
+			return false
+		}
+	}
+	return true
+}
+
 // MaxCheckLen bounds a check id.
 const MaxCheckLen = 128
 

@@ -357,6 +357,10 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 			if stop != nil {
 				break
 			}
+			if c := s.unknownCheck(p.Results); c != "" {
+				stop = reject(http.StatusUnprocessableEntity, apiv1.CodeUnknownCheck, i, p.Seq, "check %s is not in the server's mapping: add it to the mapping file (--mapping) to take results for it", c)
+				break
+			}
 			if n := len(p.Results); n > MaxResultsPerRecord {
 				stop = reject(http.StatusUnprocessableEntity, apiv1.CodeTooMany, i, p.Seq, "%d results in one record, at most %d", n, MaxResultsPerRecord)
 				break
@@ -462,6 +466,18 @@ const (
 	MaxGapSpan = 1 << 24
 	MaxSeq     = 1 << 48
 )
+
+// unknownCheck returns the first check of rs the server does not know, or
+// "": records carry only the checks of the server's mapping (and the
+// failure of a plugin that did not describe itself).
+func (s *Server) unknownCheck(rs []evidence.Result) string {
+	for _, r := range rs {
+		if !s.mapping.Has(r.Check) && !evidence.IsPluginFailureCheck(r.Check) {
+			return r.Check
+		}
+	}
+	return ""
+}
 
 // Bounds on what one agent can make the server index: results in one
 // record, results indexed under one write lock, and (asset, check) states

@@ -250,6 +250,10 @@ func (s *Server) Handler() http.Handler {
 	route("DELETE /v1/tokens/{id}", s.require(admin, s.handleTokenRevoke))
 	route("POST /v1/agents/{id}/revoke", s.require(admin, s.handleAgentRevoke))
 	route("GET /v1/agents/{id}/grants", s.anyPrincipal(s.handleGrants))
+	route("GET /v1/checks", s.anyPrincipal(func(w http.ResponseWriter, _ *http.Request) error {
+		writeJSON(w, http.StatusOK, apiv1.Checks{Checks: s.mapping.CheckIDs()})
+		return nil
+	}))
 	route("POST /v1/agents/{id}/grant", s.require(admin, s.handleGrant(evidence.Grant)))
 	route("POST /v1/agents/{id}/ungrant", s.require(admin, s.handleGrant(evidence.Ungrant)))
 

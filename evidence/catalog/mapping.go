@@ -144,7 +144,10 @@ func (m *Mapping) Controls(check string) []string { return m.checks[check] }
 // Checks returns the checks that support a control.
 func (m *Mapping) Checks(control string) []string { return m.controls[control] }
 
-// CheckIDs returns every mapped check id, sorted.
+// Has says whether a check is mapped: the checks a record may carry.
+func (m *Mapping) Has(check string) bool { _, ok := m.checks[check]; return ok }
+
+// CheckIDs lists the mapped checks, sorted.
 func (m *Mapping) CheckIDs() []string {
 	out := make([]string, 0, len(m.checks))
 	for k := range m.checks {

@@ -34,6 +34,9 @@ type summary struct {
 	output                 map[key]*strings.Builder
 	skipped                []skip
 	failedTests, failedPkg []string
+	// races are race reports printed during tests that passed: the race
+	// detector fails the package, not the test it interrupted.
+	races map[string][]string
 }
 
 type skip struct {
@@ -86,6 +89,12 @@ func (s *summary) add(ev event) {
 		} else if !strings.Contains(ev.Test, "/") {
 			s.passed++
 		}
+		if b := s.output[k]; b != nil && strings.Contains(b.String(), "WARNING: DATA RACE") {
+			if s.races == nil {
+				s.races = map[string][]string{}
+			}
+			s.races[ev.Package] = append(s.races[ev.Package], ev.Test+":\n"+b.String())
+		}
 		delete(s.output, k)
 	case "fail":
 		if ev.Test == "" {
@@ -95,6 +104,9 @@ func (s *summary) add(ev event) {
 				// A package that failed outside any test (a panic in
 				// TestMain, a build error): its own output says why.
 				fmt.Fprint(s.out, indent(b.String()))
+			}
+			for _, r := range s.races[ev.Package] {
+				fmt.Fprint(s.out, indent("race report during "+r))
 			}
 			return
 		}

@@ -94,6 +94,7 @@ const (
 	CodeNotGranted     Code = "asset_not_granted" // a record about an asset that is neither the agent's host nor granted to it
 	CodeBadTime        Code = "bad_time"          // collected_at in the future, or implausibly old
 	CodeTooMany        Code = "too_many_checks"   // more results in a record, or check states for an agent, than the server keeps
+	CodeUnknownCheck   Code = "unknown_check"     // a check the server's mapping does not know
 )
 
 // Error is the body of every 4xx/5xx answer (inside IngestResponse for
@@ -121,6 +122,13 @@ type TokenRequest struct {
 	// Assets (enroll tokens only) are external assets the enrolled agents
 	// may report on, e.g. aws-account:123456789012 for the AWS plugin.
 	Assets []evidence.Asset `json:"assets,omitempty"`
+}
+
+// Checks is GET /v1/checks: the check ids records may carry (the server's
+// mapping; a plugin that failed before describing itself is reported as
+// "<plugin>.plugin").
+type Checks struct {
+	Checks []string `json:"checks"`
 }
 
 // GrantRequest is POST /v1/agents/{id}/grant and /ungrant.

@@ -414,7 +414,7 @@ func TestMakeRunHeadless(t *testing.T) {
 // reach the server; a plugin binary that is not the pinned one is refused
 // and shows as an error naming it, and the agent carries on.
 func TestAgentPlugins(t *testing.T) {
-	s := startServer(t, "sqlite", "", "")
+	s := startServer(t, "sqlite", "", "", "--mapping", mappingWith(t, "backups.last_success", "cloud.trail"))
 	pluginBin := bin("annexa-plugin-exec")
 	sum, err := sha256File(pluginBin)
 	require.NoError(t, err)

@@ -265,3 +265,21 @@ func apiErr(t *testing.T, err error) *client.Error {
 	require.ErrorAs(t, err, &ce)
 	return ce
 }
+
+// mappingWith writes the shipped check→control mapping plus extra checks
+// (mapped to 8.16) for a server started with --mapping: the server takes
+// results only for checks its mapping knows.
+func mappingWith(t *testing.T, extra ...string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../configs/mapping.yaml")
+	require.NoError(t, err)
+	var sb strings.Builder
+	sb.Write(b)
+	sb.WriteString("\n  # added by the test\n")
+	for _, c := range extra {
+		sb.WriteString("  " + c + ": [\"8.16\"]\n")
+	}
+	path := filepath.Join(t.TempDir(), "mapping.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(sb.String()), 0o644))
+	return path
+}

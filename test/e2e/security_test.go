@@ -123,17 +123,31 @@ func TestHugeGapRecordRefused(t *testing.T) {
 	require.True(t, rep.OK, problems(rep))
 }
 
-// Invented check ids cannot grow the server without bound: a record holds
-// at most 1000 results, an agent at most 2000 check states, and an admin
-// can revoke a polluting agent and purge its states from the current view
-// (on every replica), its log entries staying verifiable.
+// Invented check ids cannot grow the server: a record may carry only the
+// checks the server's mapping knows; even then a record holds at most 1000
+// results and an agent at most 2000 check states; and an admin can revoke a
+// polluting agent and purge its states from the current view (on every
+// replica), its log entries staying verifiable.
 func TestInventedChecksBounded(t *testing.T) {
-	s := startServer(t, "sqlite", "", "")
+	// A check the server's mapping does not know is refused outright.
+	plain := startServer(t, "sqlite", "", "")
+	x := plain.enrol(plain.token("enroll", apiv1.TokenRequest{}), "inventor")
+	_, err := x.ship(x.record(time.Now().UTC(), map[string]evidence.Status{"x.invented": evidence.Pass}))
+	e := apiErr(t, err)
+	require.Equal(t, apiv1.CodeUnknownCheck, e.Body.Code)
+	require.Contains(t, e.Body.Message, "add it to the mapping file")
+
+	// With checks the mapping knows (here 2700 of them), the bounds hold.
+	var many []string
+	for i := 0; i < 2700; i++ {
+		many = append(many, fmt.Sprintf("x.check_%06d", i))
+	}
+	s := startServer(t, "sqlite", "", "", "--mapping", mappingWith(t, many...))
 	tok := s.token("enroll", apiv1.TokenRequest{})
 	p := s.enrol(tok, "polluter")
 	honest := s.enrol(tok, "honest")
 	now := time.Now().UTC()
-	_, err := honest.ship(honest.record(now, map[string]evidence.Status{sysVol: evidence.Pass}))
+	_, err = honest.ship(honest.record(now, map[string]evidence.Status{sysVol: evidence.Pass}))
 	require.NoError(t, err)
 
 	invented := func(from, n int) map[string]evidence.Status {
