@@ -43,6 +43,11 @@ func (a *Agent) refreshChecks(ctx context.Context) {
 		}
 	}
 	due := time.Since(c.fetched) > 10*time.Minute
+	if due {
+		// Asked at most every ten minutes, answered or not: a server that
+		// does not answer must not cost every collector run a timeout.
+		c.fetched = time.Now()
+	}
 	c.mu.Unlock()
 	if !due {
 		return
@@ -56,7 +61,7 @@ func (a *Agent) refreshChecks(ctx context.Context) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.known, c.fetched = set(resp.Checks), time.Now()
+	c.known = set(resp.Checks)
 	if err := saveJSON(c.path, resp.Checks, 0o600); err != nil {
 		a.log.Warn("checks not kept", "err", err)
 	}
