@@ -41,6 +41,9 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) error {
 	case errors.Is(err, store.ErrNotFound):
 		s.metrics.reject("bad_enroll_token")
 		return clientError(http.StatusUnauthorized, apiv1.CodeUnauthenticated, "unknown enrollment token")
+	case errors.Is(err, store.ErrTokenRole):
+		s.metrics.reject("bad_enroll_token")
+		return clientError(http.StatusForbidden, apiv1.CodeTokenUnusable, "%v: enrolling an agent takes an enroll token (annexa token create --role enroll)", err)
 	case errors.Is(err, store.ErrTokenExpired), errors.Is(err, store.ErrTokenUsedUp), errors.Is(err, store.ErrTokenRevoked):
 		s.metrics.reject("bad_enroll_token")
 		return clientError(http.StatusForbidden, apiv1.CodeTokenUnusable, "%v", err)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -85,6 +86,20 @@ func TestClientErrorsCarryCodes(t *testing.T) {
 		assert.NotEmpty(t, eb.Error.Message, tc.path)
 	}
 	assert.NotContains(t, s.Log.String(), "request failed", "client errors are not server failures")
+}
+
+// Enrolling with a token of another role says which role it has.
+func TestEnrollWithWrongRoleNamesIt(t *testing.T) {
+	s := servertest.New(t, server.Config{})
+	analyst := s.Token(server.RoleAnalyst, apiv1.TokenRequest{})
+	pub, _, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	_, err = s.Client("").Enroll(context.Background(), apiv1.EnrollRequest{Token: analyst, PublicKey: pub, Hostname: "h"})
+	var ce *client.Error
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, 403, ce.Status)
+	assert.Contains(t, ce.Body.Message, "its role is analyst, not enroll")
+	assert.Contains(t, ce.Body.Message, "annexa token create --role enroll")
 }
 
 // Enrol, ingest, query, in-process: the path every other test builds on.

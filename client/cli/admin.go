@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/annexa-dev/annexa/evidence"
+	"github.com/annexa-dev/annexa/internal/units"
 	"github.com/annexa-dev/annexa/server/apiv1"
 )
 
@@ -24,12 +25,14 @@ func newToken(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if expires != "" {
-				if d, err := time.ParseDuration(expires); err == nil {
+				if d, err := units.ParseDuration(expires); err == nil {
 					req.Expires = time.Now().Add(d).UTC()
 				} else if t, err := time.Parse(time.RFC3339, expires); err == nil {
 					req.Expires = t
+				} else if t, err := time.Parse("2006-01-02", expires); err == nil {
+					req.Expires = t
 				} else {
-					return fmt.Errorf("--expires %q: want a duration (72h) or an RFC 3339 time", expires)
+					return fmt.Errorf("--expires %q: want a duration (72h, 30d), a date (2027-01-31) or an RFC 3339 time", expires)
 				}
 			}
 			if len(lbls) > 0 {
@@ -60,7 +63,7 @@ func newToken(g *globals) *cobra.Command {
 	f := create.Flags()
 	f.StringVar(&req.Role, "role", "", "enroll, admin, analyst or auditor (required)")
 	f.StringVar(&req.Name, "name", "", "a name to recognise it by")
-	f.StringVar(&expires, "expires", "", "expiry: a duration (72h) or an RFC 3339 time; default never")
+	f.StringVar(&expires, "expires", "", "expiry: a duration (72h, 30d), a date (2027-01-31) or an RFC 3339 time; default never")
 	f.Int64Var(&req.MaxUses, "max-uses", 0, "enroll tokens: how many agents may enrol with it (0: unlimited)")
 	f.StringSliceVar(&lbls, "label", nil, "enroll tokens: label stamped on every agent enrolled with it, key=value; repeatable")
 	f.StringSliceVar(&assets, "asset", nil, "enroll tokens: external asset the agents enrolled with it may report on (e.g. aws-account:123456789012); repeatable")

@@ -73,6 +73,13 @@ func TestQueries(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &rs), out)
 	assert.Len(t, rs, 2)
 
+	out, err = annexa(t, s, analyst, "history", "--label", "team=none", "-o", "csv")
+	require.NoError(t, err, out)
+	assert.Len(t, strings.Split(strings.TrimSpace(out), "\n"), 1, "no host has the label: a header only")
+	out, err = annexa(t, s, analyst, "history", "-o", "csv")
+	require.NoError(t, err, out)
+	assert.Greater(t, len(strings.Split(strings.TrimSpace(out), "\n")), 1)
+
 	_, err = annexa(t, s, analyst, "control", "99.9")
 	require.Error(t, err)
 	_, err = annexa(t, s, analyst, "token", "list")
@@ -86,6 +93,13 @@ func TestTokenCreate(t *testing.T) {
 	assert.Contains(t, out, "anx_")
 	_, err = annexa(t, s, s.Admin, "token", "create", "--role", "enroll", "--label", "team")
 	require.ErrorContains(t, err, "key=value")
+	// Expiry as a date or in days, as every other time flag takes it.
+	for _, exp := range []string{"2099-01-31", "30d", "72h", "2099-01-31T12:00:00Z"} {
+		out, err = annexa(t, s, s.Admin, "token", "create", "--role", "enroll", "--expires", exp)
+		require.NoError(t, err, "%s: %s", exp, out)
+	}
+	_, err = annexa(t, s, s.Admin, "token", "create", "--role", "enroll", "--expires", "soon")
+	require.ErrorContains(t, err, "want a duration")
 }
 
 // A list longer than a page is followed through every page, each host

@@ -256,6 +256,6 @@ func newHistory(g *globals) *cobra.Command {
 			return render(cmd.OutOrStdout(), g.output, t)
 		},
 	}
-	f.register(cmd, "carn")
+	f.register(cmd, "carln")
 	return cmd
 }

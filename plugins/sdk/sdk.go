@@ -4,12 +4,15 @@ package sdk
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/annexa-dev/annexa/internal/buildinfo"
 	"github.com/annexa-dev/annexa/plugins"
 )
 
@@ -38,6 +41,12 @@ func (p Plugin) Collect(ctx context.Context, req plugins.Request) (*plugins.Coll
 // Serve runs c as a plugin until the agent is done with it. It is the whole
 // of a plugin's main.
 func Serve(c plugins.Collector) {
+	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "--help" || os.Args[1] == "-h") {
+		// A person at a terminal, not the agent: say what this is.
+		fmt.Println(buildinfo.String(filepath.Base(os.Args[0])))
+		fmt.Println("An Annexa plugin: annexa-agent runs it through annexa-plugin-host, pinned by its sha256 in agent.yaml.")
+		return
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: plugins.Handshake,
 		Plugins:         map[string]plugin.Plugin{plugins.PluginName: &plugins.GRPCPlugin{Impl: c}},

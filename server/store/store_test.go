@@ -77,7 +77,7 @@ func TestTokenUse(t *testing.T) {
 		require.NoError(t, use("two", "enroll"))
 		require.ErrorIs(t, use("two", "enroll"), store.ErrTokenUsedUp)
 		require.ErrorIs(t, use("old", "enroll"), store.ErrTokenExpired)
-		require.ErrorIs(t, use("adm", "enroll"), store.ErrNotFound, "an admin token enrols nothing")
+		require.ErrorIs(t, use("adm", "enroll"), store.ErrTokenRole, "an admin token enrols nothing")
 		require.ErrorIs(t, use("none", "enroll"), store.ErrNotFound)
 		require.NoError(t, db.RevokeToken(ctx, "adm"))
 		tok, err := db.TokenByHash(ctx, "hash-adm")

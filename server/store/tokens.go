@@ -20,6 +20,8 @@ var (
 	ErrTokenExpired = errors.New("token expired")
 	ErrTokenUsedUp  = errors.New("token has no uses left")
 	ErrTokenRevoked = errors.New("token revoked")
+	// ErrTokenRole is a token of another role than the use asks for.
+	ErrTokenRole = errors.New("token of another role")
 )
 
 const tokenCols = `id, role, name, created_at, expires_at, max_uses, uses, labels, revoked, assets`
@@ -103,7 +105,7 @@ func (t *Tx) UseToken(ctx context.Context, hash, role string, now time.Time) (*T
 	}
 	switch {
 	case tok.Role != role:
-		return nil, ErrNotFound
+		return nil, fmt.Errorf("%w: its role is %s, not %s", ErrTokenRole, tok.Role, role)
 	case tok.Revoked:
 		return nil, ErrTokenRevoked
 	case !tok.ExpiresAt.IsZero() && now.After(tok.ExpiresAt):

@@ -749,6 +749,12 @@ func TestBinariesVersionAndHelp(t *testing.T) {
 		require.NoError(t, err, out)
 		require.Contains(t, out, "Usage:")
 	}
+	// The plugins too, though only the agent runs them.
+	for _, b := range []string{"annexa-plugin-exec", "annexa-plugin-host"} {
+		out, err := execOut(bin(b), "--version")
+		require.NoError(t, err, out)
+		require.True(t, strings.HasPrefix(out, b+" "), out)
+	}
 }
 
 // History pages through transitions with a cursor.
