@@ -159,6 +159,15 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	req.Header.Set("User-Agent", c.agent)
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var unknownCA x509.UnknownAuthorityError
+		var hostname x509.HostnameError
+		switch {
+		case errors.As(err, &unknownCA):
+			return nil, fmt.Errorf("%s: the server's certificate is not signed by a CA this machine trusts: give its CA with --ca (or ANNEXA_CA); "+
+				"a server with a self-signed certificate keeps it as tls.crt in its data directory: %w", c.base.Host, err)
+		case errors.As(err, &hostname):
+			return nil, fmt.Errorf("%s: the server's certificate is for other names (%w): use a URL with a name it holds, or a certificate for this one", c.base.Host, err)
+		}
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	return resp, nil

@@ -88,3 +88,14 @@ func TestServerURLMustBeHTTP(t *testing.T) {
 		assert.Error(t, err, u)
 	}
 }
+
+// The first mistake with a self-signed server, an untrusted certificate,
+// says what to do.
+func TestUntrustedCertificateSaysWhatToDo(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer srv.Close()
+	err := newClient(t, srv.URL).Do(context.Background(), http.MethodGet, "/v1/controls", nil, nil, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "give its CA with --ca (or ANNEXA_CA)")
+	assert.Contains(t, err.Error(), "tls.crt")
+}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,13 +20,23 @@ import (
 func newExport(g *globals) *cobra.Command {
 	var from, to, out string
 	var controls, lbls []string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "export --from T1 --to T2 --out bundle.tar.gz",
 		Short: "Download the evidence bundle for a period (auditor or admin)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if from == "" || to == "" || out == "" {
-				return errors.New("--from, --to and --out are required")
+			var missing []string
+			for _, f := range []struct{ name, v string }{{"--from", from}, {"--to", to}, {"--out", out}} {
+				if f.v == "" {
+					missing = append(missing, f.name)
+				}
+			}
+			if len(missing) > 0 {
+				return fmt.Errorf("%s required (export --from 2026-01-01 --to 2026-04-01 --out q1.tar.gz)", strings.Join(missing, " and "))
+			}
+			if _, err := os.Stat(out); err == nil && !force {
+				return fmt.Errorf("%s exists: a bundle is evidence, so it is not overwritten unless --force", out)
 			}
 			c, err := g.client()
 			if err != nil {
@@ -70,6 +81,7 @@ func newExport(g *globals) *cobra.Command {
 	f.StringVar(&from, "from", "", "start of the period (RFC 3339 or YYYY-MM-DD)")
 	f.StringVar(&to, "to", "", "end of the period, exclusive")
 	f.StringVar(&out, "out", "", "file to write")
+	f.BoolVar(&force, "force", false, "overwrite --out if it exists")
 	f.StringSliceVar(&controls, "control", nil, "narrow the summary and OSCAL report to these controls (never the proof); repeatable")
 	f.StringSliceVar(&lbls, "label", nil, "narrow the summary and OSCAL report to agents with this label, key=value; repeatable")
 	return cmd

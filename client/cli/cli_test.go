@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -152,4 +154,20 @@ func TestTableOutputIsInert(t *testing.T) {
 	assert.NotContains(t, out, "\x1b")
 	assert.Contains(t, out, `evil\x1b[2J\x1b[Hhost\x09fake\x0arow`)
 	assert.Len(t, strings.Split(strings.TrimSpace(out), "\n"), 2, "a header and one row:\n%s", out)
+}
+
+// export says which flag is missing and never overwrites a bundle unasked.
+func TestExportFlags(t *testing.T) {
+	s, _ := fleet(t)
+	_, err := annexa(t, s, s.Admin, "export", "--from", "2026-01-01")
+	require.ErrorContains(t, err, "--to and --out required")
+	out := filepath.Join(t.TempDir(), "b.tgz")
+	require.NoError(t, os.WriteFile(out, []byte("earlier evidence"), 0o644))
+	_, err = annexa(t, s, s.Admin, "export", "--from", "2026-01-01", "--to", "2026-12-31", "--out", out)
+	require.ErrorContains(t, err, "not overwritten unless --force")
+	b, _ := os.ReadFile(out)
+	assert.Equal(t, "earlier evidence", string(b))
+	msg, err := annexa(t, s, s.Admin, "export", "--from", "2026-01-01", "--to", "2026-12-31", "--out", out, "--force")
+	require.NoError(t, err, msg)
+	assert.Contains(t, msg, "annexa verify --server-key server.pub "+out)
 }
