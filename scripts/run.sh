@@ -23,6 +23,15 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# The port first: a busy one is said plainly, before anything starts.
+host=${listen%:*}; port=${listen##*:}
+if (exec 3<>"/dev/tcp/${host#[}/${port}") 2>/dev/null; then
+  echo "make run: $listen is in use (another Annexa, or something else): set ANNEXA_LISTEN, e.g. ANNEXA_LISTEN=127.0.0.1:8444 make run" >&2
+  exit 1
+fi
+# Each start logs afresh: an old log (and whatever it held) is not replayed.
+: >"$run/server.log"
+chmod 600 "$run/server.log"
 "$bin/annexa-server" serve --listen "$listen" --data "$run/server" --log-level warn 2>>"$run/server.log" &
 pids+=($!)
 for _ in $(seq 1 100); do

@@ -77,6 +77,13 @@ database (copy enroll.key and log.key to each).`,
 }
 
 func serve(ctx context.Context, cfg server.Config, listen, certFile, keyFile string, insecureHTTP bool) error {
+	// The port first: a server that cannot listen creates no keys and
+	// prints no token.
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (another server there? pick another address with --listen)", listen, err)
+	}
+	defer ln.Close()
 	srv, err := server.Open(ctx, cfg)
 	if err != nil {
 		return err
@@ -84,8 +91,14 @@ func serve(ctx context.Context, cfg server.Config, listen, certFile, keyFile str
 	defer srv.Close()
 	log := cfg.Logger
 	if srv.AdminToken != "" {
-		// Printed once: it is also in admin.token (0600) for scripts.
-		fmt.Fprintf(os.Stderr, "\nBootstrap admin token (also in %s):\n\n    %s\n\n", filepath.Join(cfg.DataDir, server.AdminFile), srv.AdminToken)
+		// A secret goes to a person's terminal only, never into a log
+		// file (stderr redirected): admin.token (0600) holds it either way.
+		path := filepath.Join(cfg.DataDir, server.AdminFile)
+		if st, err := os.Stderr.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			fmt.Fprintf(os.Stderr, "\nBootstrap admin token (also in %s):\n\n    %s\n\n", path, srv.AdminToken)
+		} else {
+			fmt.Fprintf(os.Stderr, "Bootstrap admin token created in %s (0600); not printed, as this is not a terminal\n", path)
+		}
 	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),
@@ -93,10 +106,6 @@ func serve(ctx context.Context, cfg server.Config, listen, certFile, keyFile str
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      10 * time.Minute, // exports stream for a while
 		IdleTimeout:       2 * time.Minute,
-	}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return err
 	}
 	scheme := "https"
 	if insecureHTTP {

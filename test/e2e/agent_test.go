@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -408,6 +409,19 @@ func TestMakeRunHeadless(t *testing.T) {
 	require.NoError(t, err, string(out))
 	require.NotContains(t, string(out), "enrolled as")
 	require.Contains(t, string(out), "== Hosts")
+
+	// A busy port is said plainly, before anything starts, and no old log
+	// (with whatever secret it held) is printed.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	cmd = exec.Command("../../scripts/run.sh")
+	cmd.Env = append(os.Environ(), "ANNEXA_RUN_ONCE=1", "ANNEXA_RUN_DIR="+dir, "ANNEXA_BIN="+binDir, "ANNEXA_LISTEN="+busy.Addr().String())
+	out, err = cmd.CombinedOutput()
+	require.Error(t, err, string(out))
+	require.Contains(t, string(out), "is in use")
+	require.Contains(t, string(out), "ANNEXA_LISTEN")
+	require.NotContains(t, string(out), "anx_")
 }
 
 // A plugin's results are signed by the agent like any other record and

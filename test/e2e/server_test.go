@@ -48,8 +48,8 @@ func TestServerFirstStart(t *testing.T) {
 		require.NoError(t, err, name)
 		require.Equal(t, mode, st.Mode().Perm(), name)
 	}
-	require.Contains(t, s.stderr.String(), "Bootstrap admin token")
-	require.Contains(t, s.stderr.String(), s.Admin)
+	require.Contains(t, s.stderr.String(), "Bootstrap admin token created in")
+	require.NotContains(t, s.stderr.String(), s.Admin, "stderr is not a terminal here: the secret stays out of logs")
 	pub, err := os.ReadFile(filepath.Join(s.Data, "server.pub"))
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(string(pub)), "\n")
@@ -62,6 +62,13 @@ func TestServerFirstStart(t *testing.T) {
 	s.stop()
 	s.start()
 	require.NotContains(t, s.stderr.String(), "Bootstrap admin token")
+	// A second server on the same port fails before touching its data.
+	other := t.TempDir()
+	out, err := execOut(bin("annexa-server"), "serve", "--listen", s.addr, "--data", other)
+	require.Error(t, err, out)
+	require.Contains(t, out, "another server there?")
+	_, err = os.Stat(filepath.Join(other, "admin.token"))
+	require.True(t, os.IsNotExist(err), "no token created by a server that could not listen")
 	pub2, _ := os.ReadFile(filepath.Join(s.Data, "server.pub"))
 	require.Equal(t, pub, pub2)
 
