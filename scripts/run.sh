@@ -64,8 +64,8 @@ echo
 echo "== Annex A controls with automated evidence"
 "$bin/annexa" controls --covered
 echo
-echo "== Failing checks on this host"
-"$bin/annexa" evidence --status fail --agent "$(sed -n 's/.*"agent_id": "\(.*\)".*/\1/p' "$run/agent/agent.json")" --limit 20 || true
+echo "== This host's checks, as they stand now (every one, failing and error included)"
+"$bin/annexa" host "$(sed -n 's/.*"agent_id": "\(.*\)".*/\1/p' "$run/agent/agent.json")" || true
 cat <<TXT
 
 Annexa is running:

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/annexa-dev/annexa/evidence/compliance"
 	"github.com/annexa-dev/annexa/server/apiv1"
 )
 
@@ -158,16 +159,16 @@ func newControls(g *globals) *cobra.Command {
 			if err := c.Do(cmd.Context(), http.MethodGet, "/v1/controls", f.values(), nil, &resp); err != nil {
 				return err
 			}
-			t := &table{header: []string{"CONTROL", "THEME", "TITLE", "ASSETS", "PASSING", "FAILING", "ERROR", "STALE"}, raw: resp}
+			t := &table{header: []string{"CONTROL", "THEME", "TITLE", "ASSETS", "PASSING", "FAILING", "ERROR", "STALE", "N/A"}, raw: resp}
 			for _, s := range resp.Controls {
 				if (automated && !s.Automated) || (covered && !s.Covered) {
 					continue
 				}
 				if !s.Automated {
-					t.add(s.ID, s.Theme, s.Title, "-", "-", "-", "-", "-")
+					t.add(s.ID, s.Theme, s.Title, "-", "-", "-", "-", "-", "-")
 					continue
 				}
-				t.add(s.ID, s.Theme, s.Title, itoa(s.Assets), itoa(s.Passing), itoa(s.Failing), itoa(s.Error), itoa(s.Stale))
+				t.add(s.ID, s.Theme, s.Title, itoa(s.Assets), itoa(s.Passing), itoa(s.Failing), itoa(s.Error), itoa(s.Stale), itoa(s.NotApplicable))
 			}
 			if err := render(cmd.OutOrStdout(), g.output, t); err != nil {
 				return err
@@ -199,10 +200,20 @@ func newControl(g *globals) *cobra.Command {
 			if err := c.Do(cmd.Context(), http.MethodGet, "/v1/controls/"+url.PathEscape(args[0]), f.values(), nil, &d); err != nil {
 				return err
 			}
-			t := &table{header: []string{"ASSET", "STATUS", "CHECK", "RESULT", "COLLECTED", "REASON"}, raw: d}
+			if !d.Automated && (g.output == "table" || g.output == "") {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: no automated check is mapped to this control; its evidence comes from people (attestations), not agents\n", d.ID, d.Title)
+				return nil
+			}
+			// ASSET STATUS is the asset's status for the control, the worst of
+			// its checks; DECIDES marks the checks that made it so.
+			t := &table{header: []string{"ASSET", "STATUS", "CHECK", "RESULT", "DECIDES", "COLLECTED", "REASON"}, raw: d}
 			for _, a := range d.AssetsDetail {
 				for _, r := range a.Checks {
-					t.add(a.Asset, a.Status, r.Check, r.Status, ts(r.CollectedAt), r.Reason)
+					decides := ""
+					if string(compliance.Of(r.Status, r.Stale)) == a.Status {
+						decides = "*"
+					}
+					t.add(a.Asset, a.Status, r.Check, r.Status, decides, ts(r.CollectedAt), r.Reason)
 				}
 			}
 			return render(cmd.OutOrStdout(), g.output, t)
