@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/catalog"
 	"github.com/annexa-dev/annexa/evidence/compliance"
 	"github.com/annexa-dev/annexa/server/apiv1"
@@ -98,7 +99,22 @@ func (s *Server) parseQuery(ctx context.Context, v url.Values) (*query, error) {
 			q.filter.Checks = append(q.filter.Checks, checks...)
 		}
 	}
+	for _, c := range v["check"] {
+		if !s.mapping.Has(c) && !evidence.IsPluginFailureCheck(c) {
+			return nil, unknownCheckError(c, s.mapping.Nearest(c))
+		}
+	}
 	q.filter.Checks = append(q.filter.Checks, v["check"]...)
+	for _, a := range v["asset"] {
+		if _, err := evidence.ParseAsset(a); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range v["agent"] {
+		if !strings.HasPrefix(a, "agt-") {
+			return nil, fmt.Errorf("agent %q: agent ids look like agt-…, not hostnames (annexa hosts lists both)", a)
+		}
+	}
 	q.filter.Assets = v["asset"]
 	q.filter.Agents = v["agent"]
 	for _, st := range v["status"] {
@@ -196,10 +212,23 @@ func (s *Server) states(ctx context.Context, q *query, fn func(*apiv1.CheckState
 	})
 }
 
+// errUnknownCheck is a check id the server's mapping does not hold.
+var errUnknownCheck = errors.New("unknown check")
+
+func unknownCheckError(check, nearest string) error {
+	if nearest != "" {
+		return fmt.Errorf("%w %q: did you mean %s?", errUnknownCheck, check, nearest)
+	}
+	return fmt.Errorf("%w %q: not in the server's mapping", errUnknownCheck, check)
+}
+
 // badQuery is a query parameter the server cannot use.
 func badQuery(err error) error {
 	if errors.Is(err, catalog.ErrUnknownControl) {
 		return clientError(http.StatusBadRequest, apiv1.CodeUnknownControl, "%v", err)
+	}
+	if errors.Is(err, errUnknownCheck) {
+		return clientError(http.StatusBadRequest, apiv1.CodeUnknownCheck, "%v", err)
 	}
 	return badRequest("%v", err)
 }

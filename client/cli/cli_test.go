@@ -92,6 +92,14 @@ func TestQueries(t *testing.T) {
 	require.NoError(t, err, out)
 	assert.Greater(t, len(strings.Split(strings.TrimSpace(out), "\n")), 1)
 
+	// A typo is an error with the nearest valid id, not an empty table.
+	_, err = annexa(t, s, analyst, "evidence", "--check", "ssh.pasword_auth")
+	require.ErrorContains(t, err, "did you mean ssh.password_auth?")
+	_, err = annexa(t, s, analyst, "evidence", "--asset", "web-1")
+	require.ErrorContains(t, err, "want kind:id")
+	_, err = annexa(t, s, analyst, "evidence", "--agent", "web-1")
+	require.ErrorContains(t, err, "agent ids look like agt-")
+
 	_, err = annexa(t, s, analyst, "control", "99.9")
 	require.Error(t, err)
 	_, err = annexa(t, s, analyst, "token", "list")

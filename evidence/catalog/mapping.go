@@ -166,3 +166,36 @@ func (m *Mapping) Covered() []string {
 	sort.Slice(out, func(i, j int) bool { return Less(out[i], out[j]) })
 	return out
 }
+
+// Nearest is the mapped check closest to check in edit distance, for a
+// "did you mean" when a person mistypes one; "" when none is close.
+func (m *Mapping) Nearest(check string) string {
+	best, bestD := "", len(check)/3+2
+	for c := range m.checks {
+		if d := editDistance(check, c); d < bestD || (d == bestD && c < best) {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is Levenshtein's, over bytes (check ids are ASCII).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
