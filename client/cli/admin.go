@@ -20,9 +20,10 @@ func newToken(g *globals) *cobra.Command {
 	var expires string
 	var lbls, assets []string
 	create := &cobra.Command{
-		Use:   "create",
-		Short: "Create a token; its secret is printed once",
-		Args:  cobra.NoArgs,
+		Use:         "create",
+		Annotations: outputs("table", "json"),
+		Short:       "Create a token; its secret is printed once",
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if expires != "" {
 				if d, err := units.ParseDuration(expires); err == nil {
@@ -88,7 +89,7 @@ func newToken(g *globals) *cobra.Command {
 		},
 	}
 	revoke := &cobra.Command{
-		Use: "revoke ID", Short: "Revoke a token", Args: cobra.ExactArgs(1),
+		Use: "revoke ID", Short: "Revoke a token", Args: cobra.ExactArgs(1), Annotations: outputs("table"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -109,9 +110,10 @@ func newAgent(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "agent", Short: "Manage enrolled agents (admin)"}
 	var purge bool
 	revoke := &cobra.Command{
-		Use:   "revoke ID",
-		Short: "Revoke an agent: its later records are refused, earlier ones stay verifiable",
-		Args:  cobra.ExactArgs(1),
+		Use:         "revoke ID",
+		Annotations: outputs("table"),
+		Short:       "Revoke an agent: its later records are refused, earlier ones stay verifiable",
+		Args:        cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -139,9 +141,10 @@ func newAgent(g *globals) *cobra.Command {
 	revoke.Flags().BoolVar(&purge, "purge", false, "also remove the agent's results from the current state (a polluting agent); its log entries stay")
 	grant := func(verb, short string) *cobra.Command {
 		return &cobra.Command{
-			Use:   verb + " ID ASSET...",
-			Short: short,
-			Args:  cobra.MinimumNArgs(2),
+			Use:         verb + " ID ASSET...",
+			Annotations: outputs("table"),
+			Short:       short,
+			Args:        cobra.MinimumNArgs(2),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				c, err := g.client()
 				if err != nil {
@@ -172,7 +175,7 @@ func newAgent(g *globals) *cobra.Command {
 func newLog(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "log", Short: "Read the transparency log"}
 	cp := &cobra.Command{
-		Use: "checkpoint", Short: "Print the latest signed checkpoint", Args: cobra.NoArgs,
+		Use: "checkpoint", Short: "Print the latest signed checkpoint (a signed note: text only)", Args: cobra.NoArgs, Annotations: outputs("table"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := g.client()
 			if err != nil {

@@ -22,9 +22,10 @@ func newExport(g *globals) *cobra.Command {
 	var controls, lbls []string
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "export --from T1 --to T2 --out bundle.tar.gz",
-		Short: "Download the evidence bundle for a period (auditor or admin)",
-		Args:  cobra.NoArgs,
+		Use:         "export --from T1 --to T2 --out bundle.tar.gz",
+		Annotations: outputs("table"),
+		Short:       "Download the evidence bundle for a period (auditor or admin)",
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var missing []string
 			for _, f := range []struct{ name, v string }{{"--from", from}, {"--to", to}, {"--out", out}} {
@@ -131,8 +132,9 @@ func progress(w io.Writer, n *atomic.Int64) (stop func()) {
 func newVerify(g *globals) *cobra.Command {
 	var serverKey string
 	cmd := &cobra.Command{
-		Use:   "verify --server-key server.pub bundle.tar.gz",
-		Short: "Verify an evidence bundle offline; exit 0 only if everything holds",
+		Use:         "verify --server-key server.pub bundle.tar.gz",
+		Annotations: outputs("table", "json"),
+		Short:       "Verify an evidence bundle offline; exit 0 only if everything holds",
 		Long: `Verify an evidence bundle with no network access, trusting only the server
 keys you pinned (server.pub): the manifest's signature and every file's hash,
 both checkpoints, the consistency proof and the rebuilt root, the key events,

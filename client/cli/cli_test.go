@@ -189,3 +189,18 @@ func TestExportFlags(t *testing.T) {
 	require.NoError(t, err, msg)
 	assert.Contains(t, msg, "annexa verify --server-key server.pub "+out)
 }
+
+// Every command honours -o or refuses it: none prints something else under
+// the name asked for.
+func TestOutputFlagHonouredOrRefused(t *testing.T) {
+	s, _ := fleet(t)
+	_, err := annexa(t, s, s.Admin, "log", "checkpoint", "-o", "json")
+	require.ErrorContains(t, err, "prints table only")
+	_, err = annexa(t, s, s.Admin, "verify", "--server-key", "x", "b.tgz", "-o", "csv")
+	require.ErrorContains(t, err, "prints table or json only")
+	_, err = annexa(t, s, s.Admin, "hosts", "-o", "yaml")
+	require.ErrorContains(t, err, "prints table or json or csv only")
+	out, err := annexa(t, s, s.Admin, "log", "checkpoint")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "annexa.test/log")
+}

@@ -3,7 +3,9 @@
 package cli
 
 import (
+	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -41,7 +43,7 @@ The server URL, API token and CA certificate come from --server, --token and
 	pf.StringVar(&g.server, "server", "", "server URL, e.g. https://annexa.example:8443 (default $ANNEXA_SERVER)")
 	pf.StringVar(&g.token, "token", "", "API token (default $ANNEXA_TOKEN)")
 	pf.StringVar(&g.ca, "ca", "", "CA certificate to trust for the server (default $ANNEXA_CA)")
-	root.PersistentPreRun = func(*cobra.Command, []string) {
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		for _, f := range []struct {
 			dst *string
 			env string
@@ -50,9 +52,31 @@ The server URL, API token and CA certificate come from --server, --token and
 				*f.dst = os.Getenv(f.env)
 			}
 		}
+		return checkOutput(cmd, g.output)
 	}
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or csv")
 	root.AddCommand(newHosts(g), newHost(g), newControls(g), newControl(g), newEvidence(g), newHistory(g),
 		newToken(g), newAgent(g), newLog(g), newExport(g), newVerify(g))
 	return root
+}
+
+// outputs annotates a command with the -o formats it prints; a command
+// without the annotation prints all three.
+func outputs(formats ...string) map[string]string {
+	return map[string]string{"outputs": strings.Join(formats, ",")}
+}
+
+// checkOutput refuses an -o the command cannot honour, instead of
+// printing something else under its name.
+func checkOutput(cmd *cobra.Command, output string) error {
+	allowed := "table,json,csv"
+	if a, ok := cmd.Annotations["outputs"]; ok {
+		allowed = a
+	}
+	for _, f := range strings.Split(allowed, ",") {
+		if output == f {
+			return nil
+		}
+	}
+	return fmt.Errorf("-o %s: %s prints %s only", output, cmd.CommandPath(), strings.ReplaceAll(allowed, ",", " or "))
 }
