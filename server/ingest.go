@@ -194,21 +194,21 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (*apiv1.Inges
 	// Decoded as it streams in, each byte paid for from the budget: no
 	// copy of the whole body is held beside the decoded batch.
 	bud := &budgeted{r: body, sem: s.budget, ctx: r.Context()}
-	counted := &countingReader{r: bud}
 	var req apiv1.IngestRequest
-	dec := json.NewDecoder(counted)
+	dec := json.NewDecoder(bud)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(&req)
 	if err == nil && dec.More() {
 		err = errors.New("data after the batch")
 	}
+	read := bud.taken // the decompressed bytes read
 	if err != nil {
 		bud.release()
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
 			return nil, nil, reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "body over %d bytes", s.cfg.MaxBody)
-		case counted.n > s.cfg.MaxBody:
+		case read > s.cfg.MaxBody:
 			return nil, nil, reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "body over %d bytes after decompression", s.cfg.MaxBody)
 		case errors.Is(err, errTooSlow) || errors.Is(err, os.ErrDeadlineExceeded):
 			return nil, nil, reject(http.StatusRequestTimeout, apiv1.CodeMalformed, 0, 0, "the upload did not keep a pace of %d bytes a second after %s", MinUploadRate, s.cfg.UploadGrace)
@@ -217,7 +217,7 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (*apiv1.Inges
 		}
 		return nil, nil, reject(http.StatusBadRequest, apiv1.CodeMalformed, 0, 0, "batch is not valid JSON: %v", err)
 	}
-	if counted.n > s.cfg.MaxBody {
+	if read > s.cfg.MaxBody {
 		bud.release()
 		return nil, nil, reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "body over %d bytes after decompression", s.cfg.MaxBody)
 	}
@@ -230,18 +230,6 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (*apiv1.Inges
 		return fail(reject(http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, 0, 0, "%d envelopes, at most %d per batch", len(req.Envelopes), MaxBatch))
 	}
 	return &req, done, nil
-}
-
-// countingReader counts what passes.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // parsed is one envelope of a batch after parsing and verification.
