@@ -114,7 +114,7 @@ func (c Collector) CollectSince(ctx context.Context, h *host.Host, settings coll
 		persistent = unifiedLogKept(h, now)
 	default:
 		next, err = rd.read(ctx, s.Path)
-		persistent = loggingPersistent(h, rd.source)
+		persistent = loggingPersistent(ctx, h, rd.source, s.MaxLogSilence.Std())
 	}
 	if err != nil {
 		rs := collectors.ErrorResults(c, err.Error())
@@ -127,7 +127,25 @@ func (c Collector) CollectSince(ctx context.Context, h *host.Host, settings coll
 		rd.continuity = "the stored cursor was unreadable (" + damaged + "), so the lookback window was read again; events in it may have been counted before. " + rd.continuity
 	}
 	period := map[string]any{"source": rd.source, "since": rd.sinceLabel(), "through": now.UTC(), "lines_read": sum.Lines,
-		"continuity": rd.continuity}
+		"lines_recognised": sum.Recognised, "continuity": rd.continuity}
+	if (sum.Lines > 0 && sum.Recognised == 0) || (sum.Lines == 0 && !rd.continued) {
+		// Nothing to decide on: an empty log, a log of something else, or
+		// garbage. The cursor stays where it was, so a later run that finds
+		// authentication records decides on them. (A run that continues
+		// from a cursor and finds no new lines is a quiet hour of a log
+		// that was recognised before: logging_persistent says whether the
+		// log is still written.)
+		reason := fmt.Sprintf("read %d lines of %s since %v, recognised none as authentication records: nothing to decide on", sum.Lines, rd.source, rd.sinceLabel())
+		if sum.Lines == 0 {
+			reason = fmt.Sprintf("read no lines of %s since %v: nothing to decide on", rd.source, rd.sinceLabel())
+		}
+		rs := collectors.ErrorResults(c, reason)
+		for i := range rs {
+			rs[i].Observations = evidence.Observe(map[string]any{"period": period})
+		}
+		rs[len(rs)-1] = persistent
+		return rs, nil, nil
+	}
 	return decide(sum, period, s, persistent), nb, nil
 }
 
@@ -140,6 +158,7 @@ type reading struct {
 	sum        *summary
 	source     string
 	continuity string
+	continued  bool // from the last run's position, not a lookback window
 }
 
 func (r *reading) sinceLabel() any {
@@ -173,6 +192,7 @@ func (r *reading) read(ctx context.Context, path string) (cursor, error) {
 	if r.prev != nil && r.prev.Source == "journald" {
 		jc = r.prev.Journal
 		r.continuity = "after the journal cursor of the last run"
+		r.continued = jc != ""
 	} else {
 		r.continuity = "first run: the last " + r.now.Sub(r.since).String()
 	}
@@ -192,6 +212,7 @@ func (r *reading) readWindows(ctx context.Context) (cursor, error) {
 	if r.prev != nil && r.prev.Source == r.source && r.prev.Record > 0 {
 		after = r.prev.Record
 		r.continuity = fmt.Sprintf("after event record %d", after)
+		r.continued = true
 	} else {
 		r.continuity = "first run: the last " + r.now.Sub(r.since).String()
 	}
@@ -208,6 +229,7 @@ func (r *reading) readDarwin(ctx context.Context) (cursor, error) {
 	if r.prev != nil && r.prev.Source == r.source && !r.prev.Last.IsZero() {
 		since = r.prev.Last
 		r.continuity = "after the last event read, " + since.UTC().Format(time.RFC3339Nano)
+		r.continued = true
 	} else {
 		r.continuity = "first run: the last " + r.now.Sub(r.since).String()
 	}
@@ -295,6 +317,7 @@ func (r *reading) readFiles(ctx context.Context, base string, files []logFile) (
 		if found >= 0 {
 			start, offset = found, r.prev.Offset
 			r.continuity = "continued from the last run's position"
+			r.continued = true
 			if found < len(files)-1 {
 				r.continuity += fmt.Sprintf(" (in %s, since rotated)", files[found].Path)
 			}
@@ -322,9 +345,13 @@ func (r *reading) readFiles(ctx context.Context, base string, files []logFile) (
 		if err != nil {
 			return cursor{}, err
 		}
-		end, n, err := scanLines(rc, offset, func(line []byte) {
+		end, n, err := scanLines(ctx, rc, offset, func(line []byte) {
 			ev, ok := parseSyslogBytes(line, r.now)
-			if !ok || (!after.IsZero() && !ev.Time.After(after)) {
+			if !ok {
+				return
+			}
+			r.sum.Recognised++
+			if ev.Kind == noted || (!after.IsZero() && !ev.Time.After(after)) {
 				return
 			}
 			r.sum.add(ev)
@@ -353,8 +380,9 @@ func decide(sum *summary, period map[string]any, s *Settings, persistent evidenc
 		return evidence.Observe(m)
 	}
 	events := evidence.Result{Check: checkEvents, Status: evidence.Pass,
-		Reason:       fmt.Sprintf("%d successful and %d failed logins since the last run", sum.LoginsOK.Total, sum.LoginsFail.Total),
-		Observations: with(map[string]any{"logins": sum.LoginsOK, "failed_logins": sum.LoginsFail, "by_source": sum.BySource})}
+		Reason: fmt.Sprintf("%d successful and %d failed logins since the last run; %d attempts naming unknown users; %d of %d lines read recognised",
+			sum.LoginsOK.Total, sum.LoginsFail.Total, sum.InvalidUsers.Total, sum.Recognised, sum.Lines),
+		Observations: with(map[string]any{"logins": sum.LoginsOK, "failed_logins": sum.LoginsFail, "invalid_users": sum.InvalidUsers, "by_source": sum.BySource})}
 
 	allowed := s.PrivilegedUsers
 	var unexpected []string
@@ -406,46 +434,6 @@ func decide(sum *summary, period map[string]any, s *Settings, persistent evidenc
 		brute.Reason = fmt.Sprintf("%d brute-force bursts from %s", len(bursts), strings.Join(names, ", "))
 	}
 	return []evidence.Result{events, priv, root, brute, persistent}
-}
-
-// loggingPersistent: an auth log file that rsyslog writes, or journald
-// keeping its journal on disk (Storage=persistent, or auto with
-// /var/log/journal present).
-func loggingPersistent(h *host.Host, source string) evidence.Result {
-	r := evidence.Result{Check: checkPersistent}
-	if source != "" && source != "journald" {
-		st, err := os.Stat(h.Path(source))
-		if err == nil {
-			r.Status, r.Reason = evidence.Pass, source+" is kept on disk"
-			r.Observations = evidence.Observe(map[string]any{"file": source, "size": st.Size(), "modified": st.ModTime().UTC()})
-			return r
-		}
-	}
-	storage, from := "auto", "default"
-	for _, p := range append([]string{"/etc/systemd/journald.conf"}, globSorted(h, "/etc/systemd/journald.conf.d/*.conf")...) {
-		b, err := h.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			line = strings.TrimSpace(line)
-			if v, ok := strings.CutPrefix(line, "Storage="); ok {
-				storage, from = strings.TrimSpace(v), p
-			}
-		}
-	}
-	dir := h.Exists("/var/log/journal")
-	obs := evidence.Observe(map[string]any{"journald_storage": storage, "set_in": from, "var_log_journal_exists": dir})
-	r.Observations = obs
-	switch {
-	case storage == "persistent" || (storage == "auto" && dir):
-		r.Status, r.Reason = evidence.Pass, "journald keeps the journal on disk (Storage="+storage+")"
-	case storage == "volatile" || storage == "none":
-		r.Status, r.Reason = evidence.Fail, "journald Storage="+storage+" and no auth log file: authentication events are lost at reboot"
-	default:
-		r.Status, r.Reason = evidence.Fail, "no auth log file and journald keeps its journal in memory only (Storage=auto without /var/log/journal)"
-	}
-	return r
 }
 
 func globSorted(h *host.Host, pat string) []string {

@@ -62,6 +62,7 @@ func parseUnifiedLog(out []byte, since time.Time, sum *summary) (time.Time, erro
 			continue
 		}
 		sum.Lines++
+		sum.Recognised++ // the query selected authentication events only
 		if ts.After(last) {
 			last = ts
 		}

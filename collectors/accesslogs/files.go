@@ -3,6 +3,7 @@ package accesslogs
 import (
 	"bufio"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -125,7 +126,11 @@ func (f *logFile) fingerprint(h *host.Host) (string, error) {
 // scanLines streams r from offset, calling fn for each complete line, and
 // returns the offset after the last complete line: a line still being
 // written is left for the next run. Lines over 64 KiB are skipped whole.
-func scanLines(r io.Reader, offset int64, fn func([]byte)) (int64, int64, error) {
+//
+// It stops, with ctx's error, within a few thousand lines of ctx ending, so
+// a collector timed out in the middle of a large file does not keep
+// running in the daemon.
+func scanLines(ctx context.Context, r io.Reader, offset int64, fn func([]byte)) (int64, int64, error) {
 	if offset > 0 {
 		if s, ok := r.(io.Seeker); ok {
 			if _, err := s.Seek(offset, io.SeekStart); err != nil {
@@ -138,7 +143,12 @@ func scanLines(r io.Reader, offset int64, fn func([]byte)) (int64, int64, error)
 	br := bufio.NewReaderSize(r, 64<<10)
 	pos, lines := offset, int64(0)
 	long := false
-	for {
+	for reads := 0; ; reads++ {
+		if reads&4095 == 0 {
+			if err := ctx.Err(); err != nil {
+				return pos, lines, err
+			}
+		}
 		b, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			pos += int64(len(b))

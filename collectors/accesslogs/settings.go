@@ -24,13 +24,17 @@ type Settings struct {
 	// PrivilegedUsers may use sudo/su; anyone else who does fails
 	// privileged_use. Empty: every use is reported, none fails.
 	PrivilegedUsers []string `yaml:"privileged_users"`
+	// MaxLogSilence is how old the log's newest entry may be before
+	// logging_persistent says nothing is being logged.
+	MaxLogSilence units.Duration `yaml:"max_log_silence"`
 }
 
 // DefaultSettings implements collectors.Configurable.
 func (Collector) DefaultSettings() collectors.Settings { return defaults() }
 
 func defaults() *Settings {
-	return &Settings{Lookback: units.Duration(24 * time.Hour), BruteForceFailures: 10, BruteForceWindow: units.Duration(5 * time.Minute)}
+	return &Settings{Lookback: units.Duration(24 * time.Hour), BruteForceFailures: 10, BruteForceWindow: units.Duration(5 * time.Minute),
+		MaxLogSilence: units.Duration(48 * time.Hour)}
 }
 
 // Validate implements collectors.Settings.
@@ -44,6 +48,9 @@ func (s *Settings) Validate() error {
 	}
 	if s.BruteForceWindow <= 0 {
 		errs = append(errs, errors.New("brute_force_window: must be above zero"))
+	}
+	if s.MaxLogSilence <= 0 {
+		errs = append(errs, errors.New("max_log_silence: must be above zero"))
 	}
 	if s.BruteForceFailures < 1 {
 		errs = append(errs, fmt.Errorf("brute_force_failures: %d, want at least 1", s.BruteForceFailures))

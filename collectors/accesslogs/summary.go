@@ -15,14 +15,18 @@ const maxKeys = 500
 // does not grow with the log.
 type summary struct {
 	From, To   time.Time // the first and last event seen
-	Lines      int64
+	Lines      int64     // lines (entries, events) read
+	Recognised int64     // of those, recognised as part of an authentication log
 	Events     int64
 	LoginsOK   counter
 	LoginsFail counter
-	BySource   map[string]*sourceStats
-	Privileged map[string]*privStats
-	RootLogins []rootLogin
-	RootCount  int
+	// InvalidUsers are attempts naming users that do not exist: sshd's
+	// "Invalid user" and old PAM's "check pass; user unknown".
+	InvalidUsers counter
+	BySource     map[string]*sourceStats
+	Privileged   map[string]*privStats
+	RootLogins   []rootLogin
+	RootCount    int
 
 	burst  burstDetector
 	others int
@@ -64,10 +68,14 @@ type rootLogin struct {
 
 func newSummary(burstFailures int, window time.Duration) *summary {
 	return &summary{BySource: map[string]*sourceStats{}, Privileged: map[string]*privStats{},
-		burst: burstDetector{threshold: burstFailures, window: window, recent: map[string][]time.Time{}}}
+		burst: burstDetector{threshold: burstFailures, window: window, recent: map[string][]failure{}}}
 }
 
+// add counts one event; a noted line counts as none.
 func (s *summary) add(e event) {
+	if e.Kind == noted {
+		return
+	}
 	s.Events += int64(e.Count)
 	if s.From.IsZero() || e.Time.Before(s.From) {
 		s.From = e.Time
@@ -108,6 +116,8 @@ func (s *summary) add(e event) {
 				s.burst.fail(src, e.User, e.Time, e.Count)
 			}
 		}
+	case invalidUser:
+		s.InvalidUsers.add(e.User, e.Count)
 	case privOK, privFail:
 		p := s.Privileged[e.User]
 		if p == nil {
@@ -129,15 +139,31 @@ func (s *summary) add(e event) {
 }
 
 // burstDetector finds brute-force bursts: at least threshold failed logins
-// from one source within window. It keeps the last threshold failure times
-// per source, nothing more.
+// from one source within window. Per source it keeps the failures inside
+// the window (at most threshold entries, each with its repeat count), so
+// its memory does not grow with the log or with "message repeated N
+// times".
 type burstDetector struct {
 	threshold int
 	window    time.Duration
-	recent    map[string][]time.Time
+	recent    map[string][]failure
 	Bursts    []burst
 	open      map[string]int // source -> index of its burst in Bursts while it lasts
+	unlisted  int            // names tracked beyond burstUsers, across bursts
 }
+
+type failure struct {
+	t    time.Time
+	user string
+	n    int
+}
+
+// burstUsers is how many user names a burst lists; the rest are counted.
+const burstUsers = 20
+
+// maxUnlisted bounds the names kept, across all bursts, only to count
+// distinct unlisted users; past it the count is a lower bound.
+const maxUnlisted = 20000
 
 type burst struct {
 	Source   string         `json:"source"`
@@ -145,6 +171,35 @@ type burst struct {
 	End      time.Time      `json:"end"`
 	Failures int            `json:"failures"`
 	Users    map[string]int `json:"users"`
+	// MoreUsers are distinct users beyond the listed ones, with
+	// MoreUsersFailures failures between them; MoreUsersAtLeast when the
+	// count stopped being exact.
+	MoreUsers         int  `json:"more_users,omitempty"`
+	MoreUsersFailures int  `json:"more_users_failures,omitempty"`
+	MoreUsersAtLeast  bool `json:"more_users_at_least,omitempty"`
+
+	seen map[string]bool // unlisted names, only to count them
+}
+
+func (bu *burst) addUser(b *burstDetector, user string, n int) {
+	if _, ok := bu.Users[user]; ok || len(bu.Users) < burstUsers {
+		bu.Users[user] += n
+		return
+	}
+	bu.MoreUsersFailures += n
+	if bu.seen[user] {
+		return
+	}
+	if b.unlisted >= maxUnlisted {
+		bu.MoreUsersAtLeast = true
+		return
+	}
+	if bu.seen == nil {
+		bu.seen = map[string]bool{}
+	}
+	bu.seen[user] = true
+	b.unlisted++
+	bu.MoreUsers++
 }
 
 func (b *burstDetector) fail(src, user string, t time.Time, n int) {
@@ -154,30 +209,39 @@ func (b *burstDetector) fail(src, user string, t time.Time, n int) {
 	if b.open == nil {
 		b.open = map[string]int{}
 	}
-	if i, ok := b.open[src]; ok && t.Sub(b.Bursts[i].End) <= b.window {
+	if i, ok := b.open[src]; ok {
 		bu := &b.Bursts[i]
-		bu.End, bu.Failures = t, bu.Failures+n
-		if len(bu.Users) < 20 {
-			bu.Users[user] += n
+		if t.Sub(bu.End) <= b.window {
+			bu.End, bu.Failures = t, bu.Failures+n
+			bu.addUser(b, user, n)
+			return
 		}
-		return
+		b.unlisted -= len(bu.seen)
+		bu.seen = nil
+		delete(b.open, src)
 	}
-	delete(b.open, src)
-	r := b.recent[src]
-	if r == nil && len(b.recent) >= 10*maxKeys {
+	r, known := b.recent[src]
+	if !known && len(b.recent) >= 10*maxKeys {
 		return // bounded: a flood of sources is itself visible in by_source
 	}
-	for range n {
-		r = append(r, t)
-	}
+	r = append(r, failure{t: t, user: user, n: n})
 	// keep only failures inside the window ending at t
 	cut := 0
-	for cut < len(r) && t.Sub(r[cut]) > b.window {
+	for cut < len(r) && t.Sub(r[cut].t) > b.window {
 		cut++
 	}
 	r = r[cut:]
-	if len(r) >= b.threshold {
-		b.Bursts = append(b.Bursts, burst{Source: src, Start: r[0], End: t, Failures: len(r), Users: map[string]int{user: n}})
+	total := 0
+	for _, f := range r {
+		total += f.n
+	}
+	if total >= b.threshold {
+		bu := burst{Source: src, Start: r[0].t, End: t, Users: map[string]int{}}
+		for _, f := range r {
+			bu.Failures += f.n
+			bu.addUser(b, f.user, f.n)
+		}
+		b.Bursts = append(b.Bursts, bu)
 		b.open[src] = len(b.Bursts) - 1
 		r = nil
 	} else if len(r) > b.threshold {

@@ -92,6 +92,7 @@ func parseWinEvents(out []byte, after uint64, sum *summary) (uint64, error) {
 			return last, fmt.Errorf("wevtutil: event after record %d: %w", last, err)
 		}
 		sum.Lines++
+		sum.Recognised++ // the query selected authentication events only
 		if e.System.EventRecordID > last {
 			last = e.System.EventRecordID
 		}
