@@ -145,32 +145,9 @@ func automaticDNF(h *host.Host) evidence.Result {
 	return r
 }
 
-// ageDNF reads /var/log/dnf.rpm.log: "2026-11-20T10:01:02+0000 SUBDEBUG
-// Upgrade: openssl-1:3.0.7-27.el9.x86_64".
+// ageDNF: the newest upgrade in dnf's package log.
 func ageDNF(h *host.Host, now time.Time, maxDays int) evidence.Result {
-	r := evidence.Result{Check: checkAge}
-	b, err := h.ReadFile("/var/log/dnf.rpm.log")
-	if err != nil {
-		r.Status, r.Reason = evidence.Error, "cannot read /var/log/dnf.rpm.log: "+err.Error()
-		return r
-	}
-	var last time.Time
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.Contains(line, " Upgrade") && !strings.Contains(line, " Installed: ") && !strings.Contains(line, " Install: ") {
-			continue
-		}
-		ts, _, _ := strings.Cut(line, " ")
-		if t, err := time.Parse("2006-01-02T15:04:05-0700", ts); err == nil && t.After(last) {
-			last = t
-		}
-	}
-	if last.IsZero() {
-		r.Status, r.Reason = evidence.Error, "/var/log/dnf.rpm.log records no install or upgrade (rotated away?)"
-		return r
-	}
-	return ageResult(r, last, now, maxDays)
+	return lastUpgrade(h, now, maxDays, []source{{"/var/log/dnf.rpm.log", dnfRPMLog}})
 }
 
 // rebootDNF: `needs-restarting -r` exits 1 when a reboot is needed.

@@ -228,28 +228,13 @@ func automatic(h *host.Host) evidence.Result {
 	return r
 }
 
+// age: the newest upgrade recorded by apt's history, unattended-upgrades or
+// dpkg.
 func age(h *host.Host, now time.Time, maxDays int) evidence.Result {
-	r := evidence.Result{Check: checkAge}
-	b, err := h.ReadFile("/var/log/dpkg.log")
-	if err != nil {
-		r.Status, r.Reason = evidence.Error, "cannot read /var/log/dpkg.log: "+err.Error()
-		return r
-	}
-	var last time.Time
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) >= 3 && (f[2] == "upgrade" || f[2] == "install") {
-			if t, err := time.ParseInLocation("2006-01-02 15:04:05", f[0]+" "+f[1], time.Local); err == nil && t.After(last) {
-				last = t
-			}
-		}
-	}
-	if last.IsZero() {
-		r.Status, r.Reason = evidence.Error, "/var/log/dpkg.log records no install or upgrade (rotated away?)"
-		return r
-	}
-	return ageResult(r, last, now, maxDays)
+	return lastUpgrade(h, now, maxDays, []source{
+		{"/var/log/apt/history.log", aptHistory}, {"/var/log/unattended-upgrades/unattended-upgrades.log", unattendedUpgrades},
+		{"/var/log/dpkg.log", dpkgLog},
+	})
 }
 
 // ageResult decides last_update_age from the last package change.

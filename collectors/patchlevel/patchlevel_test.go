@@ -1,7 +1,10 @@
 package patchlevel
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"os"
 	"testing"
 	"time"
@@ -29,9 +32,11 @@ func TestDebianAsCaptured(t *testing.T) {
 	rs := run(t, "debian12", "apt-simulate-upgrade.txt", time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC))
 	require.Equal(t, map[string]evidence.Status{
 		checkPending: evidence.Fail, checkSecurity: evidence.Fail, checkAuto: evidence.Fail,
-		checkAge: evidence.Pass, checkReboot: evidence.Pass, checkRelease: evidence.Pass,
+		checkAge: evidence.Error, checkReboot: evidence.Pass, checkRelease: evidence.Pass,
 	}, st(rs))
 	require.Equal(t, "78 package updates pending (20 security)", rs[checkPending].Reason)
+	// The captured dpkg.log holds only new installs: that is no update.
+	require.Contains(t, rs[checkAge].Reason, "/var/log/dpkg.log hold no package upgrade (8 new installs, which are not updates")
 	require.Contains(t, rs[checkSecurity].Reason, "20 security updates pending: libgnutls28-dev")
 	require.Contains(t, rs[checkRelease].Reason, "supported until 2028-06-30")
 	require.Contains(t, string(rs[checkPending].Observations), `"package":"base-files","from":"12.4+deb12u11","to":"12.4+deb12u14","origin":"Debian:12.14/oldstable"`)
@@ -45,7 +50,7 @@ func TestSecurityAutoRebootStale(t *testing.T) {
 	require.Equal(t, evidence.Fail, rs[checkReboot].Status)
 	require.Equal(t, "a reboot is required to finish updates (libc6)", rs[checkReboot].Reason)
 	require.Equal(t, evidence.Fail, rs[checkAge].Status)
-	require.Contains(t, rs[checkAge].Reason, "more than 30")
+	require.Equal(t, "packages last upgraded 72 days ago (more than 30), per /var/log/apt/history.log by /usr/bin/unattended-upgrade", rs[checkAge].Reason)
 	// Past the release's end of support.
 	rs = run(t, "auto", "apt-simulate-security.txt", time.Date(2028, 7, 2, 0, 0, 0, 0, time.UTC))
 	require.Equal(t, evidence.Fail, rs[checkRelease].Status)
@@ -100,7 +105,7 @@ func TestRHEL(t *testing.T) {
 	require.Equal(t, "6 package updates pending (4 security)", got[checkPending].Reason)
 	require.Equal(t, "4 security updates pending: kernel-core.x86_64, kernel.x86_64, openssl-libs.x86_64, openssl.x86_64", got[checkSecurity].Reason)
 	require.Equal(t, "dnf-automatic.timer is enabled but apply_updates is not yes: updates are only downloaded", got[checkAuto].Reason)
-	require.Equal(t, "packages last changed 43 days ago (more than 30)", got[checkAge].Reason)
+	require.Equal(t, "packages last upgraded 85 days ago (more than 30), per /var/log/dnf.rpm.log by dnf", got[checkAge].Reason, "tmux installed on 2026-10-14 is no update")
 	require.Equal(t, "a reboot is required to finish updates (kernel, systemd)", got[checkReboot].Reason)
 	require.Equal(t, "Red Hat Enterprise Linux 9.4 (Plow) is supported until 2032-05-31", got[checkRelease].Reason)
 	require.Contains(t, string(got[checkSecurity].Observations), "RHSA-2026:9033 Moderate/Sec.")
@@ -187,4 +192,37 @@ func FuzzSoftwareUpdate(f *testing.F) {
 	b, _ := os.ReadFile("testdata/macos/softwareupdate-l.txt")
 	f.Add(string(b))
 	f.Fuzz(func(t *testing.T, s string) { _, _ = parseSoftwareUpdate(s) })
+}
+
+// The machine of the report: last upgraded 70 days ago, with updates
+// pending, and a package installed today. Installing is not updating.
+func TestInstallIsNoUpdate(t *testing.T) {
+	rs := run(t, "stale", "apt-simulate-upgrade.txt", time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	require.Equal(t, evidence.Fail, rs[checkAge].Status)
+	require.Equal(t, "packages last upgraded 70 days ago (more than 30), per /var/log/apt/history.log by apt-get -y upgrade", rs[checkAge].Reason)
+	var o struct {
+		Logs map[string]upgradeLog `json:"logs"`
+	}
+	require.NoError(t, json.Unmarshal(rs[checkAge].Observations, &o))
+	require.Equal(t, 1, o.Logs["/var/log/apt/history.log"].Upgrades)
+	require.Equal(t, 1, o.Logs["/var/log/apt/history.log"].Installs)
+	require.Equal(t, 3, o.Logs["/var/log/dpkg.log"].Upgrades)
+	require.Equal(t, 3, o.Logs["/var/log/dpkg.log"].Installs)
+
+	// A rotated, compressed history is read too.
+	root := t.TempDir()
+	require.NoError(t, os.CopyFS(root, os.DirFS("testdata/stale")))
+	b, err := os.ReadFile("testdata/stale/var/log/apt/history.log")
+	require.NoError(t, err)
+	b = bytes.ReplaceAll(b, []byte("2026-09-22"), []byte("2026-11-25"))
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	_, _ = zw.Write(b)
+	require.NoError(t, zw.Close())
+	require.NoError(t, os.WriteFile(root+"/var/log/apt/history.log.1.gz", z.Bytes(), 0o644))
+	h := &host.Host{Root: root, OS: "linux", Clock: func() time.Time { return time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) },
+		Runner: &host.Replay{Dir: "testdata", Outputs: map[string]string{sim: "apt-simulate-upgrade.txt"}}}
+	rs = collectortest.Collect(t, Collector{}, h, nil)
+	require.Equal(t, evidence.Pass, rs[checkAge].Status, rs[checkAge].Reason)
+	require.Contains(t, rs[checkAge].Reason, "packages last upgraded 6 days ago")
 }
