@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -69,21 +70,55 @@ func (c Collector) Collect(ctx context.Context, h *host.Host, _ collectors.Setti
 		return collectors.ErrorResults(c, "firewall: no reader for "+h.OS), nil
 	}
 	var tried []string
+	missing := 0
 	if out, err := h.Run(ctx, "nft", "-j", "list", "ruleset"); err == nil {
 		chains, err := parseNft(out)
 		if err == nil {
 			return decide("nft -j list ruleset", chains), nil
 		}
-		tried = append(tried, "nft: "+err.Error())
+		tried = append(tried, "nft -j list ruleset: "+err.Error())
 	} else {
-		tried = append(tried, err.Error())
+		tried = append(tried, cause("nft -j list ruleset", err))
+		missing += btoi(host.IsNotExist(err))
 	}
 	if out, err := h.Run(ctx, "iptables-save"); err == nil {
 		return decide("iptables-save", parseIptables(out)), nil
 	} else {
-		tried = append(tried, err.Error())
+		tried = append(tried, cause("iptables-save", err))
+		missing += btoi(host.IsNotExist(err))
 	}
-	return collectors.ErrorResults(c, "cannot read the firewall rules (root needed): "+strings.Join(tried, "; ")), nil
+	if missing == 2 {
+		return collectors.ErrorResults(c, "cannot read the firewall rules: neither nft nor iptables-save is installed"), nil
+	}
+	return collectors.ErrorResults(c, "cannot read the firewall rules: "+strings.Join(tried, "; ")), nil
+}
+
+// cause names why a command gave no ruleset: not installed, denied (and
+// what it said), or failed otherwise, instead of guessing "root needed".
+func cause(cmd string, err error) string {
+	var xe *host.ExitError
+	switch {
+	case host.IsNotExist(err):
+		return strings.Fields(cmd)[0] + " is not installed"
+	case errors.As(err, &xe):
+		msg := xe.Stderr
+		low := strings.ToLower(msg)
+		if strings.Contains(low, "operation not permitted") || strings.Contains(low, "permission denied") || strings.Contains(low, "must be root") {
+			return fmt.Sprintf("%s was denied (exit %d: %s): reading the ruleset needs CAP_NET_ADMIN", cmd, xe.Code, msg)
+		}
+		if msg == "" {
+			msg = "no message"
+		}
+		return fmt.Sprintf("%s exited %d: %s", cmd, xe.Code, msg)
+	}
+	return fmt.Sprintf("%s: %v", cmd, err)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // parseNft reads nft's JSON: base chains on the input hook, their policy

@@ -40,6 +40,30 @@ func TestRulesets(t *testing.T) {
 	require.Equal(t, "inbound denied by default in inet filter input", rs[checkDeny].Reason)
 }
 
+// Without a ruleset the result names the real cause: which tool is
+// missing, or which call was denied and what it said; never a guess.
+func TestNoRulesetCause(t *testing.T) {
+	for name, tc := range map[string]struct {
+		outputs map[string]string
+		reason  string
+	}{
+		"neither tool installed (running as root)": {nil, "cannot read the firewall rules: neither nft nor iptables-save is installed"},
+		"nft missing, iptables-save denied": {map[string]string{"iptables-save": "!exit 1 :iptables-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)"},
+			"cannot read the firewall rules: nft is not installed; iptables-save was denied (exit 1: iptables-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)): reading the ruleset needs CAP_NET_ADMIN"},
+		"nft denied, iptables-save missing": {map[string]string{"nft -j list ruleset": "!exit 1 :netlink: Error: cache initialization failed: Operation not permitted"},
+			"cannot read the firewall rules: nft -j list ruleset was denied (exit 1: netlink: Error: cache initialization failed: Operation not permitted): reading the ruleset needs CAP_NET_ADMIN; iptables-save is not installed"},
+		"nft fails otherwise": {map[string]string{"nft -j list ruleset": "!exit 1 :Error: syntax error, unexpected junk"},
+			"cannot read the firewall rules: nft -j list ruleset exited 1: Error: syntax error, unexpected junk; iptables-save is not installed"},
+	} {
+		rs := run(t, tc.outputs)
+		for _, id := range []string{checkEnabled, checkDeny} {
+			require.Equal(t, evidence.Error, rs[id].Status, name)
+			require.Equal(t, tc.reason, rs[id].Reason, name)
+			require.NotContains(t, rs[id].Reason, "root needed", name)
+		}
+	}
+}
+
 func TestFinalDropRule(t *testing.T) {
 	// Policy accept, but the chain ends in an unconditional drop.
 	b := []byte(`{"nftables":[{"chain":{"family":"inet","table":"f","name":"in","hook":"input","policy":"accept"}},

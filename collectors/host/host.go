@@ -221,8 +221,9 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 type Replay struct {
 	Dir string
 	// Outputs maps a command line to a file of its stdout, "!exit N" for a
-	// failure with no output, or "!exit N FILE" for a failure that printed
-	// FILE (dnf check-update exits 100 with the list of updates).
+	// failure with no output, "!exit N FILE" for a failure that printed
+	// FILE (dnf check-update exits 100 with the list of updates), or
+	// "!exit N :message" for a failure whose standard error said message.
 	Outputs map[string]string
 	// Calls records what was run, for assertions.
 	Calls []string
@@ -241,6 +242,9 @@ func (r *Replay) Run(_ context.Context, name string, args ...string) ([]byte, er
 		code, err := strconv.Atoi(codeText)
 		if err != nil {
 			return nil, fmt.Errorf("replay %q: exit code %q is not a number", line, codeText)
+		}
+		if msg, ok := strings.CutPrefix(file, ":"); ok {
+			return nil, &ExitError{Name: name, Code: code, Stderr: strings.TrimSpace(msg)}
 		}
 		if !withOutput {
 			return nil, &ExitError{Name: name, Code: code}
