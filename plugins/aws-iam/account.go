@@ -35,6 +35,7 @@ type facts struct {
 	authErr error
 
 	analyzers   map[string][]aatypes.AnalyzerSummary // by region
+	regionsFrom string                               // where the region list came from
 	analyzerErr error
 }
 
@@ -58,9 +59,14 @@ func gather(ctx context.Context, cfg aws.Config, s *settings) *facts {
 		f.summary = out.SummaryMap
 	}
 
-	p := iam.NewListVirtualMFADevicesPaginator(client, &iam.ListVirtualMFADevicesInput{AssignmentStatus: types.AssignmentStatusTypeAssigned})
+	p := iam.NewListVirtualMFADevicesPaginator(client, &iam.ListVirtualMFADevicesInput{AssignmentStatus: types.AssignmentStatusTypeAssigned},
+		func(o *iam.ListVirtualMFADevicesPaginatorOptions) { o.StopOnDuplicateToken = true })
+	guard := pageGuard{api: "ListVirtualMFADevices"}
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
+		if err == nil {
+			err = guard.check(page.IsTruncated, page.Marker)
+		}
 		if err != nil {
 			f.mfaErr = fmt.Errorf("ListVirtualMFADevices: %w", err)
 			break
@@ -80,7 +86,18 @@ func gather(ctx context.Context, cfg aws.Config, s *settings) *facts {
 	}
 
 	f.auth, f.authErr = authorizationDetails(ctx, client)
-	f.analyzers, f.analyzerErr = listAnalyzers(ctx, cfg, s.AnalyzerRegions)
+	regions, from := s.AnalyzerRegions, "the analyzer_regions setting"
+	if len(regions) == 0 {
+		var err error
+		regions, err = enabledRegions(ctx, cfg)
+		from = "every region enabled for the account (DescribeRegions)"
+		if err != nil {
+			f.analyzerErr = fmt.Errorf("cannot list the account's enabled regions: %w", err)
+			return f
+		}
+	}
+	f.regionsFrom = from
+	f.analyzers, f.analyzerErr = listAnalyzers(ctx, cfg, regions)
 	return f
 }
 
@@ -88,9 +105,13 @@ func authorizationDetails(ctx context.Context, client *iam.Client) (*authDetails
 	d := &authDetails{}
 	p := iam.NewGetAccountAuthorizationDetailsPaginator(client, &iam.GetAccountAuthorizationDetailsInput{
 		Filter: []types.EntityType{types.EntityTypeUser, types.EntityTypeGroup, types.EntityTypeRole, types.EntityTypeLocalManagedPolicy},
-	})
+	}, func(o *iam.GetAccountAuthorizationDetailsPaginatorOptions) { o.StopOnDuplicateToken = true })
+	guard := pageGuard{api: "GetAccountAuthorizationDetails"}
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
+		if err == nil {
+			err = guard.check(page.IsTruncated, page.Marker)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("GetAccountAuthorizationDetails: %w", err)
 		}
@@ -102,14 +123,47 @@ func authorizationDetails(ctx context.Context, client *iam.Client) (*authDetails
 	return d, nil
 }
 
+// pageGuard refuses a listing that cannot be complete. The SDK's
+// paginators follow Marker alone: IsTruncated with no Marker ends the
+// listing early without a word, and a Marker seen before loops (the SDK's
+// duplicate-token stop catches only the same token twice in a row, and
+// then also ends early). Either way the pages read are not the account.
+type pageGuard struct {
+	api  string
+	seen map[string]bool
+}
+
+func (g *pageGuard) check(truncated bool, marker *string) error {
+	m := aws.ToString(marker)
+	if truncated && m == "" {
+		return fmt.Errorf("IsTruncated is true but no Marker was given: the listing is incomplete")
+	}
+	if m == "" {
+		return nil
+	}
+	if g.seen[m] {
+		return fmt.Errorf("Marker %q repeated: the listing loops and is incomplete", m)
+	}
+	if g.seen == nil {
+		g.seen = map[string]bool{}
+	}
+	g.seen[m] = true
+	return nil
+}
+
 func listAnalyzers(ctx context.Context, cfg aws.Config, regions []string) (map[string][]aatypes.AnalyzerSummary, error) {
 	all := map[string][]aatypes.AnalyzerSummary{}
 	for _, region := range regions {
 		client := accessanalyzer.NewFromConfig(cfg, func(o *accessanalyzer.Options) { o.Region = region })
-		p := accessanalyzer.NewListAnalyzersPaginator(client, &accessanalyzer.ListAnalyzersInput{})
+		p := accessanalyzer.NewListAnalyzersPaginator(client, &accessanalyzer.ListAnalyzersInput{},
+			func(o *accessanalyzer.ListAnalyzersPaginatorOptions) { o.StopOnDuplicateToken = true })
 		all[region] = []aatypes.AnalyzerSummary{}
+		guard := pageGuard{api: "ListAnalyzers"}
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
+			if err == nil {
+				err = guard.check(false, page.NextToken)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("ListAnalyzers in %s: %w", region, err)
 			}
@@ -126,9 +180,11 @@ type policyDocument struct {
 }
 
 type statement struct {
-	Effect   string            `json:"Effect"`
-	Action   oneOrMany[string] `json:"Action"`
-	Resource oneOrMany[string] `json:"Resource"`
+	Effect      string            `json:"Effect"`
+	Action      oneOrMany[string] `json:"Action"`
+	NotAction   oneOrMany[string] `json:"NotAction"`
+	Resource    oneOrMany[string] `json:"Resource"`
+	NotResource oneOrMany[string] `json:"NotResource"`
 }
 
 type oneOrMany[T any] []T
@@ -146,7 +202,10 @@ func (o *oneOrMany[T]) UnmarshalJSON(b []byte) error {
 }
 
 // grantsFullAdmin reports whether an IAM policy document, URL-encoded as
-// IAM returns it, allows "*" actions on "*" resources.
+// IAM returns it, allows every action on every resource, or the
+// equivalent: "NotAction" grants every action it does not list, so one
+// that leaves IAM allowed lets its holder grant themselves the rest;
+// "NotResource" is every resource but the ones listed.
 func grantsFullAdmin(encoded string) (bool, error) {
 	raw, err := url.PathUnescape(encoded)
 	if err != nil {
@@ -157,9 +216,27 @@ func grantsFullAdmin(encoded string) (bool, error) {
 		return false, fmt.Errorf("policy document: %w", err)
 	}
 	for _, st := range doc.Statement {
-		if strings.EqualFold(st.Effect, "Allow") && (slices.Contains(st.Action, "*") || slices.Contains(st.Action, "*:*")) && slices.Contains(st.Resource, "*") {
+		if !strings.EqualFold(st.Effect, "Allow") {
+			continue
+		}
+		allActions := slices.Contains(st.Action, "*") || slices.Contains(st.Action, "*:*") ||
+			(len(st.NotAction) > 0 && !excludesIAM(st.NotAction))
+		allResources := slices.Contains(st.Resource, "*") || len(st.NotResource) > 0
+		if allActions && allResources {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// excludesIAM: a NotAction list that takes all of IAM away ("iam:*",
+// "iam:*" spelled with other case, or "*").
+func excludesIAM(notAction []string) bool {
+	for _, a := range notAction {
+		switch strings.ToLower(a) {
+		case "*", "*:*", "iam:*", "iam*":
+			return true
+		}
+	}
+	return false
 }

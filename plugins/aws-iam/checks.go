@@ -89,8 +89,27 @@ func rootMFA(f *facts) evidence.Result {
 	if !ok {
 		return errResult(id, fmt.Errorf("GetAccountSummary has no AccountMFAEnabled"))
 	}
+	if r, ok := rootWithoutCredentials(id, f); ok && v != 1 {
+		return r
+	}
 	return result(id, v == 1, "the root user has MFA", "the root user has no MFA",
 		map[string]any{"AccountMFAEnabled": v})
+}
+
+// rootWithoutCredentials: with centralised root access (AWS Organizations)
+// the member account's root user has no password and no access keys, so it
+// cannot sign in; CIS v5.0 (1.5, 1.6) counts that as satisfying the root
+// MFA checks.
+func rootWithoutCredentials(id string, f *facts) (evidence.Result, bool) {
+	pw, okPW := f.summary["AccountPasswordPresent"]
+	keys, okKeys := f.summary["AccountAccessKeysPresent"]
+	if !okPW || !okKeys || pw != 0 || keys != 0 {
+		return evidence.Result{}, false
+	}
+	return evidence.Result{Check: id, Status: evidence.Pass,
+		Reason: "the root user has no password and no access keys (centralised root access): it cannot sign in, so it needs no MFA (CIS v5.0)",
+		Observations: evidence.Observe(map[string]any{"AccountPasswordPresent": pw, "AccountAccessKeysPresent": keys,
+			"AccountMFAEnabled": f.summary["AccountMFAEnabled"]})}, true
 }
 
 // rootHardwareMFA: IAM does not name the root user's device type directly;
@@ -104,7 +123,14 @@ func rootHardwareMFA(f *facts) evidence.Result {
 	if f.mfaErr != nil {
 		return errResult(id, f.mfaErr)
 	}
-	enabled := f.summary["AccountMFAEnabled"] == 1
+	v, ok := f.summary["AccountMFAEnabled"]
+	if !ok {
+		return errResult(id, fmt.Errorf("GetAccountSummary has no AccountMFAEnabled"))
+	}
+	enabled := v == 1
+	if r, ok := rootWithoutCredentials(id, f); ok && !enabled {
+		return r
+	}
 	var virtual []string
 	for _, d := range f.virtualMFA {
 		serial := aws.ToString(d.SerialNumber)
@@ -216,7 +242,7 @@ func consoleMFA(f *facts) evidence.Result {
 	}
 	return result(id, len(without) == 0,
 		fmt.Sprintf("all %d users with a console password have MFA", console),
-		fmt.Sprintf("%d of %d console users have no MFA: %s", len(without), console, strings.Join(without, ", ")),
+		fmt.Sprintf("%d of %d console users have no MFA: %s", len(without), console, named(without)),
 		map[string]any{"console_users": console, "users_without_mfa": evidence.NonNil(without), "report_generated": f.report.Generated})
 }
 
@@ -231,26 +257,46 @@ func accessKeyAge(f *facts, t thresholds, now time.Time) evidence.Result {
 	if f.reportErr != nil {
 		return errResult(id, f.reportErr)
 	}
-	var old []keyFinding
+	var old, undecided []keyFinding
 	active := 0
-	for _, u := range f.report.Users {
+	rows := append([]credentialRow{*f.report.Root}, f.report.Users...)
+	for _, u := range rows {
 		for i, k := range u.Keys {
 			if !k.Active {
 				continue
 			}
 			active++
-			if k.LastRotated == nil {
+			since := k.LastRotated
+			if since == nil {
+				// No rotation date: the key is no older than its user. If
+				// the user is new enough, so is the key; else unknown.
+				if u.Created != nil && days(now.Sub(*u.Created)) <= t.AccessKeyMaxAgeDays {
+					continue
+				}
+				undecided = append(undecided, keyFinding{User: u.User, Key: i + 1, AgeDays: -1})
 				continue
 			}
-			if age := days(now.Sub(*k.LastRotated)); age > t.AccessKeyMaxAgeDays {
+			if age := days(now.Sub(*since)); age > t.AccessKeyMaxAgeDays {
 				old = append(old, keyFinding{User: u.User, Key: i + 1, AgeDays: age})
 			}
 		}
 	}
-	return result(id, len(old) == 0,
-		fmt.Sprintf("all %d active access keys are at most %d days old", active, t.AccessKeyMaxAgeDays),
-		fmt.Sprintf("%d active access keys are older than %d days: %s", len(old), t.AccessKeyMaxAgeDays, keyNames(old)),
-		map[string]any{"threshold_days": t.AccessKeyMaxAgeDays, "active_keys": active, "old_keys": evidence.NonNil(old)})
+	obs := map[string]any{"threshold_days": t.AccessKeyMaxAgeDays, "active_keys": active, "old_keys": evidence.NonNil(old),
+		"keys_without_dates": evidence.NonNil(undecided), "report_generated": f.report.Generated}
+	switch {
+	case len(old) > 0:
+		reason := fmt.Sprintf("%d of %d active access keys are older than %d days: %s", len(old), active, t.AccessKeyMaxAgeDays, keyNames(old))
+		if len(undecided) > 0 {
+			reason += fmt.Sprintf("; %d more could not be dated", len(undecided))
+		}
+		return evidence.Result{Check: id, Status: evidence.Fail, Reason: reason, Observations: evidence.Observe(obs)}
+	case len(undecided) > 0:
+		return evidence.Result{Check: id, Status: evidence.Error, Observations: evidence.Observe(obs),
+			Reason: fmt.Sprintf("could not decide the age of %d of %d active access keys: the report gives no rotation date and their users are older than %d days: %s",
+				len(undecided), active, t.AccessKeyMaxAgeDays, keyNames(undecided))}
+	}
+	return evidence.Result{Check: id, Status: evidence.Pass, Observations: evidence.Observe(obs),
+		Reason: fmt.Sprintf("all %d active access keys (the root user's included) are at most %d days old", active, t.AccessKeyMaxAgeDays)}
 }
 
 // unusedCredentials follows CIS 1.12: a password or active key not used for
@@ -267,12 +313,21 @@ func unusedCredentials(f *facts, t thresholds, now time.Time) evidence.Result {
 		Never      bool   `json:"never_used,omitempty"`
 	}
 	var idle []finding
-	check := func(user, cred string, used, since *time.Time) {
+	var undecided []string
+	checked := 0
+	check := func(user, cred string, used, since, created *time.Time) {
+		checked++
 		ref, never := used, used == nil
 		if never {
 			ref = since
 		}
 		if ref == nil {
+			// Never used and no date of its own: the user's creation
+			// bounds it only when that is recent.
+			if created != nil && days(now.Sub(*created)) < t.UnusedCredentialDays {
+				return
+			}
+			undecided = append(undecided, user+" "+cred)
 			return
 		}
 		if d := days(now.Sub(*ref)); d >= t.UnusedCredentialDays {
@@ -285,11 +340,11 @@ func unusedCredentials(f *facts, t thresholds, now time.Time) evidence.Result {
 			if since == nil {
 				since = u.Created
 			}
-			check(u.User, "password", u.PasswordLastUsed, since)
+			check(u.User, "password", u.PasswordLastUsed, since, u.Created)
 		}
 		for i, k := range u.Keys {
 			if k.Active {
-				check(u.User, fmt.Sprintf("access_key_%d", i+1), k.LastUsed, k.LastRotated)
+				check(u.User, fmt.Sprintf("access_key_%d", i+1), k.LastUsed, k.LastRotated, u.Created)
 			}
 		}
 	}
@@ -297,10 +352,15 @@ func unusedCredentials(f *facts, t thresholds, now time.Time) evidence.Result {
 	for i, c := range idle {
 		names[i] = c.User + " " + c.Credential
 	}
+	obs := map[string]any{"threshold_days": t.UnusedCredentialDays, "credentials_checked": checked, "unused": evidence.NonNil(idle),
+		"undated": evidence.NonNil(undecided), "report_generated": f.report.Generated}
+	if len(idle) == 0 && len(undecided) > 0 {
+		return evidence.Result{Check: id, Status: evidence.Error, Observations: evidence.Observe(obs),
+			Reason: fmt.Sprintf("could not decide %d of %d credentials: never used and the report gives no date to count from: %s", len(undecided), checked, named(undecided))}
+	}
 	return result(id, len(idle) == 0,
-		fmt.Sprintf("no credential unused for %d days or more", t.UnusedCredentialDays),
-		fmt.Sprintf("%d credentials unused for %d days or more: %s", len(idle), t.UnusedCredentialDays, strings.Join(names, ", ")),
-		map[string]any{"threshold_days": t.UnusedCredentialDays, "unused": evidence.NonNil(idle), "report_generated": f.report.Generated})
+		fmt.Sprintf("none of %d credentials unused for %d days or more", checked, t.UnusedCredentialDays),
+		fmt.Sprintf("%d of %d credentials unused for %d days or more: %s", len(idle), checked, t.UnusedCredentialDays, named(names)), obs)
 }
 
 func multipleActiveKeys(f *facts) evidence.Result {
@@ -314,8 +374,8 @@ func multipleActiveKeys(f *facts) evidence.Result {
 			users = append(users, u.User)
 		}
 	}
-	return result(id, len(users) == 0, "no user has two active access keys",
-		fmt.Sprintf("%d users have two active access keys: %s", len(users), strings.Join(users, ", ")),
+	return result(id, len(users) == 0, fmt.Sprintf("none of %d users has two active access keys", len(f.report.Users)),
+		fmt.Sprintf("%d users have two active access keys: %s", len(users), named(users)),
 		map[string]any{"users": evidence.NonNil(users), "users_checked": len(f.report.Users)})
 }
 
@@ -323,6 +383,9 @@ func directUserPolicies(f *facts) evidence.Result {
 	const id = "aws_iam.direct_user_policies"
 	if f.authErr != nil {
 		return errResult(id, f.authErr)
+	}
+	if err := f.contradiction(); err != nil {
+		return errResult(id, err)
 	}
 	type finding struct {
 		User    string   `json:"user"`
@@ -346,17 +409,21 @@ func directUserPolicies(f *facts) evidence.Result {
 	}
 	return result(id, len(found) == 0,
 		fmt.Sprintf("none of %d users has policies attached directly", len(f.auth.Users)),
-		fmt.Sprintf("%d users have policies attached directly: %s", len(found), strings.Join(names, ", ")),
+		fmt.Sprintf("%d of %d users have policies attached directly: %s", len(found), len(f.auth.Users), named(names)),
 		map[string]any{"users_checked": len(f.auth.Users), "users_with_direct_policies": evidence.NonNil(found)})
 }
 
-// adminPolicies follows CIS 1.16: customer managed policies in use, and
-// inline policies, that allow "*" on "*". AWS's own AdministratorAccess is
-// listed where attached, for the auditor, but does not fail the check.
+// adminPolicies follows CIS 1.16, whose audit includes AWS-managed
+// policies: customer managed policies in use and inline policies that
+// allow "*" on "*" (or the NotAction/NotResource equivalent), and AWS's own
+// AdministratorAccess attached to a user, group or role.
 func adminPolicies(f *facts) evidence.Result {
 	const id = "aws_iam.admin_policies"
 	if f.authErr != nil {
 		return errResult(id, f.authErr)
+	}
+	if err := f.contradiction(); err != nil {
+		return errResult(id, err)
 	}
 	var admin, awsAdmin []string
 	var firstErr error
@@ -404,10 +471,24 @@ func adminPolicies(f *facts) evidence.Result {
 	if firstErr != nil {
 		return errResult(id, firstErr)
 	}
-	return result(id, len(admin) == 0, "no customer policy grants *:*",
-		fmt.Sprintf("%d policies grant *:*: %s", len(admin), strings.Join(admin, "; ")),
-		map[string]any{"full_admin_policies": evidence.NonNil(admin), "aws_administratoraccess_attached_to": evidence.NonNil(awsAdmin),
-			"customer_managed_policies_checked": len(f.auth.Policies)})
+	for _, who := range awsAdmin {
+		admin = append(admin, who+" has AWS-managed AdministratorAccess")
+	}
+	checked := len(f.auth.Policies)
+	for _, u := range f.auth.Users {
+		checked += len(u.UserPolicyList)
+	}
+	for _, g := range f.auth.Groups {
+		checked += len(g.GroupPolicyList)
+	}
+	for _, r := range f.auth.Roles {
+		checked += len(r.RolePolicyList)
+	}
+	return result(id, len(admin) == 0,
+		fmt.Sprintf("none of %d policies grants *:* and AdministratorAccess is attached to none of %d users, %d groups and %d roles", checked, len(f.auth.Users), len(f.auth.Groups), len(f.auth.Roles)),
+		fmt.Sprintf("%d grants of full administrator access: %s", len(admin), namedSep(admin, "; ")),
+		map[string]any{"full_admin": evidence.NonNil(admin), "aws_administratoraccess_attached_to": evidence.NonNil(awsAdmin),
+			"customer_managed_policies_checked": len(f.auth.Policies), "policies_checked": checked})
 }
 
 func attachedAdmin(who string, attached []types.AttachedPolicy, arn string) []string {
@@ -450,16 +531,52 @@ func accessAnalyzer(f *facts) evidence.Result {
 			missing = append(missing, region)
 		}
 	}
-	return result(id, len(missing) == 0, "an active external-access analyzer in "+strings.Join(regions, ", "),
-		"no active external-access analyzer in "+strings.Join(missing, ", "), map[string]any{"analyzers": obs})
+	if len(regions) == 0 {
+		return errResult(id, fmt.Errorf("no region to look for an analyzer in"))
+	}
+	return result(id, len(missing) == 0,
+		fmt.Sprintf("an active external-access analyzer in each of %d regions (%s)", len(regions), f.regionsFrom),
+		fmt.Sprintf("no active external-access analyzer in %d of %d regions (%s): %s", len(missing), len(regions), f.regionsFrom, named(missing)),
+		map[string]any{"analyzers": obs, "regions_checked": regions, "regions_from": f.regionsFrom, "regions_without": evidence.NonNil(missing)})
 }
 
 func keyNames(ks []keyFinding) string {
 	s := make([]string, len(ks))
 	for i, k := range ks {
+		if k.AgeDays < 0 {
+			s[i] = fmt.Sprintf("%s key %d", k.User, k.Key)
+			continue
+		}
 		s[i] = fmt.Sprintf("%s key %d (%d days)", k.User, k.Key, k.AgeDays)
 	}
-	return strings.Join(s, ", ")
+	return named(s)
+}
+
+// maxNamed is how many names a reason lists: an account of 10,000 users
+// must not make a 43 KB reason. The observations hold every name.
+const maxNamed = 10
+
+func named(names []string) string { return namedSep(names, ", ") }
+
+func namedSep(names []string, sep string) string {
+	if len(names) <= maxNamed {
+		return strings.Join(names, sep)
+	}
+	return strings.Join(names[:maxNamed], sep) + fmt.Sprintf("%sand %d more", sep, len(names)-maxNamed)
+}
+
+// contradiction: the credential report and GetAccountAuthorizationDetails
+// describe the same users. Details that list none while the report lists
+// some (an empty but well-formed answer, a listing cut short) cannot back
+// "none of 0 users has ...".
+func (f *facts) contradiction() error {
+	if f.reportErr != nil || f.report == nil || f.auth == nil {
+		return nil
+	}
+	if len(f.report.Users) > 0 && len(f.auth.Users) == 0 {
+		return fmt.Errorf("GetAccountAuthorizationDetails lists no users but the credential report lists %d: the sources contradict, nothing to decide on", len(f.report.Users))
+	}
+	return nil
 }
 
 func days(d time.Duration) int { return int(d / (24 * time.Hour)) }

@@ -98,18 +98,37 @@ func parseCredentialReport(content []byte, generated time.Time) (*credentialRepo
 			}
 			return &t
 		}
+		// IAM writes booleans as lowercase true or false. Anything else
+		// (TRUE, yes, 1, empty) is not read as false: a console user
+		// without MFA must never pass on a value nobody understood.
+		flag := func(name string, na bool) bool {
+			v := get(name)
+			switch {
+			case v == "true":
+				return true
+			case v == "false":
+				return false
+			case na && (v == "not_supported" || v == "N/A"):
+				// The root row's password_enabled is not_supported.
+				return false
+			}
+			if perr == nil {
+				perr = fmt.Errorf("credential report line %d (user %q): %s: %q is neither true nor false", line, get("user"), name, v)
+			}
+			return false
+		}
 		row := credentialRow{
 			User:             get("user"),
 			ARN:              get("arn"),
 			Created:          tm("user_creation_time"),
-			PasswordEnabled:  get("password_enabled") == "true",
+			PasswordEnabled:  flag("password_enabled", get("user") == rootUser),
 			PasswordLastUsed: tm("password_last_used"),
 			PasswordChanged:  tm("password_last_changed"),
-			MFAActive:        get("mfa_active") == "true",
+			MFAActive:        flag("mfa_active", false),
 		}
 		for i := range 2 {
 			p := fmt.Sprintf("access_key_%d_", i+1)
-			row.Keys[i] = accessKey{Active: get(p+"active") == "true", LastRotated: tm(p + "last_rotated"), LastUsed: tm(p + "last_used_date")}
+			row.Keys[i] = accessKey{Active: flag(p+"active", false), LastRotated: tm(p + "last_rotated"), LastUsed: tm(p + "last_used_date")}
 		}
 		if perr != nil {
 			return nil, perr

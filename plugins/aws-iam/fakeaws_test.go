@@ -64,6 +64,15 @@ type fakeAccount struct {
 	Throttle map[string]int
 	// Deny: the action answers AccessDenied.
 	Deny map[string]bool
+	// Regions are the regions DescribeRegions lists as enabled; nil: the
+	// regions Analyzers names, else us-east-1.
+	Regions []string
+	// NoSummaryMap: GetAccountSummary answers without a SummaryMap.
+	NoSummaryMap bool
+	// AuthPaging breaks GetAccountAuthorizationDetails' pagination:
+	// "empty" answers no entities at all, "no-marker" says IsTruncated
+	// with no Marker, "repeat-marker" hands back the first Marker forever.
+	AuthPaging string
 }
 
 type fakeUser struct {
@@ -175,7 +184,7 @@ func (f *fakeAWS) serve(w http.ResponseWriter, r *http.Request) {
 	f.calls[accountID+" "+action]++
 	n := f.calls[accountID+" "+action]
 	f.mu.Unlock()
-	wantService := map[string]string{"2010-05-08": "iam", "2011-06-15": "sts"}[ver]
+	wantService := map[string]string{"2010-05-08": "iam", "2011-06-15": "sts", "2016-11-15": "ec2"}[ver]
 	if wantService == "" || service != wantService {
 		queryError(w, 400, "InvalidAction", fmt.Sprintf("version %q signed for %q", ver, service))
 		return
@@ -191,6 +200,24 @@ func (f *fakeAWS) serve(w http.ResponseWriter, r *http.Request) {
 	ns := "https://iam.amazonaws.com/doc/2010-05-08/"
 	if wantService == "sts" {
 		ns = "https://sts.amazonaws.com/doc/2011-06-15/"
+	}
+	if action == "DescribeRegions" {
+		// EC2's Query answers are not wrapped in a Result element.
+		regions := acct.Regions
+		if regions == nil {
+			regions = slices.Sorted(maps.Keys(acct.Analyzers))
+		}
+		if len(regions) == 0 {
+			regions = []string{"us-east-1"}
+		}
+		var items strings.Builder
+		for _, rg := range regions {
+			items.WriteString(el("item", text("regionName", rg), text("regionEndpoint", "ec2."+rg+".amazonaws.com"), text("optInStatus", "opt-in-not-required")))
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprintf(w, `<DescribeRegionsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>%s</requestId>%s</DescribeRegionsResponse>`,
+			requestID(n), el("regionInfo", items.String()))
+		return
 	}
 	body, code, msg := f.answer(action, r.PostForm, acct)
 	if code != "" {
@@ -280,6 +307,9 @@ func (f *fakeAWS) answer(action string, form url.Values, a *fakeAccount) (body, 
 				text("SessionToken", "FwoGZXIvYXdzEBYaDEXAMPLETOKEN"), text("Expiration", f.now.Add(time.Hour).UTC().Format(time.RFC3339))) +
 			text("PackedPolicySize", "6"), "", ""
 	case "GetAccountSummary":
+		if a.NoSummaryMap {
+			return "", "", ""
+		}
 		var entries []string
 		for k, v := range a.Summary {
 			entries = append(entries, el("entry", text("key", k), text("value", strconv.Itoa(v))))
@@ -324,6 +354,14 @@ func (f *fakeAWS) answer(action string, form url.Values, a *fakeAccount) (body, 
 		}
 		return el("PasswordPolicy", fields...), "", ""
 	case "GetAccountAuthorizationDetails":
+		switch a.AuthPaging {
+		case "empty":
+			return el("UserDetailList") + el("GroupDetailList") + el("RoleDetailList") + el("Policies") + text("IsTruncated", "false"), "", ""
+		case "no-marker":
+			return el("UserDetailList") + el("GroupDetailList") + el("RoleDetailList") + el("Policies") + text("IsTruncated", "true"), "", ""
+		case "repeat-marker":
+			return el("UserDetailList") + el("GroupDetailList") + el("RoleDetailList") + el("Policies") + text("IsTruncated", "true") + text("Marker", "AAAA"), "", ""
+		}
 		return f.authDetails(form, a), "", ""
 	}
 	return "", "InvalidAction", "Could not find operation " + action + " for version " + form.Get("Version")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -51,7 +52,7 @@ func cleanAccount(t *testing.T, id string) *fakeAccount {
 			"arn:aws:iam::" + id + ":mfa/bob": "arn:aws:iam::" + id + ":user/bob"},
 		Users: []fakeUser{{Name: "alice", Groups: []string{"admins"}}, {Name: "bob", Groups: []string{"developers"}},
 			{Name: "ci-deploy", Groups: []string{"deployers"}}},
-		Groups: []fakeGroup{{Name: "admins", Managed: []string{"arn:aws:iam::aws:policy/AdministratorAccess"}},
+		Groups: []fakeGroup{{Name: "admins", Managed: []string{"arn:aws:iam::aws:policy/PowerUserAccess"}},
 			{Name: "developers", Managed: []string{"arn:aws:iam::" + id + ":policy/ReadOnlyExtras"}},
 			{Name: "deployers", Inline: map[string]string{"push": `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}`}}},
 		Policies:  []fakePolicy{{Name: "ReadOnlyExtras", Document: readOnlyDoc, Attachments: 1}, {Name: "OldAdmin", Document: adminDoc, Attachments: 0}},
@@ -136,7 +137,10 @@ func TestCleanAccountPassesEverything(t *testing.T) {
 	obs = observations(t, rs["aws_iam.root_recent_use"])
 	require.EqualValues(t, 200, obs["days_since_last_use"])
 	obs = observations(t, rs["aws_iam.admin_policies"])
-	require.Equal(t, []any{"group admins"}, obs["aws_administratoraccess_attached_to"])
+	require.Equal(t, []any{}, obs["aws_administratoraccess_attached_to"])
+	obs = observations(t, rs["aws_iam.access_analyzer"])
+	require.Equal(t, []any{"us-east-1"}, obs["regions_checked"])
+	require.Equal(t, "every region enabled for the account (DescribeRegions)", obs["regions_from"])
 	// Pagination: three users, three groups and two policies at two per page.
 	require.Equal(t, 4, f.count("111122223333", "GetAccountAuthorizationDetails"))
 }
@@ -151,11 +155,13 @@ func TestRootWithoutMFA(t *testing.T) {
 	testEnv(t, "AKIAROOT")
 	rs := collect(t, f, fakeSettings(f, nil))["aws-account:444455556666"]
 	want := allStatus(evidence.Pass)
-	for _, id := range []string{"aws_iam.root_mfa", "aws_iam.root_hardware_mfa", "aws_iam.root_access_keys", "aws_iam.root_recent_use"} {
+	for _, id := range []string{"aws_iam.root_mfa", "aws_iam.root_hardware_mfa", "aws_iam.root_access_keys", "aws_iam.root_recent_use", "aws_iam.access_key_age"} {
 		want[id] = evidence.Fail
 	}
 	require.Equal(t, want, statuses(rs), "%v", rs)
 	require.Contains(t, rs["aws_iam.root_recent_use"].Reason, "used 2 days ago")
+	// The root user's 700-day-old key is an access key like any other.
+	require.Equal(t, "1 of 1 active access keys are older than 90 days: <root_account> key 1 (700 days)", rs["aws_iam.access_key_age"].Reason)
 	require.Equal(t, true, observations(t, rs["aws_iam.root_access_keys"])["access_key_1_active"])
 
 	// A virtual MFA device on root passes root_mfa but not the hardware check.
@@ -192,14 +198,15 @@ func TestStaleKeysAndPolicies(t *testing.T) {
 	require.Equal(t, want, statuses(rs), "%v", rs)
 
 	require.Equal(t, "1 of 2 console users have no MFA: carol", rs["aws_iam.console_mfa"].Reason)
-	require.Equal(t, "2 active access keys are older than 90 days: carol key 1 (200 days), carol key 2 (95 days)", rs["aws_iam.access_key_age"].Reason)
-	require.Equal(t, "3 credentials unused for 45 days or more: carol password, dave password, legacy-backup access_key_1", rs["aws_iam.unused_credentials"].Reason)
+	require.Equal(t, "2 of 3 active access keys are older than 90 days: carol key 1 (200 days), carol key 2 (95 days)", rs["aws_iam.access_key_age"].Reason)
+	require.Equal(t, "3 of 5 credentials unused for 45 days or more: carol password, dave password, legacy-backup access_key_1", rs["aws_iam.unused_credentials"].Reason)
 	require.Equal(t, "1 users have two active access keys: carol", rs["aws_iam.multiple_active_keys"].Reason)
-	require.Equal(t, "2 users have policies attached directly: carol, dave", rs["aws_iam.direct_user_policies"].Reason)
+	require.Equal(t, "2 of 3 users have policies attached directly: carol, dave", rs["aws_iam.direct_user_policies"].Reason)
+	require.Contains(t, rs["aws_iam.admin_policies"].Reason, "user carol has AWS-managed AdministratorAccess", "CIS 1.16 counts AWS-managed policies")
 	require.Contains(t, rs["aws_iam.admin_policies"].Reason, "managed policy arn:aws:iam::777788889999:policy/BreakGlass")
 	require.Contains(t, rs["aws_iam.admin_policies"].Reason, "user dave inline policy everything")
 	require.NotContains(t, rs["aws_iam.admin_policies"].Reason, "OldAdmin", "an unattached policy grants nothing")
-	require.Equal(t, "no active external-access analyzer in us-east-1", rs["aws_iam.access_analyzer"].Reason)
+	require.Equal(t, "no active external-access analyzer in 1 of 1 regions (every region enabled for the account (DescribeRegions)): us-east-1", rs["aws_iam.access_analyzer"].Reason)
 	unused := observations(t, rs["aws_iam.unused_credentials"])["unused"].([]any)
 	require.Equal(t, map[string]any{"user": "dave", "credential": "password", "idle_days": 120.0, "never_used": true}, unused[1])
 
@@ -354,7 +361,7 @@ func TestSettings(t *testing.T) {
 	s, err := parseSettings(nil)
 	require.NoError(t, err)
 	require.Equal(t, 14, s.Thresholds.PasswordMinLength)
-	require.Equal(t, []string{"us-east-1"}, s.AnalyzerRegions)
+	require.Empty(t, s.AnalyzerRegions, "default: every enabled region, asked of the account")
 	// A zero that means something (no reuse rule) is honoured; the other
 	// thresholds keep their defaults.
 	s, err = parseSettings(map[string]any{"thresholds": map[string]any{"password_reuse_prevention": 0}})
@@ -381,6 +388,12 @@ func TestPolicyDocuments(t *testing.T) {
 		`{"Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}`:                          false,
 		`{"Statement":[{"Effect":"Allow","Action":["s3:*","*"],"Resource":["arn:aws:s3:::b"]}]}`: false,
 		`{"Statement":[{"Effect":"Allow","Action":"*:*","Resource":["*"]}]}`:                     true,
+		// NotAction that leaves IAM allowed: its holder grants themselves the rest.
+		`{"Statement":[{"Effect":"Allow","NotAction":"s3:DeleteBucket","Resource":"*"}]}`: true,
+		// PowerUserAccess: everything but IAM, Organizations and Account.
+		`{"Statement":[{"Effect":"Allow","NotAction":["iam:*","organizations:*","account:*"],"Resource":"*"}]}`: false,
+		// NotResource: every resource but one.
+		`{"Statement":[{"Effect":"Allow","Action":"*","NotResource":"arn:aws:s3:::audit-logs/*"}]}`: true,
 	} {
 		got, err := grantsFullAdmin(strings.ReplaceAll(doc, " ", "%20"))
 		require.NoError(t, err)
@@ -401,4 +414,161 @@ func FuzzCredentialReport(f *testing.F) {
 			t.Fatal("a report without a root row parsed")
 		}
 	})
+}
+
+// The credential report's booleans are lowercase true or false; anything
+// else is an error naming the row and the column, never read as false.
+func TestCredentialReportBooleans(t *testing.T) {
+	clean := expandedReport(t, "report-clean.csv")
+	lines := strings.Split(clean, "\n")
+	for _, v := range []string{"TRUE", "yes", "1", ""} {
+		f := strings.Split(lines[2], ",")
+		f[7] = v // mfa_active of alice
+		bad := strings.Join(append(append([]string{}, lines[:2]...), append([]string{strings.Join(f, ",")}, lines[3:]...)...), "\n")
+		_, err := parseCredentialReport([]byte(bad), testNow)
+		require.ErrorContains(t, err, fmt.Sprintf(`line 3 (user "alice"): mfa_active: %q is neither true nor false`, v))
+	}
+
+	// Through the plugin: a console user whose MFA reads TRUE is no pass.
+	f := newFakeAWS(t, testNow)
+	a := cleanAccount(t, "111122223333")
+	a.Report = strings.Replace(a.Report, "alice,arn:aws:iam::111122223333:user/alice,NOW-400d,true,NOW-1d,NOW-60d,NOW-30d,true,", "alice,arn:aws:iam::111122223333:user/alice,NOW-400d,true,NOW-1d,NOW-60d,NOW-30d,TRUE,", 1)
+	f.addAccount("AKIABOOL", a)
+	testEnv(t, "AKIABOOL")
+	rs := collect(t, f, fakeSettings(f, nil))["aws-account:111122223333"]
+	require.Equal(t, evidence.Error, rs["aws_iam.console_mfa"].Status)
+	require.Contains(t, rs["aws_iam.console_mfa"].Reason, "mfa_active")
+}
+
+// An active key whose rotation date is N/A is not skipped: it is dated
+// from its user's creation when that settles it, else it is undecided.
+func TestUndatedKeys(t *testing.T) {
+	f := newFakeAWS(t, testNow)
+	a := cleanAccount(t, "111122223333")
+	// alice (created 400 days ago) has an active key 1 rotated NOW-30d: make its date N/A.
+	a.Report = strings.Replace(a.Report, "NOW-30d,true,true,NOW-30d,NOW-1d", "NOW-30d,true,true,N/A,NOW-1d", 1)
+	require.Contains(t, a.Report, "true,true,N/A,NOW-1d")
+	f.addAccount("AKIANA", a)
+	testEnv(t, "AKIANA")
+	rs := collect(t, f, fakeSettings(f, nil))["aws-account:111122223333"]
+	r := rs["aws_iam.access_key_age"]
+	require.Equal(t, evidence.Error, r.Status, r.Reason)
+	require.Contains(t, r.Reason, "could not decide the age of 1 of 2 active access keys")
+	require.Contains(t, r.Reason, "alice key 1")
+	require.NotContains(t, r.Reason, "are at most")
+}
+
+// GetAccountAuthorizationDetails that lists nothing, or whose pagination
+// breaks, cannot back "none of 0 users": it contradicts the credential
+// report, and a repeated Marker does not loop.
+func TestAuthorizationDetailsContradict(t *testing.T) {
+	for mode, want := range map[string]string{
+		"empty":         "GetAccountAuthorizationDetails lists no users but the credential report lists 3",
+		"no-marker":     "IsTruncated is true but no Marker was given",
+		"repeat-marker": `Marker "AAAA" repeated`,
+	} {
+		f := newFakeAWS(t, testNow)
+		a := cleanAccount(t, "111122223333")
+		a.AuthPaging = mode
+		f.addAccount("AKIAPAGE", a)
+		testEnv(t, "AKIAPAGE")
+		rs := collect(t, f, fakeSettings(f, nil))["aws-account:111122223333"]
+		for _, id := range []string{"aws_iam.direct_user_policies", "aws_iam.admin_policies"} {
+			require.Equal(t, evidence.Error, rs[id].Status, "%s %s: %s", mode, id, rs[id].Reason)
+			require.Contains(t, rs[id].Reason, want, mode)
+		}
+		require.LessOrEqual(t, f.count("111122223333", "GetAccountAuthorizationDetails"), 3, mode)
+	}
+}
+
+// Centralised root access: no password, no keys, no MFA satisfies the
+// root MFA checks (CIS v5.0). Without a SummaryMap both are error.
+func TestRootSummary(t *testing.T) {
+	f := newFakeAWS(t, testNow)
+	a := cleanAccount(t, "111122223333")
+	a.Summary = map[string]int{"AccountMFAEnabled": 0, "AccountAccessKeysPresent": 0, "AccountPasswordPresent": 0}
+	f.addAccount("AKIACENTRAL", a)
+	testEnv(t, "AKIACENTRAL")
+	rs := collect(t, f, fakeSettings(f, nil))["aws-account:111122223333"]
+	for _, id := range []string{"aws_iam.root_mfa", "aws_iam.root_hardware_mfa"} {
+		require.Equal(t, evidence.Pass, rs[id].Status, rs[id].Reason)
+		require.Contains(t, rs[id].Reason, "no password and no access keys")
+	}
+	a.Summary["AccountPasswordPresent"] = 1
+	rs = collect(t, f, fakeSettings(f, nil))["aws-account:111122223333"]
+	require.Equal(t, evidence.Fail, rs["aws_iam.root_mfa"].Status, "a root password without MFA")
+
+	a.NoSummaryMap = true
+	rs = collect(t, f, fakeSettings(f, nil))["aws-account:111122223333"]
+	for _, id := range []string{"aws_iam.root_mfa", "aws_iam.root_hardware_mfa", "aws_iam.root_access_keys"} {
+		require.Equal(t, evidence.Error, rs[id].Status, id)
+		require.Contains(t, rs[id].Reason, "GetAccountSummary has no", id)
+	}
+}
+
+// Access Analyzer is checked in every enabled region: an analyzer in one
+// of three fails, naming the other two.
+func TestAnalyzerEveryRegion(t *testing.T) {
+	f := newFakeAWS(t, testNow)
+	a := cleanAccount(t, "111122223333")
+	a.Regions = []string{"eu-west-1", "us-east-1", "us-west-2"}
+	f.addAccount("AKIAREGIONS", a)
+	testEnv(t, "AKIAREGIONS")
+	r := collect(t, f, fakeSettings(f, nil))["aws-account:111122223333"]["aws_iam.access_analyzer"]
+	require.Equal(t, evidence.Fail, r.Status)
+	require.Equal(t, "no active external-access analyzer in 2 of 3 regions (every region enabled for the account (DescribeRegions)): eu-west-1, us-west-2", r.Reason)
+	// The setting narrows it.
+	r = collect(t, f, fakeSettings(f, map[string]any{"analyzer_regions": []any{"us-east-1"}}))["aws-account:111122223333"]["aws_iam.access_analyzer"]
+	require.Equal(t, evidence.Pass, r.Status, r.Reason)
+}
+
+// 10,000 users without MFA make a short reason: counts and the first ten
+// names; the observations hold them all.
+func TestReasonsBounded(t *testing.T) {
+	f := newFakeAWS(t, testNow)
+	a := cleanAccount(t, "111122223333")
+	var b strings.Builder
+	b.WriteString(a.Report)
+	for i := range 10000 {
+		fmt.Fprintf(&b, "\nuser%05d,arn:aws:iam::111122223333:user/user%05d,NOW-10d,true,NOW-1d,NOW-10d,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A", i, i)
+	}
+	a.Report = strings.TrimSpace(b.String())
+	f.addAccount("AKIAMANY", a)
+	testEnv(t, "AKIAMANY")
+	r := collect(t, f, fakeSettings(f, nil))["aws-account:111122223333"]["aws_iam.console_mfa"]
+	require.Equal(t, evidence.Fail, r.Status)
+	require.Less(t, len(r.Reason), 400, r.Reason)
+	require.True(t, strings.HasSuffix(r.Reason, "and 9990 more"), r.Reason)
+	require.Len(t, observations(t, r)["users_without_mfa"], 10000)
+}
+
+// A fully throttled account gets its share of the run's deadline, not all
+// of it: the next account is still audited, and what the throttled one
+// could not decide says why.
+func TestThrottledAccountKeepsToItsShare(t *testing.T) {
+	f := newFakeAWS(t, testNow)
+	slow := cleanAccount(t, "111122223333")
+	slow.Throttle = map[string]int{"GetAccountAuthorizationDetails": 1 << 30, "ListVirtualMFADevices": 1 << 30}
+	f.addAccount("AKIASLOW", slow)
+	f.addAccount("AKIAFAST", cleanAccount(t, "444455556666"))
+	f.addRole("arn:aws:iam::444455556666:role/audit", "444455556666")
+	testEnv(t, "AKIASLOW")
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
+	defer cancel()
+	resp, err := testPlugin(func() time.Time { return testNow }).Collect(ctx, plugins.Request{Settings: fakeSettings(f, map[string]any{
+		"assume_roles": []any{"arn:aws:iam::444455556666:role/audit"}, "max_attempts": 1000, "max_backoff": "1s"})})
+	require.NoError(t, err)
+	require.Len(t, resp.Assets, 2)
+	got := map[evidence.Asset]map[string]evidence.Result{}
+	for _, a := range resp.Assets {
+		got[a.Asset] = map[string]evidence.Result{}
+		for _, r := range a.Results {
+			got[a.Asset][r.Check] = r
+		}
+	}
+	throttled := got["aws-account:111122223333"]
+	require.Equal(t, evidence.Pass, throttled["aws_iam.root_mfa"].Status, "decided before the share ran out")
+	require.Equal(t, evidence.Error, throttled["aws_iam.direct_user_policies"].Status)
+	require.Contains(t, throttled["aws_iam.direct_user_policies"].Reason, "share of the plugin's timeout")
+	require.Equal(t, allStatus(evidence.Pass), statuses(got["aws-account:444455556666"]), "the second account is not starved")
 }

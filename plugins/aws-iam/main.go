@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -54,13 +55,37 @@ func (p iamPlugin) Collect(ctx context.Context, req plugins.Request) (*plugins.C
 		return nil, err
 	}
 	resp := &plugins.CollectResponse{}
+	left := len(s.AssumeRoles)
+	if !s.SkipDefaultAccount {
+		left++
+	}
+	// share gives the next account its part of what is left of the run's
+	// deadline, so a throttled account cannot spend all of it (the SDK's
+	// retries of one fully throttled account take minutes) and lose every
+	// account's results: at its share's end its calls stop, the checks
+	// decided so far stand and the rest are error.
+	share := func() (context.Context, context.CancelFunc, time.Duration) {
+		defer func() { left-- }()
+		dl, ok := ctx.Deadline()
+		if !ok || left <= 0 {
+			c, cancel := context.WithCancel(ctx)
+			return c, cancel, 0
+		}
+		rest := time.Until(dl)
+		rest -= min(2*time.Second, rest/10) // to answer the host in
+		d := rest / time.Duration(left)
+		c, cancel := context.WithTimeout(ctx, d)
+		return c, cancel, d
+	}
 	if !s.SkipDefaultAccount {
 		id, err := callerAccount(ctx, base)
 		if err != nil {
 			return nil, fmt.Errorf("aws credentials: %w", err)
 		}
 		log.Info("auditing account", "account", id, "credentials", "default chain")
-		resp.Assets = append(resp.Assets, p.audit(ctx, base, id, s))
+		actx, cancel, d := share()
+		resp.Assets = append(resp.Assets, p.audit(actx, base, id, s, d))
+		cancel()
 	}
 	for _, role := range s.AssumeRoles {
 		want, _ := roleAccount(role) // validated in parseSettings
@@ -73,7 +98,9 @@ func (p iamPlugin) Collect(ctx context.Context, req plugins.Request) (*plugins.C
 				}
 			}))
 		asset := evidence.Asset("aws-account:" + want)
-		got, err := callerAccount(ctx, cfg)
+		actx, cancel, d := share()
+		defer cancel()
+		got, err := callerAccount(actx, cfg)
 		if err != nil {
 			log.Warn("cannot assume role", "role", role, "err", err)
 			resp.Assets = append(resp.Assets, plugins.AssetResults{Asset: asset, Results: errorsFor(fmt.Sprintf("assume role %s: %v", role, err))})
@@ -85,14 +112,24 @@ func (p iamPlugin) Collect(ctx context.Context, req plugins.Request) (*plugins.C
 			continue
 		}
 		log.Info("auditing account", "account", got, "credentials", role)
-		resp.Assets = append(resp.Assets, p.audit(ctx, cfg, got, s))
+		resp.Assets = append(resp.Assets, p.audit(actx, cfg, got, s, d))
 	}
 	return resp, nil
 }
 
-func (p iamPlugin) audit(ctx context.Context, cfg aws.Config, account string, s *settings) plugins.AssetResults {
+// audit decides one account's checks within ctx, whose deadline is this
+// account's share (d) of the run's.
+func (p iamPlugin) audit(ctx context.Context, cfg aws.Config, account string, s *settings, d time.Duration) plugins.AssetResults {
 	f := gather(ctx, cfg, s)
-	return plugins.AssetResults{Asset: evidence.Asset("aws-account:" + account), Results: decide(f, s.Thresholds, p.now())}
+	rs := decide(f, s.Thresholds, p.now())
+	if ctx.Err() != nil && d > 0 {
+		for i := range rs {
+			if rs[i].Status == evidence.Error && (strings.Contains(rs[i].Reason, "deadline exceeded") || strings.Contains(rs[i].Reason, "context canceled")) {
+				rs[i].Reason = fmt.Sprintf("not decided within this account's %s share of the plugin's timeout: %s", d.Round(time.Second), rs[i].Reason)
+			}
+		}
+	}
+	return plugins.AssetResults{Asset: evidence.Asset("aws-account:" + account), Results: rs}
 }
 
 func loadConfig(ctx context.Context, s *settings) (aws.Config, error) {

@@ -27,7 +27,8 @@ type settings struct {
 	ExternalID         string   `json:"external_id"`
 	SkipDefaultAccount bool     `json:"skip_default_account"`
 	// AnalyzerRegions must each have an active IAM Access Analyzer.
-	// Default: Region.
+	// Default: every region enabled for the account (EC2 DescribeRegions),
+	// as CIS asks.
 	AnalyzerRegions []string `json:"analyzer_regions"`
 	// ReportWait bounds how long to wait for the credential report to be
 	// generated (it is also bounded by the plugin's timeout); ReportPoll is
@@ -81,9 +82,6 @@ func parseSettings(m map[string]any) (*settings, error) {
 	}
 	if s.Region == "" {
 		return nil, fmt.Errorf("settings: region must not be empty")
-	}
-	if len(s.AnalyzerRegions) == 0 {
-		s.AnalyzerRegions = []string{s.Region}
 	}
 	if s.SkipDefaultAccount && len(s.AssumeRoles) == 0 {
 		return nil, fmt.Errorf("settings: skip_default_account needs assume_roles")
