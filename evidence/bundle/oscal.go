@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -23,17 +24,35 @@ func uuid5ish(parts ...string) string {
 	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
 }
 
+// NS is the namespace of Annexa's own OSCAL properties. NIST's extension
+// guidance: a property that is not defined by OSCAL itself carries its
+// owner's namespace, so a tool never mistakes it for one that is.
+const NS = "https://annexa.dev/ns/oscal"
+
+func prop(name, value string) oscalProp { return oscalProp{Name: name, NS: NS, Value: value} }
+
 // OSCAL renders the summary as an OSCAL 1.2.2 assessment-results document:
 // an observation per check result (citing log index and record digest), a
-// finding per control and asset.
+// finding per control and asset, an inventory item for every asset an
+// observation names, and the assessment plan it followed as a back-matter
+// resource that import-ap points at.
 func OSCAL(s *Summary, createdAt time.Time, origin string) ([]byte, error) {
 	var obs []oscalObservation
 	var finds []oscalFinding
 	seen := map[string]bool{}
 	var controlIDs []map[string]string
+	var items []oscalInventoryItem
+	itemSeen := map[string]bool{}
 	for _, c := range s.Controls {
 		controlIDs = append(controlIDs, map[string]string{"control-id": "a." + c.Control})
 		for _, a := range c.Assets {
+			if !itemSeen[a.Asset] {
+				itemSeen[a.Asset] = true
+				kind, _, _ := strings.Cut(a.Asset, ":")
+				items = append(items, oscalInventoryItem{UUID: uuid5ish("asset", a.Asset),
+					Description: fmt.Sprintf("%s, an asset whose evidence Annexa collected (%s)", a.Asset, kind),
+					Props:       []oscalProp{prop("asset", a.Asset), prop("asset-kind", kind)}})
+			}
 			var rel []oscalRelatedObservation
 			for _, r := range a.Checks {
 				id := uuid5ish("observation", a.Asset, r.Check, fmt.Sprint(r.LogIndex))
@@ -44,30 +63,36 @@ func OSCAL(s *Summary, createdAt time.Time, origin string) ([]byte, error) {
 				seen[id] = true
 				obs = append(obs, oscalObservation{
 					UUID: id, Title: r.Check, Description: r.Reason, Methods: []string{"TEST"},
-					Props:            []oscalProp{{"check", r.Check}, {"result", r.Status}, {"log-index", fmt.Sprint(r.LogIndex)}, {"record-sha256", r.Digest}, {"stale", fmt.Sprint(r.Stale)}},
+					Props:            []oscalProp{prop("check", r.Check), prop("result", r.Status), prop("log-index", fmt.Sprint(r.LogIndex)), prop("record-sha256", r.Digest), prop("stale", fmt.Sprint(r.Stale))},
 					Subjects:         []oscalSubject{{SubjectUUID: uuid5ish("asset", a.Asset), Type: "inventory-item", Title: a.Asset}},
 					RelevantEvidence: []oscalEvidenceRef{{Href: fmt.Sprintf("evidence.jsonl#index-%d", r.LogIndex), Description: "DSSE envelope signed by the agent, log index " + fmt.Sprint(r.LogIndex) + ", sha256 " + r.Digest}},
 					Collected:        r.CollectedAt.Format(time.RFC3339Nano),
 				})
 			}
-			state, reason := "not-satisfied", "fail"
+			target := oscalTarget{Type: "objective-id", TargetID: "a." + c.Control, Status: oscalStatus{State: "not-satisfied", Reason: "fail"}}
 			switch a.Status {
 			case "passing":
-				state, reason = "satisfied", "pass"
+				target.Status = oscalStatus{State: "satisfied", Reason: "pass"}
 			case "not_applicable":
-				state, reason = "satisfied", "other"
+				// Not applicable is no evidence the control is met: it is
+				// never reported satisfied. OSCAL says so with the
+				// implementation status.
+				target.Status = oscalStatus{State: "not-satisfied", Reason: "other",
+					Remarks: "Not applicable to this asset: every check mapped to the control reported not_applicable. Not assessed as satisfied."}
+				target.ImplementationStatus = &oscalImplementationStatus{State: "not-applicable"}
 			case "error", "stale":
-				reason = "other"
+				target.Status.Reason = "other"
 			}
 			finds = append(finds, oscalFinding{
 				UUID: uuid5ish("finding", c.Control, a.Asset), Title: "Annex A " + c.Control + " on " + a.Asset,
 				Description:         fmt.Sprintf("%s is %s for ISO/IEC 27001:2022 Annex A control %s", a.Asset, a.Status, c.Control),
-				Props:               []oscalProp{{"asset-status", a.Status}},
-				Target:              oscalTarget{Type: "objective-id", TargetID: "a." + c.Control, Status: oscalStatus{State: state, Reason: reason}},
+				Props:               []oscalProp{prop("asset-status", a.Status)},
+				Target:              target,
 				RelatedObservations: rel,
 			})
 		}
 	}
+	planUUID := uuid5ish("assessment-plan", origin, s.Scope.Freshness)
 	result := map[string]any{
 		"uuid":        uuid5ish("result", origin, s.Scope.From.String(), s.Scope.To.String()),
 		"title":       "Automated evidence, " + s.Scope.From.Format(time.RFC3339) + " to " + s.Scope.To.Format(time.RFC3339),
@@ -80,6 +105,9 @@ func OSCAL(s *Summary, createdAt time.Time, origin string) ([]byte, error) {
 			}
 			return map[string]any{"include-controls": controlIDs}
 		}()}},
+	}
+	if len(items) > 0 {
+		result["local-definitions"] = map[string]any{"inventory-items": items}
 	}
 	if len(obs) > 0 {
 		result["observations"] = obs
@@ -95,8 +123,21 @@ func OSCAL(s *Summary, createdAt time.Time, origin string) ([]byte, error) {
 			"version":       "1",
 			"oscal-version": "1.2.2",
 		},
-		"import-ap": map[string]any{"href": "urn:annexa:assessment-plan:automated-evidence"},
+		"import-ap": map[string]any{"href": "#" + planUUID},
 		"results":   []any{result},
+		"back-matter": map[string]any{"resources": []any{map[string]any{
+			"uuid":  planUUID,
+			"title": "Annexa automated assessment plan",
+			"description": "The plan these results follow. Each in-scope asset's Annexa agent runs the checks that mapping.yaml " +
+				"(in this bundle) maps to ISO/IEC 27001:2022 Annex A controls, signs each run's results as a DSSE envelope and " +
+				"ships it to a server that appends it to the transparency log " + origin + ". For each control and asset, the " +
+				"newest result of every mapped check within its freshness window (default " + s.Scope.Freshness + ", or the " +
+				"check's own in mapping.yaml) decides: all pass is satisfied; any fail, error or stale result is not. " +
+				"Period " + s.Scope.From.Format(time.RFC3339) + " to " + s.Scope.To.Format(time.RFC3339) + ". " +
+				"Every observation cites its record's log index and SHA-256; evidence.jsonl and proof.json let anyone verify them.",
+			"props":  []oscalProp{prop("method", "automated-test"), prop("freshness", s.Scope.Freshness), prop("transparency-log", origin)},
+			"rlinks": []any{map[string]any{"href": "mapping.yaml", "media-type": "application/yaml"}},
+		}}},
 	}}
 	return json.MarshalIndent(doc, "", "  ")
 }
@@ -105,7 +146,16 @@ func OSCAL(s *Summary, createdAt time.Time, origin string) ([]byte, error) {
 // names them (reference/oscal_complete_schema-1.2.2.json).
 type oscalProp struct {
 	Name  string `json:"name"`
+	NS    string `json:"ns,omitempty"`
 	Value string `json:"value"`
+}
+type oscalInventoryItem struct {
+	UUID        string      `json:"uuid"`
+	Description string      `json:"description"`
+	Props       []oscalProp `json:"props"`
+}
+type oscalImplementationStatus struct {
+	State string `json:"state"`
 }
 type oscalEvidenceRef struct {
 	Href        string `json:"href"`
@@ -127,13 +177,15 @@ type oscalObservation struct {
 	Collected        string             `json:"collected"`
 }
 type oscalStatus struct {
-	State  string `json:"state"`
-	Reason string `json:"reason"`
+	State   string `json:"state"`
+	Reason  string `json:"reason"`
+	Remarks string `json:"remarks,omitempty"`
 }
 type oscalTarget struct {
-	Type     string      `json:"type"`
-	TargetID string      `json:"target-id"`
-	Status   oscalStatus `json:"status"`
+	Type                 string                     `json:"type"`
+	TargetID             string                     `json:"target-id"`
+	Status               oscalStatus                `json:"status"`
+	ImplementationStatus *oscalImplementationStatus `json:"implementation-status,omitempty"`
 }
 type oscalRelatedObservation struct {
 	ObservationUUID string `json:"observation-uuid"`
