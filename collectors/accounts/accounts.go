@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -104,6 +105,10 @@ func uid0(passwd []byte, err error) evidence.Result {
 		r.Status, r.Reason = evidence.Error, "/etc/passwd lists no account: an empty input is not evidence"
 		return r
 	}
+	if !slices.Contains(accts, account{Name: "root", UID: 0}) {
+		r.Status, r.Reason = evidence.Error, fmt.Sprintf("/etc/passwd: %d entries but no root with UID 0: not a passwd file to decide on", len(accts))
+		return r
+	}
 	var extra []string
 	for _, a := range accts {
 		if a.UID == 0 && a.Name != "root" {
@@ -127,13 +132,19 @@ func emptyPasswords(h *host.Host) evidence.Result {
 		return r
 	}
 	var empty []string
-	n := 0
+	n, bad, root := 0, 0, false
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
-		f := strings.Split(sc.Text(), ":")
-		if len(f) < 2 || f[0] == "" {
+		if strings.TrimSpace(sc.Text()) == "" {
 			continue
 		}
+		// name:password:lastchange:min:max:warn:inactive:expire:reserved
+		f := strings.Split(sc.Text(), ":")
+		if len(f) < 8 || !printable(f[0]) {
+			bad++
+			continue
+		}
+		root = root || f[0] == "root"
 		n++
 		// An empty field logs in with no password; "!" and "*" are locked.
 		if f[1] == "" {
@@ -141,7 +152,11 @@ func emptyPasswords(h *host.Host) evidence.Result {
 		}
 	}
 	if n == 0 {
-		r.Status, r.Reason = evidence.Error, "/etc/shadow lists no account: an empty input is not evidence"
+		r.Status, r.Reason = evidence.Error, fmt.Sprintf("/etc/shadow lists no account (%d lines unrecognised): nothing to decide on", bad)
+		return r
+	}
+	if bad > 0 || !root {
+		r.Status, r.Reason = evidence.Error, fmt.Sprintf("/etc/shadow: %d of %d lines are not shadow entries, and root's entry is %s: a damaged file is not evidence", bad, n+bad, map[bool]string{true: "there", false: "missing"}[root])
 		return r
 	}
 	r.Observations = evidence.Observe(map[string]any{"empty_password": empty, "accounts": n})
@@ -169,6 +184,10 @@ type adminGrants struct {
 	sudoersFound  bool
 	warnings      []string
 	groupReadFail error
+	// groups read from /etc/group, lines that were not group entries,
+	// and whether the GID 0 group was among them.
+	groups, groupsBad int
+	rootGroup         bool
 }
 
 func admins(h *host.Host, s *Settings) evidence.Result {
@@ -186,8 +205,22 @@ func readAdminGrants(h *host.Host) *adminGrants {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(group))
 	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		// name:password:gid:members
 		f := strings.Split(sc.Text(), ":")
-		if len(f) >= 4 && (f[0] == "sudo" || f[0] == "wheel" || f[0] == "admin") && f[3] != "" {
+		if len(f) < 4 || !printable(f[0]) {
+			g.groupsBad++
+			continue
+		}
+		if _, err := strconv.Atoi(f[2]); err != nil {
+			g.groupsBad++
+			continue
+		}
+		g.groups++
+		g.rootGroup = g.rootGroup || (f[0] == "root" || f[0] == "wheel") && f[2] == "0"
+		if (f[0] == "sudo" || f[0] == "wheel" || f[0] == "admin") && f[3] != "" {
 			g.members[f[0]] = strings.Split(f[3], ",")
 		}
 	}
@@ -242,7 +275,12 @@ func decideAdmins(g *adminGrants, allowed []string) evidence.Result {
 		r.Status, r.Reason = evidence.Error, "cannot read /etc/group: "+g.groupReadFail.Error()
 		return r
 	}
-	obs := map[string]any{"admin_groups": g.members, "sudo_rules": g.rules, "sudoers_present": g.sudoersFound}
+	if g.groups == 0 || g.groupsBad > 0 || !g.rootGroup {
+		r.Status, r.Reason = evidence.Error, fmt.Sprintf("/etc/group: %d group entries, %d lines that are not, GID 0 group %s: not a group file to decide on",
+			g.groups, g.groupsBad, map[bool]string{true: "present", false: "missing"}[g.rootGroup])
+		return r
+	}
+	obs := map[string]any{"admin_groups": g.members, "sudo_rules": g.rules, "sudoers_present": g.sudoersFound, "groups_read": g.groups}
 	if len(g.warnings) > 0 {
 		obs["warnings"] = g.warnings
 	}
@@ -285,7 +323,7 @@ func decideAdmins(g *adminGrants, allowed []string) evidence.Result {
 		}
 		r.Status, r.Reason = evidence.Fail, "full sudo without a password: "+strings.Join(lines, "; ")
 	case len(admins) == 0:
-		r.Status, r.Reason = evidence.Pass, "no member of sudo, wheel or admin; root only"
+		r.Status, r.Reason = evidence.Pass, fmt.Sprintf("no member of sudo, wheel or admin among %d groups; root only", g.groups)
 	default:
 		r.Status, r.Reason = evidence.Pass, "administrators: "+strings.Join(admins, ", ")
 	}
@@ -383,4 +421,18 @@ func confMinlen(h *host.Host) (int, bool) {
 		}
 	}
 	return n, found
+}
+
+// printable: an account or group name is printable ASCII without spaces;
+// anything else is not a line of the file.
+func printable(name string) bool {
+	if name == "" || len(name) > 256 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] <= ' ' || name[i] > '~' {
+			return false
+		}
+	}
+	return true
 }

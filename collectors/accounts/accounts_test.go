@@ -88,7 +88,7 @@ func TestWindowsAccounts(t *testing.T) {
 		"net accounts": "windows/net-accounts.txt",
 	}
 	rs := runOS(t, "windows", out, nil)
-	require.Equal(t, "administrators: Administrator, CORP\\Domain Admins, alice, helpdesk", rs[checkAdmins].Reason)
+	require.Equal(t, "4 administrators: Administrator, CORP\\Domain Admins, alice, helpdesk", rs[checkAdmins].Reason)
 	require.Equal(t, "the built-in Administrator account (Administrator) is disabled", rs[checkUID0].Reason)
 	require.Equal(t, "enabled accounts that may have an empty password (PasswordRequired false): kiosk", rs[checkEmpty].Reason)
 	require.Equal(t, "minimum password length 7 < 12", rs[checkPolicy].Reason)
@@ -106,7 +106,7 @@ func TestMacOSAccounts(t *testing.T) {
 		"dscl . -list /Users UniqueID":               "macos/dscl-uniqueid.txt",
 		"pwpolicy -getaccountpolicies":               "macos/pwpolicy.txt",
 	}, nil)
-	require.Equal(t, "administrators: root, alice, bob", rs[checkAdmins].Reason)
+	require.Equal(t, "3 administrators: root, alice, bob", rs[checkAdmins].Reason)
 	require.Equal(t, "UniqueID 0 besides root: toor", rs[checkUID0].Reason)
 	require.Equal(t, evidence.Error, rs[checkEmpty].Status)
 	require.Equal(t, "minimum password length 14", rs[checkPolicy].Reason)
@@ -118,7 +118,7 @@ func FuzzWindowsAndMacOSParsers(f *testing.F) {
 		f.Add(string(b))
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		_ = netMembers(s)
+		_, _ = netMembers(s)
 		if n, _ := pwpolicyMinLength(s); n < -1 {
 			t.Fatal(n)
 		}

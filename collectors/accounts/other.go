@@ -65,11 +65,12 @@ func collectWindows(ctx context.Context, h *host.Host, s *Settings) []evidence.R
 	adm := evidence.Result{Check: checkAdmins}
 	if out, err := h.Run(ctx, "net", "localgroup", "administrators"); err != nil {
 		adm.Status, adm.Reason = evidence.Error, "net localgroup administrators: "+err.Error()
+	} else if members, ok := netMembers(string(out)); !ok {
+		adm.Status, adm.Reason = evidence.Error, fmt.Sprintf("net localgroup administrators: %d bytes without its member list (no dashed line, no \"The command completed\")", len(out))
 	} else {
-		members := netMembers(string(out))
 		adm.Observations = evidence.Observe(map[string]any{"administrators": members})
 		if !allowedCheck(&adm, members, s) {
-			adm.Status, adm.Reason = evidence.Pass, "administrators: "+strings.Join(members, ", ")
+			adm.Status, adm.Reason = evidence.Pass, fmt.Sprintf("%d administrators: %s", len(members), strings.Join(members, ", "))
 		}
 	}
 
@@ -153,23 +154,24 @@ func collectWindows(ctx context.Context, h *host.Host, s *Settings) []evidence.R
 }
 
 // netMembers reads the members listed between the dashes and "The command
-// completed successfully." of `net localgroup`.
-func netMembers(s string) []string {
+// completed successfully." of `net localgroup`; false when the output has
+// neither, so it is not the list.
+func netMembers(s string) ([]string, bool) {
 	var out []string
-	in := false
+	in, dashes, done := false, false, false
 	for _, line := range strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") {
 		line = strings.TrimSpace(line)
 		switch {
 		case strings.HasPrefix(line, "-----"):
-			in = true
+			in, dashes = true, true
 		case !in || line == "":
 		case strings.HasPrefix(line, "The command completed"):
-			in = false
+			in, done = false, true
 		default:
 			out = append(out, line)
 		}
 	}
-	return out
+	return out, dashes && done
 }
 
 // collectDarwin: the admin group (`dscl . -read /Groups/admin
@@ -180,11 +182,13 @@ func collectDarwin(ctx context.Context, h *host.Host, s *Settings) []evidence.Re
 	adm := evidence.Result{Check: checkAdmins}
 	if out, err := h.Run(ctx, "dscl", ".", "-read", "/Groups/admin", "GroupMembership"); err != nil {
 		adm.Status, adm.Reason = evidence.Error, "dscl read /Groups/admin: "+err.Error()
+	} else if list, ok := strings.CutPrefix(strings.TrimSpace(string(out)), "GroupMembership:"); !ok {
+		adm.Status, adm.Reason = evidence.Error, fmt.Sprintf("dscl read /Groups/admin: %d bytes without a GroupMembership: line", len(out))
 	} else {
-		members := strings.Fields(strings.TrimPrefix(strings.TrimSpace(string(out)), "GroupMembership:"))
+		members := strings.Fields(list)
 		adm.Observations = evidence.Observe(map[string]any{"admin": members})
 		if !allowedCheck(&adm, members, s) {
-			adm.Status, adm.Reason = evidence.Pass, "administrators: "+strings.Join(members, ", ")
+			adm.Status, adm.Reason = evidence.Pass, fmt.Sprintf("%d administrators: %s", len(members), strings.Join(members, ", "))
 		}
 	}
 	uid0 := evidence.Result{Check: checkUID0}
@@ -192,20 +196,34 @@ func collectDarwin(ctx context.Context, h *host.Host, s *Settings) []evidence.Re
 		uid0.Status, uid0.Reason = evidence.Error, "dscl list UniqueID: "+err.Error()
 	} else {
 		var extra []string
-		n := 0
+		n, bad, root := 0, 0, false
 		for _, line := range strings.Split(string(out), "\n") {
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
 			f := strings.Fields(line)
-			if len(f) == 2 {
-				n++
-				if f[1] == "0" && f[0] != "root" {
-					extra = append(extra, f[0])
-				}
+			if len(f) != 2 || !printable(f[0]) {
+				bad++
+				continue
+			}
+			if _, err := strconv.Atoi(f[1]); err != nil {
+				bad++
+				continue
+			}
+			n++
+			if f[1] == "0" && f[0] == "root" {
+				root = true
+			}
+			if f[1] == "0" && f[0] != "root" {
+				extra = append(extra, f[0])
 			}
 		}
-		uid0.Observations = evidence.Observe(map[string]any{"uid0_besides_root": extra, "users_listed": n})
+		uid0.Observations = evidence.Observe(map[string]any{"uid0_besides_root": extra, "users_listed": n, "lines_unrecognised": bad})
 		switch {
 		case n == 0:
-			uid0.Status, uid0.Reason = evidence.Error, "dscl listed no users"
+			uid0.Status, uid0.Reason = evidence.Error, fmt.Sprintf("dscl listed no users (%d lines unrecognised)", bad)
+		case bad > 0 || !root:
+			uid0.Status, uid0.Reason = evidence.Error, fmt.Sprintf("dscl -list /Users UniqueID: %d of %d lines are not \"name id\" and root with UniqueID 0 is %s: not the user list", bad, n+bad, map[bool]string{true: "there", false: "missing"}[root])
 		case len(extra) > 0:
 			uid0.Status, uid0.Reason = evidence.Fail, "UniqueID 0 besides root: "+strings.Join(extra, ", ")
 		default:

@@ -37,6 +37,10 @@ type Host struct {
 	// MaxOutput caps what one command may return, so a collector that
 	// lists a million packages costs a bounded amount.
 	MaxOutput int64
+	// Touched, when set, is told every host path (or glob pattern) a
+	// collector reaches for: tests use it to find every source a
+	// collector reads and feed it nothing, or garbage.
+	Touched func(path string)
 }
 
 // Live is the machine the agent runs on.
@@ -54,6 +58,9 @@ func (h *Host) Now() time.Time {
 
 // Path maps an absolute host path under Root.
 func (h *Host) Path(p string) string {
+	if h.Touched != nil {
+		h.Touched(p)
+	}
 	if h.Root == "" || h.Root == "/" {
 		return p
 	}

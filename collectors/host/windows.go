@@ -19,6 +19,18 @@ func (h *Host) RegQuery(ctx context.Context, key string) (values map[string]stri
 		}
 		return nil, false, fmt.Errorf("reg query %s: %w", key, err)
 	}
+	// reg query names the key it read before its values; output without
+	// that line is not the key's values, and no values would read as
+	// "nothing set".
+	full := key
+	for short, long := range map[string]string{"HKLM\\": "HKEY_LOCAL_MACHINE\\", "HKCU\\": "HKEY_CURRENT_USER\\", "HKU\\": "HKEY_USERS\\"} {
+		if rest, ok := strings.CutPrefix(key, short); ok {
+			full = long + rest
+		}
+	}
+	if !strings.Contains(strings.ToUpper(string(out)), strings.ToUpper(full)) {
+		return nil, false, fmt.Errorf("reg query %s: %d bytes that do not name the key: not its values", key, len(out))
+	}
 	values = map[string]string{}
 	for _, line := range strings.Split(strings.ReplaceAll(string(out), "\r\n", "\n"), "\n") {
 		f := strings.Fields(line)

@@ -148,18 +148,27 @@ func software(ctx context.Context, h *host.Host, max int) evidence.Result {
 		return r
 	}
 	out, err := h.Run(ctx, "dpkg-query", "-W", "-f=${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\n")
+	bad := 0
 	switch {
 	case err == nil:
-		source, pkgs = "dpkg-query", parseDpkg(out)
+		source = "dpkg-query"
+		pkgs, bad = parseDpkg(out)
 	case host.IsNotExist(err):
 		out, err = h.Run(ctx, "rpm", "-qa", "--qf", "%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\t%{ARCH}\n")
 		if err != nil {
 			r.Status, r.Reason = evidence.Error, "no package database readable: dpkg-query is absent and rpm: "+err.Error()
 			return r
 		}
-		source, pkgs = "rpm -qa", parseRPM(out)
+		source = "rpm -qa"
+		pkgs, bad = parseRPM(out)
 	default:
 		r.Status, r.Reason = evidence.Error, "dpkg-query: "+err.Error()
+		return r
+	}
+	if bad > 0 {
+		// The query's format is fixed: a line that does not fit it means
+		// the output is not the package list.
+		r.Status, r.Reason = evidence.Error, fmt.Sprintf("%s: %d lines are not package lines (%d packages read): not an inventory to report", source, bad, len(pkgs))
 		return r
 	}
 	return listResult(r, source, pkgs, max)
@@ -182,32 +191,60 @@ func listResult(r evidence.Result, source string, pkgs []Package, max int) evide
 }
 
 // parseDpkg keeps packages whose status is installed ("ii"); half-removed
-// ones ("rc": config files only) are not installed software.
-func parseDpkg(b []byte) []Package {
+// ones ("rc": config files only) are not installed software. It counts the
+// lines that are not dpkg-query's four tab-separated fields.
+func parseDpkg(b []byte) ([]Package, int) {
 	var out []Package
+	bad := 0
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
-		f := strings.Split(sc.Text(), "\t")
-		if len(f) < 3 || f[0] == "" {
+		if strings.TrimSpace(sc.Text()) == "" {
 			continue
 		}
-		if len(f) >= 4 && !strings.HasPrefix(strings.TrimSpace(f[3]), "ii") {
+		f := strings.Split(sc.Text(), "\t")
+		if len(f) != 4 || !token(f[0]) || !token(f[1]) || !token(f[2]) || len(strings.TrimSpace(f[3])) < 2 {
+			bad++
+			continue
+		}
+		if !strings.HasPrefix(strings.TrimSpace(f[3]), "ii") {
 			continue
 		}
 		out = append(out, Package{Name: f[0], Version: f[1], Arch: f[2]})
 	}
-	return out
+	return out, bad
 }
 
-func parseRPM(b []byte) []Package {
+func parseRPM(b []byte) ([]Package, int) {
 	var out []Package
+	bad := 0
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
 		f := strings.Split(sc.Text(), "\t")
-		if len(f) < 3 || f[0] == "" || f[0] == "gpg-pubkey" {
+		if len(f) != 3 || !token(f[0]) || !token(f[1]) || !token(f[2]) {
+			bad++
+			continue
+		}
+		if f[0] == "gpg-pubkey" {
 			continue
 		}
 		out = append(out, Package{Name: f[0], Version: strings.TrimPrefix(f[1], "0:"), Arch: f[2]})
 	}
-	return out
+	return out, bad
+}
+
+// token: a package name, version or architecture is printable ASCII
+// without spaces.
+func token(s string) bool {
+	if s == "" || len(s) > 512 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }

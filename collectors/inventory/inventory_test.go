@@ -47,9 +47,19 @@ func TestEmptyListIsError(t *testing.T) {
 	rs, _ := Collector{}.Collect(context.Background(), h, nil)
 	require.Equal(t, evidence.Error, rs[1].Status)
 	require.Contains(t, rs[1].Reason, "empty inventory is not evidence")
-	require.Empty(t, parseDpkg(nil))
-	require.Len(t, parseDpkg([]byte("a\t1\tall\tii \nb\t2\tall\trc \n")), 1)
-	require.Equal(t, []Package{{Name: "bash", Version: "5.2.26-3.fc40", Arch: "x86_64"}}, parseRPM([]byte("bash\t0:5.2.26-3.fc40\tx86_64\ngpg-pubkey\t0:1-1\t(none)\n")))
+	pk, bad := parseDpkg(nil)
+	require.Empty(t, pk)
+	require.Zero(t, bad)
+	pk, bad = parseDpkg([]byte("a\t1\tall\tii \nb\t2\tall\trc \n"))
+	require.Len(t, pk, 1)
+	require.Zero(t, bad)
+	rpm, bad := parseRPM([]byte("bash\t0:5.2.26-3.fc40\tx86_64\ngpg-pubkey\t0:1-1\t(none)\n"))
+	require.Equal(t, []Package{{Name: "bash", Version: "5.2.26-3.fc40", Arch: "x86_64"}}, rpm)
+	require.Zero(t, bad)
+	// Lines that are not the query's format are counted, not read as packages.
+	pk, bad = parseDpkg([]byte("a\t1\tall\tii \n\x01\x02\tz z\t\n"))
+	require.Len(t, pk, 1)
+	require.Equal(t, 1, bad)
 }
 
 // The collector also reads this machine and decides every check, or says why not.
@@ -58,7 +68,9 @@ func TestLive(t *testing.T) { collectortest.Live(t, Collector{}) }
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("adduser\t3.134\tall\tii \n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, p := range append(parseDpkg(b), parseRPM(b)...) {
+		d, _ := parseDpkg(b)
+		r, _ := parseRPM(b)
+		for _, p := range append(d, r...) {
 			require.NotEmpty(t, p.Name)
 		}
 		parseOSRelease(b)

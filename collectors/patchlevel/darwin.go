@@ -50,6 +50,10 @@ func rebootDarwin(list []byte, listErr error) evidence.Result {
 		r.Status, r.Reason = evidence.Error, "softwareupdate -l: "+listErr.Error()
 		return r
 	}
+	if _, err := parseSoftwareUpdate(string(list)); err != nil {
+		r.Status, r.Reason = evidence.Error, err.Error()
+		return r
+	}
 	var waiting []string
 	label := ""
 	for _, line := range strings.Split(string(list), "\n") {
@@ -110,6 +114,11 @@ func automaticDarwin(ctx context.Context, h *host.Host) evidence.Result {
 	out, err := h.Run(ctx, "defaults", "read", "/Library/Preferences/com.apple.SoftwareUpdate")
 	if err != nil {
 		r.Status, r.Reason = evidence.Error, "defaults read com.apple.SoftwareUpdate: "+err.Error()
+		return r
+	}
+	// defaults prints the domain as an old-style plist dictionary.
+	if t := strings.TrimSpace(string(out)); !strings.HasPrefix(t, "{") || !strings.HasSuffix(t, "}") {
+		r.Status, r.Reason = evidence.Error, fmt.Sprintf("defaults read com.apple.SoftwareUpdate: %d bytes that are not a { ... } dictionary", len(out))
 		return r
 	}
 	kv := map[string]string{}

@@ -181,11 +181,17 @@ func TestWindows(t *testing.T) {
 	// Unmanaged (no AU policy), nothing pending, no reboot markers.
 	out["reg query "+regAU] = "!exit 1"
 	out["reg query "+regReboot] = "!exit 1"
-	out[ps+psPending] = "empty.txt"
+	out[ps+psPending] = "windows/wu-none.json"
 	rs = runOS(t, "windows", out, time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC))
 	require.Equal(t, evidence.Pass, rs[checkAuto].Status)
 	require.Equal(t, evidence.Pass, rs[checkReboot].Status)
 	require.Equal(t, "0 package updates pending", rs[checkPending].Reason)
+
+	// An empty answer is no answer: not "nothing pending".
+	out[ps+psPending] = "empty.txt"
+	rs = runOS(t, "windows", out, time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC))
+	require.Equal(t, evidence.Error, rs[checkPending].Status)
+	require.Equal(t, evidence.Error, rs[checkSecurity].Status)
 }
 
 func FuzzSoftwareUpdate(f *testing.F) {

@@ -13,7 +13,10 @@ import (
 
 const (
 	// psPending asks the Windows Update agent what is applicable and not installed.
-	psPending = "$s=(New-Object -ComObject Microsoft.Update.Session).CreateUpdateSearcher(); $r=$s.Search('IsInstalled=0 and IsHidden=0'); @($r.Updates | ForEach-Object { [pscustomobject]@{Title=$_.Title; MsrcSeverity=$_.MsrcSeverity; Categories=@($_.Categories | ForEach-Object { $_.Name }); RebootRequired=$_.RebootRequired} }) | ConvertTo-Json -Depth 3"
+	// The search's answer is wrapped in an object with its ResultCode, so
+	// "nothing pending" is {"Updates": []} and never the empty output an
+	// empty pipeline gives, which would be indistinguishable from no answer.
+	psPending = "$s=(New-Object -ComObject Microsoft.Update.Session).CreateUpdateSearcher(); $r=$s.Search('IsInstalled=0 and IsHidden=0'); [pscustomobject]@{ResultCode=[int]$r.ResultCode; Updates=@($r.Updates | ForEach-Object { [pscustomobject]@{Title=$_.Title; MsrcSeverity=$_.MsrcSeverity; Categories=@($_.Categories | ForEach-Object { $_.Name }); RebootRequired=$_.RebootRequired} })} | ConvertTo-Json -Depth 4"
 	psHotfix  = "Get-HotFix | Where-Object InstalledOn | Sort-Object InstalledOn | Select-Object -Last 1 HotFixID,Description,InstalledOn | ConvertTo-Json"
 	regAU     = `HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\AU`
 	regReboot = `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired`
@@ -58,20 +61,26 @@ func pendingWindows(ctx context.Context, h *host.Host, maxPending int) []evidenc
 		Categories     []string
 		RebootRequired bool
 	}
-	var list []wu
-	trimmed := strings.TrimSpace(string(out))
-	if trimmed != "" {
-		if err := json.Unmarshal([]byte(trimmed), &list); err != nil {
-			var one wu
-			if json.Unmarshal([]byte(trimmed), &one) != nil {
-				reason := "Windows Update search: not JSON: " + err.Error()
-				return []evidence.Result{{Check: checkPending, Status: evidence.Error, Reason: reason}, {Check: checkSecurity, Status: evidence.Error, Reason: reason}}
-			}
-			list = []wu{one}
+	var answer struct {
+		ResultCode *int
+		Updates    []wu
+	}
+	fail := func(reason string) []evidence.Result {
+		return []evidence.Result{{Check: checkPending, Status: evidence.Error, Reason: reason}, {Check: checkSecurity, Status: evidence.Error, Reason: reason}}
+	}
+	if err := json.Unmarshal(out, &answer); err != nil {
+		return fail(fmt.Sprintf("Windows Update search: %d bytes that are not its JSON answer: %v", len(out), err))
+	}
+	// OperationResultCode: 2 succeeded, 3 succeeded with errors.
+	if answer.ResultCode == nil || (*answer.ResultCode != 2 && *answer.ResultCode != 3) || answer.Updates == nil {
+		code := "none"
+		if answer.ResultCode != nil {
+			code = fmt.Sprint(*answer.ResultCode)
 		}
+		return fail("Windows Update search did not succeed (ResultCode " + code + "): no list of pending updates to decide on")
 	}
 	var ups, sec []update
-	for _, u := range list {
+	for _, u := range answer.Updates {
 		sev := ""
 		if u.MsrcSeverity != nil {
 			sev = *u.MsrcSeverity

@@ -570,11 +570,16 @@ func namedSep(names []string, sep string) string {
 // some (an empty but well-formed answer, a listing cut short) cannot back
 // "none of 0 users has ...".
 func (f *facts) contradiction() error {
-	if f.reportErr != nil || f.report == nil || f.auth == nil {
+	if f.auth == nil || len(f.auth.Users) > 0 {
 		return nil
 	}
-	if len(f.report.Users) > 0 && len(f.auth.Users) == 0 {
+	switch {
+	case f.reportErr == nil && len(f.report.Users) > 0:
 		return fmt.Errorf("GetAccountAuthorizationDetails lists no users but the credential report lists %d: the sources contradict, nothing to decide on", len(f.report.Users))
+	case len(f.auth.Groups)+len(f.auth.Roles)+len(f.auth.Policies) == 0:
+		return fmt.Errorf("GetAccountAuthorizationDetails answered no users, groups, roles or policies at all: an empty answer is not an account's configuration")
+	case f.reportErr != nil:
+		return fmt.Errorf("GetAccountAuthorizationDetails lists no users, and the credential report that would confirm it could not be read: %v", f.reportErr)
 	}
 	return nil
 }

@@ -69,6 +69,9 @@ type fakeAccount struct {
 	Regions []string
 	// NoSummaryMap: GetAccountSummary answers without a SummaryMap.
 	NoSummaryMap bool
+	// Garbage: every IAM, EC2 and Access Analyzer answer is random bytes
+	// with status 200 (STS still answers, so the account is known).
+	Garbage bool
 	// AuthPaging breaks GetAccountAuthorizationDetails' pagination:
 	// "empty" answers no entities at all, "no-marker" says IsTruncated
 	// with no Marker, "repeat-marker" hands back the first Marker forever.
@@ -163,6 +166,15 @@ func (f *fakeAWS) serve(w http.ResponseWriter, r *http.Request) {
 		queryError(w, 403, "InvalidClientTokenId", "The security token included in the request is invalid.")
 		return
 	}
+	if acct.Garbage && !(r.Method == http.MethodPost && r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" && r.FormValue("Version") == "2011-06-15") {
+		w.Header().Set("Content-Type", "text/xml")
+		b := make([]byte, 2048)
+		for i := range b {
+			b[i] = byte((i*7919 + len(r.URL.Path)*31) % 251)
+		}
+		_, _ = w.Write(b)
+		return
+	}
 	if r.Method == http.MethodGet && r.URL.Path == "/analyzer" {
 		if service != "access-analyzer" {
 			queryError(w, 400, "SignatureDoesNotMatch", "signed for "+service)
@@ -206,9 +218,9 @@ func (f *fakeAWS) serve(w http.ResponseWriter, r *http.Request) {
 		regions := acct.Regions
 		if regions == nil {
 			regions = slices.Sorted(maps.Keys(acct.Analyzers))
-		}
-		if len(regions) == 0 {
-			regions = []string{"us-east-1"}
+			if len(regions) == 0 {
+				regions = []string{"us-east-1"}
+			}
 		}
 		var items strings.Builder
 		for _, rg := range regions {

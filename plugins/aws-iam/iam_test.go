@@ -572,3 +572,37 @@ func TestThrottledAccountKeepsToItsShare(t *testing.T) {
 	require.Contains(t, throttled["aws_iam.direct_user_policies"].Reason, "share of the plugin's timeout")
 	require.Equal(t, allStatus(evidence.Pass), statuses(got["aws-account:444455556666"]), "the second account is not starved")
 }
+
+// No check passes on an account whose answers are absent (every call
+// denied), empty (well-formed answers with nothing in them) or garbage.
+func TestNeverPassOnNothing(t *testing.T) {
+	header := strings.SplitN(readReport(t, "report-clean.csv"), "\n", 2)[0] + "\n"
+	deny := map[string]bool{}
+	for _, a := range []string{"GetAccountSummary", "ListVirtualMFADevices", "GenerateCredentialReport", "GetCredentialReport",
+		"GetAccountPasswordPolicy", "GetAccountAuthorizationDetails", "ListAnalyzers", "DescribeRegions"} {
+		deny[a] = true
+	}
+	for mode, set := range map[string]func(a *fakeAccount){
+		"absent": func(a *fakeAccount) { a.Deny = deny },
+		"empty": func(a *fakeAccount) {
+			a.Summary, a.NoSummaryMap, a.Report, a.PasswordPolicy = map[string]int{}, true, header, nil
+			a.VirtualMFA, a.Users, a.Groups, a.Policies, a.Analyzers, a.Regions = nil, nil, nil, nil, nil, []string{}
+			a.AuthPaging = "empty"
+		},
+		"garbage": func(a *fakeAccount) { a.Garbage = true },
+	} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFakeAWS(t, testNow)
+			a := cleanAccount(t, "111122223333")
+			set(a)
+			f.addAccount("AKIANOTHING", a)
+			testEnv(t, "AKIANOTHING")
+			rs := collect(t, f, fakeSettings(f, map[string]any{"report_wait": "1s"}))["aws-account:111122223333"]
+			require.Len(t, rs, len(checks))
+			for id, r := range rs {
+				require.NotEqual(t, evidence.Pass, r.Status, "%s with every answer %s: %s", id, mode, r.Reason)
+				require.NotEmpty(t, r.Reason)
+			}
+		})
+	}
+}
