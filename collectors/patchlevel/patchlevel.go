@@ -10,8 +10,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -249,18 +252,81 @@ func ageResult(r evidence.Result, last, now time.Time, maxDays int) evidence.Res
 	return r
 }
 
+// reboot: a reboot is due when update-notifier's flag file says so, or when
+// a newer kernel is installed than the one running. No flag is evidence
+// only where something writes it; without that and without kernels to
+// compare, the check cannot tell.
 func reboot(h *host.Host) evidence.Result {
 	r := evidence.Result{Check: checkReboot}
-	if !h.Exists("/var/run/reboot-required") {
-		r.Status, r.Reason = evidence.Pass, "no reboot required (/var/run/reboot-required absent)"
+	for _, flag := range []string{"/var/run/reboot-required", "/run/reboot-required"} {
+		if !h.Exists(flag) {
+			continue
+		}
+		pkgs, _ := h.ReadFile(flag + ".pkgs")
+		list := strings.Fields(string(pkgs))
+		r.Observations = evidence.Observe(map[string]any{"flag": flag, "packages": list})
+		r.Status, r.Reason = evidence.Fail, "a reboot is required to finish updates"
+		if len(list) > 0 {
+			r.Reason += " (" + strings.Join(list, ", ") + ")"
+		}
 		return r
 	}
-	pkgs, _ := h.ReadFile("/var/run/reboot-required.pkgs")
-	list := strings.Fields(string(pkgs))
-	r.Observations = evidence.Observe(map[string]any{"packages": list})
-	r.Status, r.Reason = evidence.Fail, "a reboot is required to finish updates"
-	if len(list) > 0 {
-		r.Reason += " (" + strings.Join(list, ", ") + ")"
+	running := ""
+	if b, err := h.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		running = strings.TrimSpace(string(b))
 	}
+	var installed []string
+	vmlinuz, _ := h.Glob("/boot/vmlinuz-*")
+	for _, k := range vmlinuz {
+		installed = append(installed, strings.TrimPrefix(path.Base(k), "vmlinuz-"))
+	}
+	sort.Slice(installed, func(i, j int) bool { return versionLess(installed[i], installed[j]) })
+	notifier := h.Exists("/etc/kernel/postinst.d/update-notifier") || h.Exists("/usr/share/update-notifier/notify-reboot-required")
+	obs := map[string]any{"running_kernel": running, "installed_kernels": evidence.NonNil(installed), "flag_writer_installed": notifier}
+	r.Observations = evidence.Observe(obs)
+	if running != "" && slices.Contains(installed, running) {
+		newest := installed[len(installed)-1]
+		if newest != running && versionLess(running, newest) {
+			r.Status, r.Reason = evidence.Fail, fmt.Sprintf("kernel %s is installed but %s is running: a reboot is due", newest, running)
+			return r
+		}
+		r.Status, r.Reason = evidence.Pass, fmt.Sprintf("the running kernel %s is the newest of %d installed, and no reboot-required flag is set", running, len(installed))
+		return r
+	}
+	if notifier {
+		r.Status, r.Reason = evidence.Pass, "no reboot-required flag, which update-notifier-common sets when an update needs one"
+		return r
+	}
+	r.Status, r.Reason = evidence.Error, fmt.Sprintf("cannot tell: the running kernel %q is not among the %d under /boot, and nothing on this host writes /var/run/reboot-required (update-notifier-common)", running, len(installed))
 	return r
+}
+
+// versionLess orders kernel releases ("6.1.0-27-amd64" < "6.1.0-28-amd64",
+// "6.1.0-9" < "6.1.0-10"): runs of digits compare as numbers.
+func versionLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := digitsPrefix(a), digitsPrefix(b)
+		switch {
+		case da != "" && db != "":
+			na, _ := strconv.Atoi(da)
+			nb, _ := strconv.Atoi(db)
+			if na != nb {
+				return na < nb
+			}
+			a, b = a[len(da):], b[len(db):]
+		case a[0] != b[0]:
+			return a[0] < b[0]
+		default:
+			a, b = a[1:], b[1:]
+		}
+	}
+	return len(a) < len(b)
+}
+
+func digitsPrefix(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return s[:i]
 }

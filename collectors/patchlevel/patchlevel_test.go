@@ -232,3 +232,27 @@ func TestInstallIsNoUpdate(t *testing.T) {
 	require.Equal(t, evidence.Pass, rs[checkAge].Status, rs[checkAge].Reason)
 	require.Contains(t, rs[checkAge].Reason, "packages last upgraded 6 days ago")
 }
+
+// No reboot-required flag is evidence only where something writes it; a
+// newer installed kernel than the running one is a reboot due.
+func TestRebootFromKernels(t *testing.T) {
+	at := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	rs := run(t, "debian12", "apt-simulate-upgrade.txt", at)
+	require.Equal(t, "the running kernel 6.1.0-27-amd64 is the newest of 1 installed, and no reboot-required flag is set", rs[checkReboot].Reason)
+
+	root := t.TempDir()
+	require.NoError(t, os.CopyFS(root, os.DirFS("testdata/debian12")))
+	require.NoError(t, os.WriteFile(root+"/boot/vmlinuz-6.1.0-28-amd64", nil, 0o644))
+	require.NoError(t, os.WriteFile(root+"/boot/vmlinuz-6.1.0-9-amd64", nil, 0o644))
+	h := &host.Host{Root: root, OS: "linux", Clock: func() time.Time { return at },
+		Runner: &host.Replay{Dir: "testdata", Outputs: map[string]string{sim: "apt-simulate-upgrade.txt"}}}
+	rs = collectortest.Collect(t, Collector{}, h, nil)
+	require.Equal(t, evidence.Fail, rs[checkReboot].Status)
+	require.Equal(t, "kernel 6.1.0-28-amd64 is installed but 6.1.0-27-amd64 is running: a reboot is due", rs[checkReboot].Reason)
+
+	// A container: the kernel is the host's, nothing writes the flag.
+	require.NoError(t, os.RemoveAll(root+"/boot"))
+	rs = collectortest.Collect(t, Collector{}, h, nil)
+	require.Equal(t, evidence.Error, rs[checkReboot].Status)
+	require.Contains(t, rs[checkReboot].Reason, "cannot tell")
+}
