@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -173,6 +174,16 @@ func (r *reading) read(ctx context.Context, path string) (cursor, error) {
 	if path != "" {
 		candidates = []string{path}
 	}
+	// A file left behind by a syslog daemon that no longer runs (rsyslog
+	// removed in an upgrade to journald only) holds old lines and gets no
+	// new ones: where journald runs and no syslog daemon does, the journal
+	// is the record.
+	stale := ""
+	if running, examined := runningLoggers(r.h); path == "" && examined > 0 && slices.Contains(running, "systemd-journald") &&
+		!slices.ContainsFunc(running, func(d string) bool { return d != "systemd-journald" }) {
+		stale = "no syslog daemon runs, so /var/log/auth.log and /var/log/secure are not written; the journal is read. "
+		candidates = nil
+	}
 	for _, base := range candidates {
 		files, err := rotated(r.h, base)
 		if err != nil {
@@ -196,6 +207,7 @@ func (r *reading) read(ctx context.Context, path string) (cursor, error) {
 	} else {
 		r.continuity = "first run: the last " + r.now.Sub(r.since).String()
 	}
+	r.continuity = stale + r.continuity
 	next, err := readJournal(ctx, r.h, jc, r.since, r.sum)
 	if err != nil {
 		if host.IsNotExist(err) {

@@ -178,9 +178,18 @@ func TestAuthLogNotWritten(t *testing.T) {
 	root := t.TempDir()
 	require.NoError(t, os.CopyFS(root, os.DirFS("testdata/debian12")))
 	require.NoError(t, os.WriteFile(filepath.Join(root, "proc/598/comm"), []byte("sshd\n"), 0o644))
-	rs, _ := run(t, fixtureHost(root, nil), nil, nil)
+	rs, _ := run(t, fixtureHost(root, nil), with(func(s *Settings) { s.Path = "/var/log/auth.log" }), nil)
 	require.Equal(t, evidence.Fail, rs[checkPersistent].Status)
 	require.Contains(t, rs[checkPersistent].Reason, "/var/log/auth.log is not being written: no syslog daemon runs")
+
+	// Without a configured path, journald (which runs) is the record, not
+	// the file nobody writes any more.
+	since := "journalctl -o json --no-pager -q SYSLOG_FACILITY=4 SYSLOG_FACILITY=10 --since=@" + "1795669200"
+	rs, _ = run(t, fixtureHost(root, map[string]string{since: "journald/journalctl-auth.json", "journalctl -n 1 -o json --no-pager -q": "journald/newest.json"}), nil, nil)
+	p := obs(t, rs[checkEvents])["period"].(map[string]any)
+	require.Equal(t, "journald", p["source"])
+	require.Contains(t, p["continuity"], "no syslog daemon runs, so /var/log/auth.log and /var/log/secure are not written")
+	require.Equal(t, "3 successful and 15 failed logins since the last run", headline(rs[checkEvents]))
 }
 
 func TestNoSource(t *testing.T) {
