@@ -240,18 +240,6 @@ func age(h *host.Host, now time.Time, maxDays int) evidence.Result {
 	})
 }
 
-// ageResult decides last_update_age from the last package change.
-func ageResult(r evidence.Result, last, now time.Time, maxDays int) evidence.Result {
-	days := int(now.Sub(last).Hours() / 24)
-	r.Observations = evidence.Observe(map[string]any{"last_change": last.UTC(), "days": days, "max_days": maxDays})
-	if days > maxDays {
-		r.Status, r.Reason = evidence.Fail, fmt.Sprintf("packages last changed %d days ago (more than %d)", days, maxDays)
-	} else {
-		r.Status, r.Reason = evidence.Pass, fmt.Sprintf("packages last changed %d days ago", days)
-	}
-	return r
-}
-
 // reboot: a reboot is due when update-notifier's flag file says so, or when
 // a newer kernel is installed than the one running. No flag is evidence
 // only where something writes it; without that and without kernels to

@@ -142,7 +142,7 @@ func (g *pageGuard) check(truncated bool, marker *string) error {
 		return nil
 	}
 	if g.seen[m] {
-		return fmt.Errorf("Marker %q repeated: the listing loops and is incomplete", m)
+		return fmt.Errorf("the Marker %q repeated: the listing loops and is incomplete", m)
 	}
 	if g.seen == nil {
 		g.seen = map[string]bool{}

@@ -166,7 +166,8 @@ func (f *fakeAWS) serve(w http.ResponseWriter, r *http.Request) {
 		queryError(w, 403, "InvalidClientTokenId", "The security token included in the request is invalid.")
 		return
 	}
-	if acct.Garbage && !(r.Method == http.MethodPost && r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" && r.FormValue("Version") == "2011-06-15") {
+	sts := r.Method == http.MethodPost && r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" && r.FormValue("Version") == "2011-06-15"
+	if acct.Garbage && !sts {
 		w.Header().Set("Content-Type", "text/xml")
 		b := make([]byte, 2048)
 		for i := range b {
