@@ -147,18 +147,6 @@ func (s *Server) parseQuery(ctx context.Context, v url.Values) (*query, error) {
 	return q, nil
 }
 
-// numberCursor reads a cursor that is a number (a log index, an offset).
-func (q *query) numberCursor() (int64, error) {
-	if q.cursor == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(q.cursor, 10, 64)
-	if err != nil || n < 0 {
-		return 0, badRequest("cursor %q is not one this list gave: pass the previous page's next as it is", q.cursor)
-	}
-	return n, nil
-}
-
 func (s *Server) agentsWithLabels(ctx context.Context, labels []string) ([]string, error) {
 	want, err := apiv1.ParseLabels(labels)
 	if err != nil {
@@ -293,16 +281,46 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 	c, _ := s.catalog.Control(ids[0])
 	v := r.URL.Query()
 	v.Set("control", c.ID)
+	if v.Get("limit") == "" {
+		v.Set("limit", "1000")
+	}
 	q, err := s.parseQuery(r.Context(), v)
 	if err != nil {
 		return badQuery(err)
+	}
+	// Assets come a page at a time, worst first, then by asset; the
+	// counts are the whole fleet's.
+	list := "control:" + c.ID
+	key, err := decodeCursor(q.cursor, list, 2)
+	if err != nil {
+		return err
+	}
+	afterRank, after := int64(-1), ""
+	if key != nil {
+		var ok1, ok2 bool
+		afterRank, ok1 = keyInt(key, 0)
+		after, ok2 = keyString(key, 1)
+		if !ok1 || !ok2 {
+			return badRequest("cursor %q is not one this list gave", q.cursor)
+		}
 	}
 	roll, err := s.controlRollup(r.Context(), q, true)
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
 	d := apiv1.ControlDetail{ControlSummary: s.summary(c, roll), At: q.at, AssetsDetail: []apiv1.AssetControl{}}
-	for _, a := range roll.Assets(c.ID) {
+	assets := roll.Assets(c.ID)
+	start := sort.Search(len(assets), func(i int) bool {
+		r := int64(assets[i].Status.Rank())
+		return r > afterRank || (r == afterRank && assets[i].Asset > after)
+	})
+	assets = assets[start:]
+	if len(assets) > q.limit {
+		assets = assets[:q.limit]
+		last := assets[len(assets)-1]
+		d.Next = cursor{List: list, Key: []any{last.Status.Rank(), last.Asset}}.encode()
+	}
+	for _, a := range assets {
 		ac := apiv1.AssetControl{Asset: a.Asset, Status: string(a.Status), Checks: a.Checks}
 		if len(a.Checks) > 0 {
 			ac.AgentID = a.Checks[0].AgentID
@@ -335,7 +353,17 @@ func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	page := apiv1.Page[apiv1.Host]{Items: []apiv1.Host{}}
-	after := q.cursor
+	key, err := decodeCursor(q.cursor, "hosts", 1)
+	if err != nil {
+		return err
+	}
+	after := ""
+	if key != nil {
+		var ok bool
+		if after, ok = keyString(key, 0); !ok {
+			return badRequest("cursor %q is not one this list gave", q.cursor)
+		}
+	}
 	byID := map[string]int{}
 	for len(page.Items) < q.limit {
 		agents, err := s.db.Agents(r.Context(), after, q.limit)
@@ -350,7 +378,7 @@ func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) error {
 			byID[agents[i].ID] = len(page.Items)
 			page.Items = append(page.Items, s.host(&agents[i]))
 			if len(page.Items) == q.limit {
-				page.Next = agents[i].ID
+				page.Next = cursor{List: "hosts", Key: []any{agents[i].ID}}.encode()
 				break
 			}
 		}
@@ -415,14 +443,19 @@ func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return badQuery(err)
 	}
-	cursor, err := q.numberCursor()
+	// The cursor is the log index the next page starts at.
+	key, err := decodeCursor(q.cursor, "evidence", 1)
 	if err != nil {
 		return err
 	}
-	f := store.ResultFilter{StateFilter: q.filter, Statuses: q.statuses, From: q.from, To: q.to, After: cursor - 1, Limit: q.limit + 1}
+	f := store.ResultFilter{StateFilter: q.filter, Statuses: q.statuses, From: q.from, To: q.to, After: -1, Limit: q.limit + 1}
 	f.At = time.Time{}
-	if cursor == 0 {
-		f.After = -1
+	if key != nil {
+		start, ok := keyInt(key, 0)
+		if !ok || start < 0 {
+			return badRequest("cursor %q is not one this list gave", q.cursor)
+		}
+		f.After = start - 1
 	}
 	rows, err := s.db.Results(r.Context(), f)
 	if err != nil {
@@ -440,7 +473,7 @@ func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request) error {
 			cut = q.limit
 		}
 		page.Items = rows[:cut]
-		page.Next = strconv.FormatInt(rows[cut].LogIndex, 10)
+		page.Next = cursor{List: "evidence", Key: []any{rows[cut].LogIndex}}.encode()
 	}
 	if page.Items == nil {
 		page.Items = []store.Result{}
@@ -461,19 +494,33 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) error {
 		q.filter.Assets = append(q.filter.Assets, "host:"+a)
 	}
 	q.filter.Agents = nil
-	// The cursor is an offset into the time-ordered transitions.
-	offset, err := q.numberCursor()
+	// The cursor is the last transition's place in the list's order (time,
+	// log index, asset, check): a key, not an offset, so transitions
+	// indexed while a client pages neither repeat nor go missing.
+	key, err := decodeCursor(q.cursor, "history", 4)
 	if err != nil {
 		return err
 	}
-	trs, err := s.db.Transitions(r.Context(), q.filter, q.from, q.to, q.limit+1, int(offset))
+	var after *store.TransitionKey
+	if key != nil {
+		at, ok1 := keyInt(key, 0)
+		idx, ok2 := keyInt(key, 1)
+		asset, ok3 := keyString(key, 2)
+		check, ok4 := keyString(key, 3)
+		if !ok1 || !ok2 || !ok3 || !ok4 {
+			return badRequest("cursor %q is not one this list gave", q.cursor)
+		}
+		after = &store.TransitionKey{At: at, LogIndex: idx, Asset: asset, Check: check}
+	}
+	trs, err := s.db.Transitions(r.Context(), q.filter, q.from, q.to, q.limit+1, after)
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
 	page := apiv1.Page[store.Transition]{Items: trs}
 	if len(trs) > q.limit {
 		page.Items = trs[:q.limit]
-		page.Next = strconv.FormatInt(offset+int64(q.limit), 10)
+		last := page.Items[q.limit-1]
+		page.Next = cursor{List: "history", Key: []any{last.At.UnixNano(), last.LogIndex, last.Asset, last.Check}}.encode()
 	}
 	if page.Items == nil {
 		page.Items = []store.Transition{}

@@ -196,10 +196,31 @@ func newControl(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The control's assets come a page at a time: follow the
+			// cursor to the end, or to --limit assets.
 			var d apiv1.ControlDetail
-			if err := c.Do(cmd.Context(), http.MethodGet, "/v1/controls/"+url.PathEscape(args[0]), f.values(), nil, &d); err != nil {
-				return err
+			v := f.values()
+			if f.limit > 0 && f.limit < 1000 {
+				v.Set("limit", strconv.Itoa(f.limit))
 			}
+			for {
+				var page apiv1.ControlDetail
+				if err := c.Do(cmd.Context(), http.MethodGet, "/v1/controls/"+url.PathEscape(args[0]), v, nil, &page); err != nil {
+					return err
+				}
+				assets := append(d.AssetsDetail, page.AssetsDetail...)
+				d = page
+				d.AssetsDetail = assets
+				if f.limit > 0 && len(d.AssetsDetail) >= f.limit {
+					d.AssetsDetail = d.AssetsDetail[:f.limit]
+					break
+				}
+				if page.Next == "" {
+					break
+				}
+				v.Set("cursor", page.Next)
+			}
+			d.Next = ""
 			if !d.Automated && (g.output == "table" || g.output == "") {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: no automated check is mapped to this control; its evidence comes from people (attestations), not agents\n", d.ID, d.Title)
 				return nil
@@ -219,7 +240,7 @@ func newControl(g *globals) *cobra.Command {
 			return render(cmd.OutOrStdout(), g.output, t)
 		},
 	}
-	f.register(cmd, "tl")
+	f.register(cmd, "tln")
 	return cmd
 }
 

@@ -24,6 +24,9 @@ const (
 
 var rank = map[Status]int{Failing: 0, Error: 1, Stale: 2, Passing: 3, NotApplicable: 4}
 
+// Rank is s's place in the order worst first (0: failing).
+func (s Status) Rank() int { return rank[s] }
+
 // Worse reports whether s is worse than other.
 func (s Status) Worse(other Status) bool { return rank[s] < rank[other] }
 

@@ -220,8 +220,11 @@ type AssetControl struct {
 // ControlDetail is GET /v1/controls/{id}.
 type ControlDetail struct {
 	ControlSummary
-	At           time.Time      `json:"at"`
+	At time.Time `json:"at"`
+	// AssetsDetail is one page of the control's assets, in asset order
+	// (?limit=, default 1000); Next continues it (?cursor=).
 	AssetsDetail []AssetControl `json:"assets_detail"`
+	Next         string         `json:"next,omitempty"`
 }
 
 // Host is an enrolled agent's host with a count of its checks by status.

@@ -317,18 +317,31 @@ func (s *DB) Results(ctx context.Context, f ResultFilter) ([]Result, error) {
 	return out, rows.Err()
 }
 
-// Transitions lists status changes matching f in time order, at most
-// limit, skipping the first offset.
-func (s *DB) Transitions(ctx context.Context, f StateFilter, from, to time.Time, limit, offset int) ([]Transition, error) {
+// TransitionKey is a transition's place in Transitions' order.
+type TransitionKey struct {
+	At       int64 // nanoseconds
+	LogIndex int64
+	Asset    string
+	Check    string
+}
+
+// Transitions lists status changes matching f in time order (time, log
+// index, asset, check), at most limit, after the one at key after (nil:
+// from the first).
+func (s *DB) Transitions(ctx context.Context, f StateFilter, from, to time.Time, limit int, after *TransitionKey) ([]Transition, error) {
 	conds, args := f.where("", nil, nil)
+	if after != nil {
+		conds = append(conds, "(at > ? OR (at = ? AND (log_idx > ? OR (log_idx = ? AND (asset > ? OR (asset = ? AND check_id > ?))))))")
+		args = append(args, after.At, after.At, after.LogIndex, after.LogIndex, after.Asset, after.Asset, after.Check)
+	}
 	if !from.IsZero() {
 		conds, args = append(conds, "at >= ?"), append(args, nanos(from))
 	}
 	if !to.IsZero() {
 		conds, args = append(conds, "at < ?"), append(args, nanos(to))
 	}
-	args = append(args, limit, offset)
-	rows, err := s.query(ctx, `SELECT asset, check_id, status, prev_status, at, log_idx FROM transitions`+whereClause(conds)+` ORDER BY at, log_idx, asset, check_id LIMIT ? OFFSET ?`, args...)
+	args = append(args, limit)
+	rows, err := s.query(ctx, `SELECT asset, check_id, status, prev_status, at, log_idx FROM transitions`+whereClause(conds)+` ORDER BY at, log_idx, asset, check_id LIMIT ?`, args...)
 	if err != nil {
 		return nil, err
 	}

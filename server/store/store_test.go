@@ -216,7 +216,7 @@ func TestResultState(t *testing.T) {
 		require.Len(t, past, 1)
 		assert.Equal(t, "pass", past[0].Status, "as it was then")
 
-		trs, err := db.Transitions(ctx, store.StateFilter{}, time.Time{}, time.Time{}, 100, 0)
+		trs, err := db.Transitions(ctx, store.StateFilter{}, time.Time{}, time.Time{}, 100, nil)
 		require.NoError(t, err)
 		var seq []string
 		for _, tr := range trs {
