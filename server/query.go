@@ -33,9 +33,17 @@ type query struct {
 	from, to time.Time
 	limit    int
 	// cursor is the page to continue from, as the previous page's Next
-	// gave it: each list reads it its own way (numberCursor).
+	// gave it: each list reads it its own way (decodeCursor).
 	cursor string
+	// labels are the ?label= filters as given; narrowed filters are the
+	// ones beyond them (control, check, asset, agent, status).
+	labels   []string
+	narrowed bool
 }
+
+// fleetWide says the fleet's incremental counts answer q: now, the whole
+// fleet or one label's agents.
+func (q *query) fleetWide() bool { return !q.atGiven && !q.narrowed && len(q.labels) <= 1 }
 
 // The instants the server keeps: it stores times as int64 nanoseconds
 // since 1970, which end in April 2262. Every instant a request names must
@@ -125,6 +133,8 @@ func (s *Server) parseQuery(ctx context.Context, v url.Values) (*query, error) {
 			return nil, fmt.Errorf("status %q: want pass, fail, error or not_applicable", st)
 		}
 	}
+	q.labels = v["label"]
+	q.narrowed = len(v["control"])+len(v["check"])+len(v["asset"])+len(v["agent"])+len(v["status"]) > 0
 	if len(v["label"]) > 0 {
 		agents, err := s.agentsWithLabels(ctx, v["label"])
 		if err != nil {
@@ -186,13 +196,7 @@ func (s *Server) eachAgent(ctx context.Context, fn func(*store.Agent) error) err
 
 // states loads the state rows matching q, marking stale ones against q.at.
 func (s *Server) states(ctx context.Context, q *query, fn func(*apiv1.CheckState) error) error {
-	read := s.db.States
-	if q.filter.At.IsZero() {
-		read = func(ctx context.Context, f store.StateFilter, fn func(*store.State) error) error {
-			return s.mirror.each(ctx, s.db, f, fn)
-		}
-	}
-	return read(ctx, q.filter, func(st *store.State) error {
+	return s.db.States(ctx, q.filter, func(st *store.State) error {
 		cs := &apiv1.CheckState{Asset: st.Asset, AgentID: st.AgentID, Check: st.Check, Controls: s.mapping.Controls(st.Check),
 			Status: st.Status, Reason: st.Reason, CollectedAt: st.CollectedAt, Since: st.Since, LogIndex: st.LogIndex,
 			Stale: st.CollectedAt.Add(s.mapping.Freshness(st.Check, s.cfg.Freshness)).Before(q.at)}
@@ -233,9 +237,35 @@ func (s *Server) controlRollup(ctx context.Context, q *query, detail bool) (*com
 	return roll, err
 }
 
-func (s *Server) summary(c catalog.Control, roll *compliance.Rollup[apiv1.CheckState]) apiv1.ControlSummary {
+// controlCounts counts each control's assets by status: from the fleet's
+// incremental state when q asks about now for the whole fleet or one
+// label (O(controls)), else by rolling up the state rows q selects.
+func (s *Server) controlCounts(ctx context.Context, q *query) (map[string]compliance.Counts, error) {
+	if q.fleetWide() {
+		var out map[string]compliance.Counts
+		label := ""
+		if len(q.labels) == 1 {
+			label = q.labels[0]
+		}
+		err := s.withFleet(ctx, func(f *fleetState) error {
+			out = f.controlCounts(label)
+			return nil
+		})
+		return out, err
+	}
+	roll, err := s.controlRollup(ctx, q, false)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]compliance.Counts{}
+	for _, c := range roll.Controls() {
+		out[c] = roll.Counts(c)
+	}
+	return out, nil
+}
+
+func (s *Server) summary(c catalog.Control, n compliance.Counts) apiv1.ControlSummary {
 	cs := apiv1.ControlSummary{ID: c.ID, Theme: c.Theme, Title: c.Title, Checks: s.mapping.Checks(c.ID)}
-	n := roll.Counts(c.ID)
 	cs.Automated = len(cs.Checks) > 0
 	cs.Covered = n.Assets > 0
 	cs.Assets, cs.Passing, cs.Failing, cs.Error, cs.Stale, cs.NotApplicable = n.Assets, n.Passing, n.Failing, n.Error, n.Stale, n.NotApplicable
@@ -249,13 +279,13 @@ func (s *Server) handleControls(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return badQuery(err)
 	}
-	roll, err := s.controlRollup(r.Context(), q, false)
+	counts, err := s.controlCounts(r.Context(), q)
 	if err != nil {
 		return fmt.Errorf("controls: %w", err)
 	}
 	resp := apiv1.ControlsResponse{At: q.at, Total: catalog.Total}
 	for _, c := range s.catalog.Controls() {
-		sum := s.summary(c, roll)
+		sum := s.summary(c, counts[c.ID])
 		if sum.Automated {
 			resp.Automated++
 		}
@@ -280,6 +310,7 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 	}
 	c, _ := s.catalog.Control(ids[0])
 	v := r.URL.Query()
+	narrowed := len(v["control"])+len(v["check"])+len(v["asset"])+len(v["agent"])+len(v["status"]) > 0
 	v.Set("control", c.ID)
 	if v.Get("limit") == "" {
 		v.Set("limit", "1000")
@@ -288,6 +319,7 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return badQuery(err)
 	}
+	q.narrowed = narrowed // the control itself narrows nothing
 	// Assets come a page at a time, worst first, then by asset; the
 	// counts are the whole fleet's.
 	list := "control:" + c.ID
@@ -304,33 +336,102 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("cursor %q is not one this list gave", q.cursor)
 		}
 	}
-	roll, err := s.controlRollup(r.Context(), q, true)
-	if err != nil {
-		return fmt.Errorf("control: %w", err)
-	}
-	d := apiv1.ControlDetail{ControlSummary: s.summary(c, roll), At: q.at, AssetsDetail: []apiv1.AssetControl{}}
-	assets := roll.Assets(c.ID)
-	start := sort.Search(len(assets), func(i int) bool {
-		r := int64(assets[i].Status.Rank())
-		return r > afterRank || (r == afterRank && assets[i].Asset > after)
-	})
-	assets = assets[start:]
-	if len(assets) > q.limit {
-		assets = assets[:q.limit]
-		last := assets[len(assets)-1]
-		d.Next = cursor{List: list, Key: []any{last.Status.Rank(), last.Asset}}.encode()
-	}
-	for _, a := range assets {
-		ac := apiv1.AssetControl{Asset: a.Asset, Status: string(a.Status), Checks: a.Checks}
-		if len(a.Checks) > 0 {
-			ac.AgentID = a.Checks[0].AgentID
+	var page []assetRank
+	d := apiv1.ControlDetail{At: q.at, AssetsDetail: []apiv1.AssetControl{}}
+	if q.fleetWide() {
+		// The fleet's state orders the assets and gives the counts; the
+		// page's rows come from the state table.
+		err := s.withFleet(r.Context(), func(f *fleetState) error {
+			label := ""
+			if len(q.labels) == 1 {
+				label = q.labels[0]
+			}
+			d.ControlSummary = s.summary(c, f.controlCounts(label)[c.ID])
+			all := f.controlAssets(c.ID)
+			if label != "" {
+				in := map[string]bool{}
+				for _, id := range q.filter.Agents {
+					in[id] = true
+				}
+				kept := all[:0]
+				for _, a := range all {
+					if in[a.Agent] {
+						kept = append(kept, a)
+					}
+				}
+				all = kept
+			}
+			page = pageAssets(all, afterRank, after, q.limit+1)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("control: %w", err)
 		}
-		sort.Slice(ac.Checks, func(i, j int) bool { return ac.Checks[i].Check < ac.Checks[j].Check })
-		d.AssetsDetail = append(d.AssetsDetail, ac)
+	} else {
+		roll, err := s.controlRollup(r.Context(), q, false)
+		if err != nil {
+			return fmt.Errorf("control: %w", err)
+		}
+		d.ControlSummary = s.summary(c, roll.Counts(c.ID))
+		var all []assetRank
+		for _, a := range roll.Assets(c.ID) {
+			all = append(all, assetRank{Asset: a.Asset, Rank: a.Status.Rank()})
+		}
+		page = pageAssets(all, afterRank, after, q.limit+1)
+	}
+	if len(page) > q.limit {
+		page = page[:q.limit]
+		last := page[len(page)-1]
+		d.Next = cursor{List: list, Key: []any{last.Rank, last.Asset}}.encode()
+	}
+	if len(page) > 0 {
+		byAsset := map[string]int{}
+		for _, a := range page {
+			byAsset[a.Asset] = len(d.AssetsDetail)
+			d.AssetsDetail = append(d.AssetsDetail, apiv1.AssetControl{Asset: a.Asset, Status: string(rankStatus(a.Rank))})
+		}
+		pq := *q
+		pq.filter.Assets = make([]string, 0, len(page))
+		for _, a := range page {
+			pq.filter.Assets = append(pq.filter.Assets, a.Asset)
+		}
+		err := s.states(r.Context(), &pq, func(cs *apiv1.CheckState) error {
+			ac := &d.AssetsDetail[byAsset[cs.Asset]]
+			ac.Checks = append(ac.Checks, *cs)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("control: %w", err)
+		}
+		for i := range d.AssetsDetail {
+			ac := &d.AssetsDetail[i]
+			if len(ac.Checks) > 0 {
+				ac.AgentID = ac.Checks[0].AgentID
+			}
+			sort.Slice(ac.Checks, func(i, j int) bool { return ac.Checks[i].Check < ac.Checks[j].Check })
+		}
 	}
 	writeJSON(w, http.StatusOK, d)
 	return nil
 }
+
+// pageAssets is the assets after (afterRank, after) in worst-first order,
+// at most n.
+func pageAssets(all []assetRank, afterRank int64, after string, n int) []assetRank {
+	start := sort.Search(len(all), func(i int) bool {
+		r := int64(all[i].Rank)
+		return r > afterRank || (r == afterRank && all[i].Asset > after)
+	})
+	all = all[start:]
+	if len(all) > n {
+		all = all[:n]
+	}
+	return all
+}
+
+var rankStatuses = [nRanks]compliance.Status{compliance.Failing, compliance.Error, compliance.Stale, compliance.Passing, compliance.NotApplicable}
+
+func rankStatus(r int) compliance.Status { return rankStatuses[r] }
 
 func (s *Server) host(a *store.Agent) apiv1.Host {
 	return apiv1.Host{AgentID: a.ID, Hostname: a.Hostname, Labels: a.Labels, EnrolledAt: a.EnrolledAt, LastSeen: a.LastSeen,

@@ -68,7 +68,7 @@ type Server struct {
 	busy       agentsBusy
 	budget     *semaphore.Weighted
 	signed     signedMark
-	mirror     *stateMirror
+	fleet      *fleetState
 	now        func() time.Time
 	// AdminToken is the bootstrap admin token when this start created it
 	// (first start only), so the caller can print it once.
@@ -142,9 +142,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, db: db, keys: keys, catalog: cat, mapping: mapping, mappingRaw: mappingRaw, log: cfg.Logger,
-		metrics: newMetrics(), inflight: make(chan struct{}, cfg.MaxInflight), mirror: newStateMirror(), now: cfg.Now,
+		metrics: newMetrics(), inflight: make(chan struct{}, cfg.MaxInflight), now: cfg.Now,
 		budget: semaphore.NewWeighted(cfg.IngestMemory),
 	}
+	s.fleet = newFleetState(mapping, cfg.Freshness, s.agentLabels)
 	if err := s.bind(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -163,11 +164,11 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics.observeDB(db)
-	// Load the state mirror now, not on the first dashboard request.
+	// Load the fleet's state now, not on the first dashboard request.
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		_ = s.mirror.each(ctx, s.db, store.StateFilter{None: true}, nil)
+		_ = s.withFleet(ctx, func(*fleetState) error { return nil })
 	}()
 	return s, nil
 }

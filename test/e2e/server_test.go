@@ -567,6 +567,12 @@ func TestTwoReplicasOneDatabase(t *testing.T) {
 	require.NoError(t, s1.client(s1.Admin).Do(context.Background(), http.MethodGet, "/v1/controls/8.24", nil, nil, &ctl))
 	require.Equal(t, 7, ctl.Assets)
 	require.Equal(t, 1, ctl.Failing)
+	// Both replicas' incremental counts agree, control by control.
+	var c1, c2 apiv1.ControlsResponse
+	require.NoError(t, s1.client(s1.Admin).Do(context.Background(), http.MethodGet, "/v1/controls", nil, nil, &c1))
+	require.NoError(t, s2.client(s2.Admin).Do(context.Background(), http.MethodGet, "/v1/controls", nil, nil, &c2))
+	require.Equal(t, c1.Controls, c2.Controls)
+	require.Equal(t, c1.Covered, c2.Covered)
 
 	// A replica with other keys is refused: two keys signing one log would
 	// make both worthless.
