@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -390,9 +391,10 @@ func (f *fleetState) controlCounts(label string) map[string]compliance.Counts {
 	return out
 }
 
-// controlAssets lists a control's assets with their status, worst first,
-// then by asset: what a control's page walks.
-func (f *fleetState) controlAssets(control string) []assetRank {
+// controlAssets lists a control's assets (of agents with label, if given)
+// with their status, worst first, then by asset: what a control's page
+// walks.
+func (f *fleetState) controlAssets(control, label string) []assetRank {
 	ci, ok := f.ctlIdx[control]
 	if !ok {
 		return nil
@@ -400,6 +402,9 @@ func (f *fleetState) controlAssets(control string) []assetRank {
 	var out []assetRank
 	for i := range f.assets {
 		a := &f.assets[i]
+		if label != "" && !slices.Contains(f.agents[a.agent].labels, label) {
+			continue
+		}
 		if r := f.ctlRank(a, ci); r >= 0 {
 			out = append(out, assetRank{Asset: a.name, Agent: f.agents[a.agent].id, Rank: int(r)})
 		}

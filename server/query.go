@@ -37,8 +37,9 @@ type query struct {
 	cursor string
 	// labels are the ?label= filters as given; narrowed filters are the
 	// ones beyond them (control, check, asset, agent, status).
-	labels   []string
-	narrowed bool
+	labels         []string
+	labelsResolved bool
+	narrowed       bool
 }
 
 // fleetWide says the fleet's incremental counts answer q: now, the whole
@@ -75,6 +76,33 @@ func parseTime(v string) (time.Time, error) {
 // ?at= ?from= ?to= ?limit= ?cursor=. Controls are resolved through the
 // catalog (2013 ids too) into their checks.
 func (s *Server) parseQuery(ctx context.Context, v url.Values) (*query, error) {
+	q, err := s.parseQueryLazy(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	return q, s.resolveLabels(ctx, q)
+}
+
+// resolveLabels turns ?label= into the agents that have them. It reads
+// every agent, so the queries the fleet's counts answer skip it.
+func (s *Server) resolveLabels(ctx context.Context, q *query) error {
+	if len(q.labels) == 0 || q.labelsResolved {
+		return nil
+	}
+	q.labelsResolved = true
+	agents, err := s.agentsWithLabels(ctx, q.labels)
+	if err != nil {
+		return err
+	}
+	if len(agents) == 0 {
+		q.filter.None = true // no agent has these labels
+	}
+	q.filter.Agents = append(q.filter.Agents, agents...)
+	return nil
+}
+
+// parseQueryLazy is parseQuery without resolving labels into agents.
+func (s *Server) parseQueryLazy(ctx context.Context, v url.Values) (*query, error) {
 	q := &query{at: s.now().UTC(), limit: 100}
 	var err error
 	if a := v.Get("at"); a != "" {
@@ -134,17 +162,10 @@ func (s *Server) parseQuery(ctx context.Context, v url.Values) (*query, error) {
 		}
 	}
 	q.labels = v["label"]
-	q.narrowed = len(v["control"])+len(v["check"])+len(v["asset"])+len(v["agent"])+len(v["status"]) > 0
-	if len(v["label"]) > 0 {
-		agents, err := s.agentsWithLabels(ctx, v["label"])
-		if err != nil {
-			return nil, err
-		}
-		if len(agents) == 0 {
-			q.filter.None = true // no agent has these labels
-		}
-		q.filter.Agents = append(q.filter.Agents, agents...)
+	if _, err := apiv1.ParseLabels(q.labels); err != nil {
+		return nil, err
 	}
+	q.narrowed = len(v["control"])+len(v["check"])+len(v["asset"])+len(v["agent"])+len(v["status"]) > 0
 	if l := v.Get("limit"); l != "" {
 		if q.limit, err = strconv.Atoi(l); err != nil || q.limit < 1 || q.limit > 10000 {
 			return nil, errors.New("limit must be 1 to 10000")
@@ -253,6 +274,9 @@ func (s *Server) controlCounts(ctx context.Context, q *query) (map[string]compli
 		})
 		return out, err
 	}
+	if err := s.resolveLabels(ctx, q); err != nil {
+		return nil, err
+	}
 	roll, err := s.controlRollup(ctx, q, false)
 	if err != nil {
 		return nil, err
@@ -275,7 +299,7 @@ func (s *Server) summary(c catalog.Control, n compliance.Counts) apiv1.ControlSu
 // handleControls is GET /v1/controls: all 93 controls with the fleet's
 // state for each, now or ?at= a past instant.
 func (s *Server) handleControls(w http.ResponseWriter, r *http.Request) error {
-	q, err := s.parseQuery(r.Context(), r.URL.Query())
+	q, err := s.parseQueryLazy(r.Context(), r.URL.Query())
 	if err != nil {
 		return badQuery(err)
 	}
@@ -315,11 +339,16 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 	if v.Get("limit") == "" {
 		v.Set("limit", "1000")
 	}
-	q, err := s.parseQuery(r.Context(), v)
+	q, err := s.parseQueryLazy(r.Context(), v)
 	if err != nil {
 		return badQuery(err)
 	}
 	q.narrowed = narrowed // the control itself narrows nothing
+	if !q.fleetWide() {
+		if err := s.resolveLabels(r.Context(), q); err != nil {
+			return badQuery(err)
+		}
+	}
 	// Assets come a page at a time, worst first, then by asset; the
 	// counts are the whole fleet's.
 	list := "control:" + c.ID
@@ -347,21 +376,7 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 				label = q.labels[0]
 			}
 			d.ControlSummary = s.summary(c, f.controlCounts(label)[c.ID])
-			all := f.controlAssets(c.ID)
-			if label != "" {
-				in := map[string]bool{}
-				for _, id := range q.filter.Agents {
-					in[id] = true
-				}
-				kept := all[:0]
-				for _, a := range all {
-					if in[a.Agent] {
-						kept = append(kept, a)
-					}
-				}
-				all = kept
-			}
-			page = pageAssets(all, afterRank, after, q.limit+1)
+			page = pageAssets(f.controlAssets(c.ID, label), afterRank, after, q.limit+1)
 			return nil
 		})
 		if err != nil {
