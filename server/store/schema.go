@@ -134,6 +134,10 @@ CREATE INDEX asset_grants_asset ON asset_grants (asset);
 	// 4: the state rows of a check (a control's page, a check filter) are
 	// read by index, now that no server keeps every row in memory.
 	`CREATE INDEX state_check ON state (check_id, asset);`,
+	// 5: envelopes are stored zstd-compressed; size is the envelope's own
+	// length (a bundle announces it before streaming); -1 for rows stored
+	// as received before.
+	`ALTER TABLE log_entries ADD COLUMN size BIGINT NOT NULL DEFAULT -1;`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

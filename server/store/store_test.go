@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -228,5 +229,48 @@ func TestResultState(t *testing.T) {
 		rs, err := db.Results(ctx, store.ResultFilter{After: -1, Limit: 100})
 		require.NoError(t, err)
 		assert.Len(t, rs, 4, "every result is evidence")
+	})
+}
+
+// Envelopes are stored compressed and read back byte for byte; the bytes
+// a bundle announces are the envelopes' own.
+func TestEnvelopesStoredCompressed(t *testing.T) {
+	each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		var envs [][]byte
+		for i := range 20 {
+			// A record-like envelope: JSON with a base64 payload of JSON.
+			payload := strings.Repeat(fmt.Sprintf(`{"check":"patch_level.pending_updates","package":"libssl3","version":"3.0.%d"},`, i), 60)
+			envs = append(envs, fmt.Appendf(nil, `{"payloadType":"application/vnd.in-toto+json","payload":"%s","signatures":[{"keyid":"k","sig":"c2ln"}]}`,
+				base64.StdEncoding.EncodeToString([]byte(payload))))
+		}
+		envs = append(envs, []byte(`{"x":1}`)) // too small to gain: kept as is
+		require.NoError(t, db.InTx(ctx, func(tx *store.Tx) error {
+			app, err := tx.NewAppender(ctx)
+			if err != nil {
+				return err
+			}
+			for i, env := range envs {
+				if _, err := app.Append(&store.LogEntry{Kind: store.KindRecord, AgentID: "agt-a", Seq: uint64(i + 1), Digest: evidence.Digest(env), Envelope: env, ReceivedAt: t0}); err != nil {
+					return err
+				}
+			}
+			_, err = app.Finish()
+			return err
+		}))
+		raw := int64(0)
+		for i, env := range envs {
+			e, err := db.Entry(ctx, int64(i))
+			require.NoError(t, err)
+			require.Equal(t, env, e.Envelope, "entry %d byte for byte", i)
+			raw += int64(len(env))
+		}
+		stored, rawSeen, err := db.StoredBytes(ctx)
+		require.NoError(t, err)
+		require.Equal(t, raw, rawSeen)
+		require.Less(t, stored*2, raw, "stored compressed")
+		n, err := db.EntriesBytes(ctx, 0, int64(len(envs)))
+		require.NoError(t, err)
+		require.Equal(t, raw, n, "a bundle announces the envelopes' own bytes")
 	})
 }
