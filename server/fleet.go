@@ -44,7 +44,7 @@ type fleetState struct {
 	// labels loads an agent's labels ("k=v") the first time it is seen.
 	labels func(ctx context.Context, agentID string) ([]string, error)
 
-	counts  [][nRanks]int32           // by control, by status rank
+	counts  [][nRanks]int32            // by control, by status rank
 	byLabel map[string][][nRanks]int32 // by "k=v", by control, by rank
 
 	stale    staleHeap
