@@ -391,31 +391,65 @@ func (f *fleetState) controlCounts(label string) map[string]compliance.Counts {
 	return out
 }
 
-// controlAssets lists a control's assets (of agents with label, if given)
-// with their status, worst first, then by asset: what a control's page
-// walks.
-func (f *fleetState) controlAssets(control, label string) []assetRank {
+// controlPage lists a page of a control's assets (of agents with label,
+// if given) after (afterRank, after) in the order worst first, then by
+// asset, at most n: one pass over the assets keeping the n first, not a
+// sort of the fleet.
+func (f *fleetState) controlPage(control, label string, afterRank int64, after string, n int) []assetRank {
 	ci, ok := f.ctlIdx[control]
-	if !ok {
+	if !ok || n <= 0 {
 		return nil
 	}
-	var out []assetRank
+	less := func(a, b assetRank) bool { return a.Rank < b.Rank || (a.Rank == b.Rank && a.Asset < b.Asset) }
+	// top holds the n first seen so far, as a max-heap by that order.
+	var top []assetRank
+	down := func(i int) {
+		for {
+			l, m := 2*i+1, i
+			if l < len(top) && less(top[m], top[l]) {
+				m = l
+			}
+			if r := l + 1; r < len(top) && less(top[m], top[r]) {
+				m = r
+			}
+			if m == i {
+				return
+			}
+			top[i], top[m] = top[m], top[i]
+			i = m
+		}
+	}
 	for i := range f.assets {
 		a := &f.assets[i]
+		r := f.ctlRank(a, ci)
+		if r < 0 || int64(r) < afterRank || (int64(r) == afterRank && a.name <= after) {
+			continue
+		}
 		if label != "" && !slices.Contains(f.agents[a.agent].labels, label) {
 			continue
 		}
-		if r := f.ctlRank(a, ci); r >= 0 {
-			out = append(out, assetRank{Asset: a.name, Agent: f.agents[a.agent].id, Rank: int(r)})
+		x := assetRank{Asset: a.name, Rank: int(r)}
+		switch {
+		case len(top) < n:
+			top = append(top, x)
+			for j := len(top) - 1; j > 0; {
+				p := (j - 1) / 2
+				if !less(top[p], top[j]) {
+					break
+				}
+				top[p], top[j] = top[j], top[p]
+				j = p
+			}
+		case less(x, top[0]):
+			top[0] = x
+			down(0)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Rank != out[j].Rank {
-			return out[i].Rank < out[j].Rank
-		}
-		return out[i].Asset < out[j].Asset
-	})
-	return out
+	sort.Slice(top, func(i, j int) bool { return less(top[i], top[j]) })
+	for i := range top {
+		top[i].Agent = f.agents[f.assets[f.assetIdx[top[i].Asset]].agent].id
+	}
+	return top
 }
 
 type assetRank struct {

@@ -57,6 +57,34 @@ func TestFleetStateMatchesFullRecomputation(t *testing.T) {
 				require.NoError(t, f.apply(context.Background(), &st))
 				rows[[2]string{st.Asset, st.Check}] = st
 			}
+			// A control's pages, walked, list its assets in the rollup's
+			// order, each once.
+			if step%50 == 0 {
+				roll := compliance.NewRollup[struct{}](false)
+				for _, st := range rows {
+					stale := !st.CollectedAt.Add(mapping.Freshness(st.Check, fresh)).After(time.Unix(0, f.sweptTo))
+					roll.Add(mapping.Controls(st.Check), st.Asset, compliance.Of(st.Status, stale), struct{}{})
+				}
+				for _, c := range roll.Controls() {
+					var walked []string
+					afterRank, after := int64(-1), ""
+					for {
+						page := f.controlPage(c, "", afterRank, after, 2)
+						for _, a := range page {
+							walked = append(walked, a.Asset)
+						}
+						if len(page) < 2 {
+							break
+						}
+						afterRank, after = int64(page[len(page)-1].Rank), page[len(page)-1].Asset
+					}
+					var want []string
+					for _, a := range roll.Assets(c) {
+						want = append(want, a.Asset)
+					}
+					require.Equal(t, want, walked, "control %s", c)
+				}
+			}
 			// The full recomputation: every row through the one rollup.
 			for _, label := range []string{"", "env=prod", "site=1"} {
 				roll := compliance.NewRollup[struct{}](false)

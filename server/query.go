@@ -376,7 +376,7 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 				label = q.labels[0]
 			}
 			d.ControlSummary = s.summary(c, f.controlCounts(label)[c.ID])
-			page = pageAssets(f.controlAssets(c.ID, label), afterRank, after, q.limit+1)
+			page = f.controlPage(c.ID, label, afterRank, after, q.limit+1)
 			return nil
 		})
 		if err != nil {
