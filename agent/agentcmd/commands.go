@@ -13,9 +13,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/annexa-dev/annexa/agent"
+	"github.com/annexa-dev/annexa/agent/config"
 	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/capture"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
+	"github.com/annexa-dev/annexa/internal/buildinfo"
 )
 
 func newEnroll() *cobra.Command {
@@ -136,60 +139,139 @@ func newRun() *cobra.Command {
 	return cmd
 }
 
+// collectedRow is one collector's results as collect and capture print them.
+type collectedRow struct {
+	Collector string            `json:"collector"`
+	Results   []evidence.Result `json:"results"`
+}
+
+// collectOn runs the named collectors (default: every enabled one) on h
+// with the configuration's settings.
+func collectOn(ctx context.Context, cfg *config.Config, h *host.Host, only []string) ([]collectedRow, []string, error) {
+	names := only
+	if len(names) == 0 {
+		for _, n := range collectors.Names() {
+			if cfg.Enabled(n) {
+				names = append(names, n)
+			}
+		}
+	}
+	var rows []collectedRow
+	for _, n := range names {
+		col, ok := collectors.Get(n)
+		if !ok {
+			return nil, nil, fmt.Errorf("no collector %q (have: %s)", n, strings.Join(collectors.Names(), ", "))
+		}
+		rs, _ := collectors.Run(ctx, col, h, cfg.Limits(n), cfg.Settings(n), nil)
+		rows = append(rows, collectedRow{n, rs})
+	}
+	return rows, names, nil
+}
+
+func printCollected(cmd *cobra.Command, output string, rows []collectedRow) error {
+	switch output {
+	case "json":
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	case "table", "":
+		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "CHECK\tSTATUS\tREASON")
+		for _, r := range rows {
+			for _, res := range r.Results {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", res.Check, res.Status, res.Reason)
+			}
+		}
+		return tw.Flush()
+	}
+	return fmt.Errorf("--output %q: want table or json", output)
+}
+
 func newCollect() *cobra.Command {
 	var c common
 	var only []string
-	var output string
+	var output, replayDir string
 	cmd := &cobra.Command{
 		Use:   "collect",
 		Short: "Dry run: run collectors and print their results, without signing or shipping",
-		Args:  cobra.NoArgs,
+		Long: `Dry run: run collectors and print their results, without signing or shipping.
+
+With --replay DIR the collectors read a capture (annexa-agent capture) instead
+of this machine: its files, its commands' answers, its clock. Any machine
+reproduces the verdicts of the machine that was captured.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := c.load()
 			if err != nil {
 				return err
 			}
-			names := only
-			if len(names) == 0 {
-				for _, n := range collectors.Names() {
-					if cfg.Enabled(n) {
-						names = append(names, n)
-					}
+			h := host.Live()
+			if replayDir != "" {
+				var m *capture.Manifest
+				if h, m, err = capture.Open(replayDir); err != nil {
+					return err
 				}
-			}
-			type row struct {
-				Collector string            `json:"collector"`
-				Results   []evidence.Result `json:"results"`
-			}
-			var rows []row
-			for _, n := range names {
-				col, ok := collectors.Get(n)
-				if !ok {
-					return fmt.Errorf("no collector %q (have: %s)", n, strings.Join(collectors.Names(), ", "))
+				if len(only) == 0 {
+					only = m.Collectors
 				}
-				rs, _ := collectors.Run(cmd.Context(), col, host.Live(), cfg.Limits(n), cfg.Settings(n), nil)
-				rows = append(rows, row{n, rs})
+				fmt.Fprintf(cmd.ErrOrStderr(), "replaying %s: %s %s (%s), captured %s\n", replayDir, m.OS, m.OSVersion, m.Arch, m.CapturedAt.Format(time.RFC3339))
 			}
-			switch output {
-			case "json":
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
-			case "table", "":
-				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "CHECK\tSTATUS\tREASON")
-				for _, r := range rows {
-					for _, res := range r.Results {
-						fmt.Fprintf(tw, "%s\t%s\t%s\n", res.Check, res.Status, res.Reason)
-					}
-				}
-				return tw.Flush()
+			rows, _, err := collectOn(cmd.Context(), cfg, h, only)
+			if err != nil {
+				return err
 			}
-			return fmt.Errorf("--output %q: want table or json", output)
+			return printCollected(cmd, output, rows)
+		},
+	}
+	c.register(cmd)
+	cmd.Flags().StringSliceVar(&only, "collector", nil, "only this collector; repeatable (default: every enabled one, or the capture's)")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	cmd.Flags().StringVar(&replayDir, "replay", "", "read this capture directory instead of this machine")
+	return cmd
+}
+
+func newCapture() *cobra.Command {
+	var c common
+	var only []string
+	var output, out string
+	cmd := &cobra.Command{
+		Use:   "capture --collector NAME --out DIR",
+		Short: "Run collectors on this machine and record what they read, to replay anywhere",
+		Long: `Run collectors on this machine and record everything they read into DIR:
+every command (its line, standard output and error, exit code) and every file,
+with the OS, its version and locale in DIR/manifest.json. Password hashes are
+redacted (the manifest says which). Anyone can then replay the capture with
+annexa-agent collect --replay DIR and get the same verdicts; a capture of a
+real machine becomes a test fixture by copying the directory.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return errors.New("--out DIR is required: a new directory for the capture")
+			}
+			cfg, err := c.load()
+			if err != nil {
+				return err
+			}
+			rec := capture.NewRecorder()
+			rows, names, err := collectOn(cmd.Context(), cfg, rec.Host, only)
+			if err != nil {
+				return err
+			}
+			m, err := rec.Write(out, names, buildinfo.String("annexa-agent"))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "captured %d commands and %d files into %s", len(m.Commands), len(m.Files), out)
+			if len(m.Redacted) > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "; redacted: %s", strings.Join(m.Redacted, "; "))
+			}
+			fmt.Fprintln(cmd.ErrOrStderr())
+			return printCollected(cmd, output, rows)
 		},
 	}
 	c.register(cmd)
 	cmd.Flags().StringSliceVar(&only, "collector", nil, "only this collector; repeatable (default: every enabled one)")
+	cmd.Flags().StringVar(&out, "out", "", "the capture directory to write (new or empty)")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd
 }

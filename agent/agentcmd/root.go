@@ -88,7 +88,7 @@ First run ` + "`annexa-agent collect`" + ` to see what it finds, then
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newEnroll(), newRun(), newCollect(), newStatus(), newRotate(), newService())
+	root.AddCommand(newEnroll(), newRun(), newCollect(), newCapture(), newStatus(), newRotate(), newService())
 	return root
 }
 

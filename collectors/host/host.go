@@ -161,9 +161,16 @@ type ExecRunner struct {
 // exit is an error that carries stderr's first line; stdout is returned
 // with it, since some tools (apt, manage-bde) report state by exit code.
 func (r ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	out, _, err := r.RunFull(ctx, name, args...)
+	return out, err
+}
+
+// RunFull is Run, also returning standard error (up to 64 KiB): what a
+// capture records.
+func (r ExecRunner) RunFull(ctx context.Context, name string, args ...string) ([]byte, []byte, error) {
 	path, err := exec.LookPath(name)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
+		return nil, nil, fmt.Errorf("%s: %w", name, ErrNotFound)
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
 	env := r.Env
@@ -177,31 +184,32 @@ func (r ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byt
 	}
 	var stdout limitedBuffer
 	stdout.max = max
-	var stderr bytes.Buffer
+	stderr := &limitedBuffer{max: 64 << 10}
 	cmd.Stdout = &stdout
-	cmd.Stderr = &limitedBuffer{max: 64 << 10, buf: stderr}
+	cmd.Stderr = stderr
 	err = cmd.Run()
+	errOut := stderr.buf.Bytes()
 	if stdout.over {
-		return stdout.buf.Bytes(), fmt.Errorf("%s: output over %d bytes", name, max)
+		return stdout.buf.Bytes(), errOut, fmt.Errorf("%s: output over %d bytes", name, max)
 	}
 	if err != nil {
-		msg := strings.TrimSpace(cmd.Stderr.(*limitedBuffer).buf.String())
+		msg := strings.TrimSpace(stderr.buf.String())
 		if i := strings.IndexByte(msg, '\n'); i >= 0 {
 			msg = msg[:i]
 		}
 		if ctx.Err() != nil {
-			return stdout.buf.Bytes(), fmt.Errorf("%s: %w", name, ctx.Err())
+			return stdout.buf.Bytes(), errOut, fmt.Errorf("%s: %w", name, ctx.Err())
 		}
 		var xe *exec.ExitError
 		if errors.As(err, &xe) && xe.ExitCode() >= 0 {
-			return stdout.buf.Bytes(), &ExitError{Name: name, Code: xe.ExitCode(), Stderr: msg}
+			return stdout.buf.Bytes(), errOut, &ExitError{Name: name, Code: xe.ExitCode(), Stderr: msg}
 		}
 		if msg != "" {
-			return stdout.buf.Bytes(), fmt.Errorf("%s: %w: %s", name, err, msg)
+			return stdout.buf.Bytes(), errOut, fmt.Errorf("%s: %w: %s", name, err, msg)
 		}
-		return stdout.buf.Bytes(), fmt.Errorf("%s: %w", name, err)
+		return stdout.buf.Bytes(), errOut, fmt.Errorf("%s: %w", name, err)
 	}
-	return stdout.buf.Bytes(), nil
+	return stdout.buf.Bytes(), errOut, nil
 }
 
 type limitedBuffer struct {

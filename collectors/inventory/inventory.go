@@ -70,6 +70,9 @@ func HostFacts(ctx context.Context, h *host.Host) (Facts, error) {
 			f["memory_bytes"] = fmt.Sprint(vm.Total)
 		}
 		f["cpus"] = fmt.Sprint(runtime.NumCPU())
+		// What a replay of this machine reads instead (a capture keeps
+		// the files a collector touches).
+		_, _ = h.Exists("/etc/os-release"), h.Exists("/proc/sys/kernel/osrelease")
 	} else {
 		b, err := h.ReadFile("/etc/os-release")
 		if err != nil {
@@ -77,6 +80,9 @@ func HostFacts(ctx context.Context, h *host.Host) (Facts, error) {
 		}
 		osr := parseOSRelease(b)
 		f["os"], f["platform"], f["platform_version"] = h.OS, osr["ID"], osr["VERSION_ID"]
+		if k, err := h.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+			f["kernel"] = strings.TrimSpace(string(k))
+		}
 	}
 	if h.OS == "linux" {
 		// The serial number is readable by root only; its absence is noted, not fatal.
