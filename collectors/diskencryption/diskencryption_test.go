@@ -126,7 +126,7 @@ func TestWindows(t *testing.T) {
 	// A second paging file on the removable E:, which BitLocker does not protect.
 	rs = collect(t, "windows", "", map[string]string{"manage-bde -status": "windows/manage-bde-encrypted.txt", mm: "windows/mm-two-files.txt"})
 	require.Equal(t, `paging files on volumes BitLocker does not protect: E:\pagefile.sys`, rs[checkSwap].Reason)
-	require.Equal(t, "C: is BitLocker-encrypted (XTS-AES 128), protection on", rs[checkSystem].Reason)
+	require.Equal(t, "C: is BitLocker-encrypted (XTS-AES 128, Fully Encrypted), protection on", rs[checkSystem].Reason)
 	require.Equal(t, "all 1 fixed data volumes are BitLocker-encrypted", rs[checkData].Reason, "the USB stick is removable")
 
 	rs = collect(t, "windows", "", map[string]string{"manage-bde -status": "windows/manage-bde-suspended.txt", mm: "windows/mm-system-managed.txt"})
@@ -184,4 +184,36 @@ func TestNestedLUKS(t *testing.T) {
 	})
 	require.True(t, v.Encrypted)
 	require.Equal(t, "LUKS1 + LUKS2", v.Method)
+}
+
+// "Used Space Only Encrypted" with protection on is encrypted: what
+// Windows 11 device encryption and Intune set up (a real published output).
+func TestWindowsUsedSpaceOnly(t *testing.T) {
+	mm := "reg query " + regMemory
+	rs := collect(t, "windows", "", map[string]string{"manage-bde -status": "windows/manage-bde-used-space-only.txt", mm: "windows/mm-system-managed.txt"})
+	require.Equal(t, evidence.Pass, rs[checkSystem].Status, rs[checkSystem].Reason)
+	require.Equal(t, "C: is BitLocker-encrypted (AES 256, Used Space Only Encrypted), protection on", rs[checkSystem].Reason)
+}
+
+// A volume without a drive letter is its own volume, not merged into the
+// one before it: C: stays as it is, and the letterless one is listed.
+func TestWindowsLetterlessVolume(t *testing.T) {
+	mm := "reg query " + regMemory
+	rs := collect(t, "windows", "", map[string]string{"manage-bde -status": "windows/manage-bde-letterless.txt", mm: "windows/mm-system-managed.txt"})
+	require.Equal(t, evidence.Pass, rs[checkSystem].Status, rs[checkSystem].Reason)
+	require.Equal(t, "C: is BitLocker-encrypted (XTS-AES 256, Fully Encrypted), protection on", rs[checkSystem].Reason)
+	require.Equal(t, evidence.Pass, rs[checkData].Status)
+	require.Contains(t, string(rs[checkData].Observations), `"volume":"\\\\?\\Volume{7d1a5b5e-3a40-4c2b-9d71-0b5e7f2e8a11}\\"`)
+	vols, err := parseManageBDE(readFixture(t, "windows/manage-bde-letterless.txt"))
+	require.NoError(t, err)
+	require.Len(t, vols, 2)
+	require.Equal(t, "Fully Encrypted", vols[0].Conversion, "C: keeps its own status")
+	require.Equal(t, "BEK VOLUME", vols[1].Label)
+}
+
+func readFixture(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name)
+	require.NoError(t, err)
+	return string(b)
 }

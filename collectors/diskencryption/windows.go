@@ -22,14 +22,26 @@ type bitlockerVolume struct {
 	Protectors string `json:"key_protectors,omitempty"`
 }
 
-// ok: fully encrypted with protection on. "Protection Off" on an encrypted
-// volume is BitLocker suspended: the key sits in clear on the disk.
+// ok: encrypted with protection on. "Used Space Only Encrypted" is what
+// Windows 11 device encryption and Intune/Azure set up: everything ever
+// written is encrypted, free space never held data. "Protection Off" on an
+// encrypted volume is BitLocker suspended: the key sits in clear on the
+// disk.
 func (v bitlockerVolume) ok() bool {
-	return v.Conversion == "Fully Encrypted" && v.Protection == "Protection On"
+	return v.encrypted() && v.Protection == "Protection On"
 }
 
+func (v bitlockerVolume) encrypted() bool {
+	return v.Conversion == "Fully Encrypted" || v.Conversion == "Used Space Only Encrypted"
+}
+
+// lettered: a volume mounted at a drive letter. A volume manage-bde names
+// by its GUID path (\\?\Volume{…}\) has none: Azure Disk Encryption's key
+// volume, recovery partitions.
+func (v bitlockerVolume) lettered() bool { return len(v.Letter) == 2 && v.Letter[1] == ':' }
+
 func (v bitlockerVolume) why() string {
-	if v.Conversion == "Fully Encrypted" && v.Protection != "Protection On" {
+	if v.encrypted() && v.Protection != "Protection On" {
 		return v.Letter + " is encrypted but BitLocker is suspended (" + v.Protection + ")"
 	}
 	return fmt.Sprintf("%s: %s, %s encrypted, %s", v.Letter, v.Conversion, v.Percentage, v.Protection)
@@ -43,8 +55,15 @@ func parseManageBDE(s string) ([]bitlockerVolume, error) {
 	lastKey := ""
 	for _, raw := range strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") {
 		line := strings.TrimSpace(raw)
-		if rest, ok := strings.CutPrefix(line, "Volume "); ok && len(rest) >= 2 && rest[1] == ':' {
-			v := bitlockerVolume{Letter: rest[:2]}
+		if rest, ok := strings.CutPrefix(line, "Volume "); ok && (len(rest) >= 2 && rest[1] == ':' || strings.HasPrefix(rest, `\\?\Volume{`)) {
+			name := rest
+			if i := strings.Index(rest, " ["); i >= 0 {
+				name = rest[:i]
+			}
+			v := bitlockerVolume{Letter: strings.TrimSpace(name)}
+			if len(rest) >= 2 && rest[1] == ':' {
+				v.Letter = rest[:2]
+			}
 			if i := strings.Index(rest, "["); i >= 0 {
 				v.Label = strings.Trim(rest[i:], "[]")
 			}
@@ -102,13 +121,16 @@ func collectWindows(ctx context.Context, h *host.Host) []evidence.Result {
 	system := evidence.Result{Check: checkSystem}
 	data := evidence.Result{Check: checkData}
 	var osVol *bitlockerVolume
-	var checked []bitlockerVolume
+	var checked, unlettered []bitlockerVolume
 	var bad []string
 	for i, v := range vols {
 		switch {
 		case strings.HasPrefix(v.Kind, "OS"):
 			osVol = &vols[i]
 		case strings.HasPrefix(v.Kind, "Removable"):
+		case !v.lettered():
+			// Not mounted where users or programs write: listed, not judged.
+			unlettered = append(unlettered, v)
 		default:
 			checked = append(checked, v)
 			if !v.ok() {
@@ -121,12 +143,12 @@ func collectWindows(ctx context.Context, h *host.Host) []evidence.Result {
 	} else {
 		system.Observations = evidence.Observe(osVol)
 		if osVol.ok() {
-			system.Status, system.Reason = evidence.Pass, fmt.Sprintf("%s is BitLocker-encrypted (%s), protection on", osVol.Letter, osVol.Method)
+			system.Status, system.Reason = evidence.Pass, fmt.Sprintf("%s is BitLocker-encrypted (%s, %s), protection on", osVol.Letter, osVol.Method, osVol.Conversion)
 		} else {
 			system.Status, system.Reason = evidence.Fail, osVol.why()
 		}
 	}
-	data.Observations = evidence.Observe(map[string]any{"volumes": evidence.NonNil(checked)})
+	data.Observations = evidence.Observe(map[string]any{"volumes": evidence.NonNil(checked), "volumes_without_letter": evidence.NonNil(unlettered)})
 	switch {
 	case len(bad) > 0:
 		data.Status, data.Reason = evidence.Fail, strings.Join(bad, "; ")
@@ -134,6 +156,9 @@ func collectWindows(ctx context.Context, h *host.Host) []evidence.Result {
 		data.Status, data.Reason = evidence.Pass, "no fixed data volumes besides the OS volume"
 	default:
 		data.Status, data.Reason = evidence.Pass, fmt.Sprintf("all %d fixed data volumes are BitLocker-encrypted", len(checked))
+	}
+	if len(unlettered) > 0 && data.Status == evidence.Pass {
+		data.Reason += fmt.Sprintf(" (%d volumes without a drive letter listed, not judged)", len(unlettered))
 	}
 	return []evidence.Result{system, data, pagefile(ctx, h, vols, osVol)}
 }
