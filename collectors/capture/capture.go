@@ -103,6 +103,12 @@ func NewRecorder() *Recorder {
 
 // Run implements host.Runner: it runs the command and records it.
 func (r *Recorder) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	out, _, err := r.RunFull(ctx, name, args...)
+	return out, err
+}
+
+// RunFull implements host.FullRunner.
+func (r *Recorder) RunFull(ctx context.Context, name string, args ...string) ([]byte, []byte, error) {
 	out, errOut, err := r.exec.RunFull(ctx, name, args...)
 	c := Command{Line: line(name, args)}
 	var xe *host.ExitError
@@ -121,7 +127,7 @@ func (r *Recorder) Run(ctx context.Context, name string, args ...string) ([]byte
 	r.commands = append(r.commands, c)
 	r.outputs[c.Stdout] = [2][]byte{out, errOut}
 	r.mu.Unlock()
-	return out, err
+	return out, errOut, err
 }
 
 func line(name string, args []string) string {
@@ -285,25 +291,31 @@ type replay struct {
 	byLine map[string]Command
 }
 
-func (r *replay) Run(_ context.Context, name string, args ...string) ([]byte, error) {
+func (r *replay) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	out, _, err := r.RunFull(ctx, name, args...)
+	return out, err
+}
+
+// RunFull implements host.FullRunner.
+func (r *replay) RunFull(_ context.Context, name string, args ...string) ([]byte, []byte, error) {
 	c, ok := r.byLine[line(name, args)]
 	if !ok || c.NotFound {
-		return nil, fmt.Errorf("%s: %w", name, host.ErrNotFound)
+		return nil, nil, fmt.Errorf("%s: %w", name, host.ErrNotFound)
 	}
 	out, err := os.ReadFile(filepath.Join(r.dir, c.Stdout))
 	if err != nil {
-		return nil, fmt.Errorf("replay %q: %w", c.Line, err)
+		return nil, nil, fmt.Errorf("replay %q: %w", c.Line, err)
 	}
 	errOut, _ := os.ReadFile(filepath.Join(r.dir, c.Stderr))
 	switch {
 	case c.Err != "":
-		return out, fmt.Errorf("%s: %s", name, c.Err)
+		return out, errOut, fmt.Errorf("%s: %s", name, c.Err)
 	case c.Exit != 0:
 		msg := strings.TrimSpace(string(errOut))
 		if i := strings.IndexByte(msg, '\n'); i >= 0 {
 			msg = msg[:i]
 		}
-		return out, &host.ExitError{Name: name, Code: c.Exit, Stderr: msg}
+		return out, errOut, &host.ExitError{Name: name, Code: c.Exit, Stderr: msg}
 	}
-	return out, nil
+	return out, errOut, nil
 }

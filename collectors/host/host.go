@@ -112,6 +112,22 @@ func (h *Host) Run(ctx context.Context, name string, args ...string) ([]byte, er
 	return h.Runner.Run(ctx, name, args...)
 }
 
+// FullRunner is a Runner that also gives a command's standard error.
+type FullRunner interface {
+	RunFull(ctx context.Context, name string, args ...string) (stdout, stderr []byte, err error)
+}
+
+// RunFull runs a command and returns its standard error too, for the
+// tools that answer there (macOS softwareupdate prints "No new software
+// available." on stderr). A runner that cannot tell gives none.
+func (h *Host) RunFull(ctx context.Context, name string, args ...string) ([]byte, []byte, error) {
+	if f, ok := h.Runner.(FullRunner); ok {
+		return f.RunFull(ctx, name, args...)
+	}
+	out, err := h.Runner.Run(ctx, name, args...)
+	return out, nil, err
+}
+
 // ErrNotFound is wrapped when a command is not installed.
 var ErrNotFound = errors.New("command not found")
 
@@ -240,8 +256,20 @@ type Replay struct {
 	// FILE (dnf check-update exits 100 with the list of updates), or
 	// "!exit N :message" for a failure whose standard error said message.
 	Outputs map[string]string
+	// Stderr maps a command line to a file of its standard error.
+	Stderr map[string]string
 	// Calls records what was run, for assertions.
 	Calls []string
+}
+
+// RunFull implements FullRunner.
+func (r *Replay) RunFull(ctx context.Context, name string, args ...string) ([]byte, []byte, error) {
+	out, err := r.Run(ctx, name, args...)
+	var errOut []byte
+	if f, ok := r.Stderr[strings.TrimSpace(name+" "+strings.Join(args, " "))]; ok {
+		errOut, _ = os.ReadFile(filepath.Join(r.Dir, f))
+	}
+	return out, errOut, err
 }
 
 // Run replays a captured output.

@@ -153,6 +153,7 @@ type update struct {
 	To       string `json:"to"`
 	Origin   string `json:"origin"`
 	Security bool   `json:"security"`
+	Restart  bool   `json:"restart,omitempty"` // macOS: installing it restarts the Mac
 }
 
 func pending(sim []byte, simErr error, maxPending int) []evidence.Result {

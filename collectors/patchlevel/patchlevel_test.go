@@ -148,14 +148,72 @@ func TestMacOS(t *testing.T) {
 	require.Equal(t, "1 security updates pending: macOS Sonoma 14.7.1-23H222", rs[checkSecurity].Reason)
 	require.Equal(t, "automatic updates partly off: AutomaticallyInstallMacOSUpdates = 0", rs[checkAuto].Reason)
 	require.Equal(t, "last update (macOS Sonoma 14.6.1 14.6.1) 110 days ago (more than 30)", rs[checkAge].Reason)
-	require.Equal(t, "updates wait for a restart to install: macOS Sonoma 14.7.1-23H222", rs[checkReboot].Reason)
+	// An update that will restart when installed is a pending update,
+	// not a pending restart.
+	require.Equal(t, evidence.NotApplicable, rs[checkReboot].Status)
+	require.Contains(t, rs[checkReboot].Reason, "1 of 3 listed updates will restart when installed")
 	require.Equal(t, "macOS 14.7 is a supported major version (14, 15, 26)", rs[checkRelease].Reason)
 
 	out["softwareupdate -l"] = "macos/softwareupdate-none.txt"
 	rs = runOS(t, "darwin", out, time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC))
 	require.Equal(t, evidence.Pass, rs[checkPending].Status)
 	require.Equal(t, evidence.Pass, rs[checkSecurity].Status)
-	require.Equal(t, evidence.Pass, rs[checkReboot].Status)
+	require.Equal(t, evidence.NotApplicable, rs[checkReboot].Status)
+}
+
+// Real outputs of older and newer Macs: the list format before Catalina,
+// "No new software available." on stderr (and Big Sur's silent stdout),
+// a major upgrade on offer, and a third-party package that is no update.
+func TestMacOSRealOutputs(t *testing.T) {
+	at := time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC)
+	base := map[string]string{
+		"sw_vers -productVersion": "macos/sw_vers.txt",
+		"defaults read /Library/Preferences/com.apple.SoftwareUpdate": "macos/softwareupdate-prefs.txt",
+		"system_profiler SPInstallHistoryDataType -json":              "macos/install-history.json",
+	}
+	runWith := func(list, stderr, swvers string) map[string]evidence.Result {
+		out := map[string]string{}
+		for k, v := range base {
+			out[k] = v
+		}
+		out["softwareupdate -l"] = list
+		if swvers != "" {
+			out["sw_vers -productVersion"] = swvers
+		}
+		r := &host.Replay{Dir: "testdata", Outputs: out}
+		if stderr != "" {
+			r.Stderr = map[string]string{"softwareupdate -l": stderr}
+		}
+		h := &host.Host{OS: "darwin", Clock: func() time.Time { return at }, Runner: r}
+		return collectortest.Collect(t, Collector{}, h, nil)
+	}
+
+	rs := runWith("macos/softwareupdate-mojave.txt", "", "")
+	require.Equal(t, evidence.Fail, rs[checkPending].Status)
+	require.Equal(t, "4 package updates pending (1 security)", rs[checkPending].Reason)
+	require.Equal(t, "1 security updates pending: macOS 10.14.1 Update", rs[checkSecurity].Reason, "Xcode's tools name macOS but are no OS update")
+	require.Contains(t, rs[checkReboot].Reason, "1 of 4 listed updates will restart")
+
+	rs = runWith("macos/softwareupdate-elcapitan.txt", "", "")
+	require.Equal(t, "1 security updates pending: OS X El Capitan Update-10.11.6", rs[checkSecurity].Reason)
+
+	for _, stdout := range []string{"macos/softwareupdate-none.txt", "macos/softwareupdate-bigsur-none.txt"} {
+		rs = runWith(stdout, "macos/softwareupdate-none-stderr.txt", "")
+		require.Equal(t, evidence.Pass, rs[checkPending].Status, stdout)
+		require.Equal(t, "0 package updates pending", rs[checkPending].Reason, stdout)
+	}
+	// Big Sur's empty stdout without the stderr line is no answer.
+	rs = runWith("macos/softwareupdate-bigsur-none.txt", "", "")
+	require.Equal(t, evidence.Error, rs[checkPending].Status)
+
+	// Sonoma on offer to a fully patched Ventura is an upgrade, not a
+	// missing patch; Ventura's own update is.
+	rs = runWith("macos/softwareupdate-major-offer.txt", "", "macos/sw_vers-13.txt")
+	require.Equal(t, "1 security updates pending: macOS Ventura 13.7.1-22H221", rs[checkSecurity].Reason)
+	require.Contains(t, rs[checkPending].Reason, "a major upgrade on offer, not counted: macOS Sonoma 14.7.1-23H222")
+
+	// Zoom installed yesterday does not make the system 1 day old.
+	require.Equal(t, "last update (macOS Sonoma 14.6.1 14.6.1) 110 days ago (more than 30)", rs[checkAge].Reason)
 }
 
 func TestWindows(t *testing.T) {
