@@ -167,7 +167,7 @@ func TestMacOS(t *testing.T) {
 func TestMacOSRealOutputs(t *testing.T) {
 	at := time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC)
 	base := map[string]string{
-		"sw_vers -productVersion": "macos/sw_vers.txt",
+		"sw_vers -productVersion":                                     "macos/sw_vers.txt",
 		"defaults read /Library/Preferences/com.apple.SoftwareUpdate": "macos/softwareupdate-prefs.txt",
 		"system_profiler SPInstallHistoryDataType -json":              "macos/install-history.json",
 	}
