@@ -79,6 +79,16 @@ func TestWindowsAndMacOS(t *testing.T) {
 	require.Equal(t, "Windows Time uses no time source (Local CMOS Clock)", r.Reason)
 	r = run("windows", map[string]string{})
 	require.Equal(t, evidence.Error, r.Status)
+	// A British machine ten days stale: day first, 24-hour clock.
+	r = run("windows", map[string]string{"w32tm /query /status": "windows/w32tm-engb-stale.txt"})
+	require.Equal(t, evidence.Fail, r.Status, r.Reason)
+	require.Contains(t, r.Reason, "17/11/2026 04:12:09, over a day ago")
+	// A French machine on its own clock: labels in French (" : "), read
+	// by position, the CMOS clock named in French.
+	r = run("windows", map[string]string{"w32tm /query /status": "windows/w32tm-fr-cmos.txt"})
+	require.Equal(t, evidence.Fail, r.Status, r.Reason)
+	require.Equal(t, "Windows Time uses no time source (Horloge CMOS locale)", r.Reason)
+	require.Contains(t, string(r.Observations), "position (labels not in English)")
 
 	r = run("darwin", map[string]string{"systemsetup -getusingnetworktime": "macos/using-on.txt", "systemsetup -getnetworktimeserver": "macos/server.txt"})
 	require.Equal(t, "network time is on (server time.apple.com)", r.Reason)
