@@ -45,9 +45,11 @@ func collectDarwin(ctx context.Context, h *host.Host) []evidence.Result {
 		var plain []string
 		for _, v := range vols {
 			// The sealed system volume, Preboot, Recovery, VM and Update
-			// hold no user data; the Data volume is what FileVault
-			// protects (the system check above).
-			if v.Role != "" && v.Role != "No specific role" && v.Role != "(No specific role)" {
+			// hold no user data; the boot Data volume, and before
+			// Catalina the boot volume itself (no role, mounted at /), is
+			// what FileVault protects (the system check above). Every
+			// other volume holds data: no role, and Backup (Time Machine).
+			if systemRole[v.Role] || v.Mount == "/" {
 				continue
 			}
 			checked = append(checked, v)
@@ -89,7 +91,12 @@ type apfsVolume struct {
 	Role      string `json:"role"`
 	FileVault string `json:"filevault"`
 	Disk      string `json:"disk"`
+	Mount     string `json:"mount_point,omitempty"`
 }
+
+// systemRole are the APFS roles of the boot volume group and its helpers.
+var systemRole = map[string]bool{"System": true, "Data": true, "Preboot": true, "Recovery": true, "VM": true, "Update": true,
+	"Hardware": true, "xART": true, "Prelogin": true, "iSCPreboot": true}
 
 // parseAPFSList reads `diskutil apfs list`: each volume's block starts with
 // "+-> Volume diskXsY UUID" and has "Name:", "Role" ... lines and
@@ -125,6 +132,8 @@ func parseAPFSList(s string) ([]apfsVolume, error) {
 			cur.Name = strings.TrimSpace(strings.Split(v, "(Case")[0])
 		case k == "FileVault":
 			cur.FileVault = v
+		case k == "Mount Point":
+			cur.Mount = v
 		}
 	}
 	if len(vols) == 0 {

@@ -217,3 +217,16 @@ func readFixture(t *testing.T, name string) string {
 	require.NoError(t, err)
 	return string(b)
 }
+
+// A Time Machine (Backup role) volume holds data and is judged; on Mojave
+// the boot volume (no role, mounted at /) is FileVault's, not a second
+// data volume.
+func TestMacOSBackupAndMojave(t *testing.T) {
+	rs := collect(t, "darwin", "", map[string]string{"fdesetup status": "macos/fdesetup-on.txt", "diskutil apfs list": "macos/apfs-list-backup.txt", "sysctl vm.swapusage": "macos/swapusage.txt"})
+	require.Equal(t, evidence.Fail, rs[checkData].Status)
+	require.Equal(t, "APFS volumes without encryption: Projects, Time Machine", rs[checkData].Reason)
+
+	rs = collect(t, "darwin", "", map[string]string{"fdesetup status": "macos/fdesetup-on.txt", "diskutil apfs list": "macos/apfs-list-mojave.txt", "sysctl vm.swapusage": "macos/swapusage.txt"})
+	require.Equal(t, evidence.Pass, rs[checkData].Status)
+	require.Equal(t, "no APFS data volumes besides the system's", rs[checkData].Reason)
+}
