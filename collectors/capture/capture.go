@@ -71,6 +71,10 @@ type File struct {
 const maxFile = 8 << 20
 
 // Recorder is a live host whose commands and file reads are recorded.
+// Files are copied the moment a collector reaches for them (a glob's
+// matches as the glob sees them), so what the replay reads is what the
+// collector read, even where the machine changes underneath (processes
+// come and go under /proc).
 type Recorder struct {
 	Host *host.Host
 	exec host.ExecRunner
@@ -78,19 +82,32 @@ type Recorder struct {
 	mu       sync.Mutex
 	commands []Command
 	outputs  map[string][2][]byte
-	touched  map[string]bool
+	staging  map[string]*staged // host path -> what was copied
+	redacted []string
+}
+
+type staged struct {
+	file    File
+	content []byte
 }
 
 // NewRecorder wraps the live machine.
 func NewRecorder() *Recorder {
-	r := &Recorder{outputs: map[string][2][]byte{}, touched: map[string]bool{}}
+	r := &Recorder{outputs: map[string][2][]byte{}, staging: map[string]*staged{}}
 	live := host.Live()
 	r.exec = live.Runner.(host.ExecRunner)
 	live.Runner = r
 	live.Touched = func(p string) {
 		r.mu.Lock()
-		r.touched[p] = true
-		r.mu.Unlock()
+		defer r.mu.Unlock()
+		if !strings.ContainsAny(p, "*?[") {
+			r.stage(p)
+			return
+		}
+		matches, _ := filepath.Glob(p)
+		for _, m := range matches {
+			r.stage(filepath.ToSlash(m))
+		}
 	}
 	// One instant for the whole capture: what collectors derive from the
 	// clock (a log's lookback window, a command's --since) is the same
@@ -156,23 +173,32 @@ func (r *Recorder) Write(dir string, collectors []string, annexa string) (*Manif
 			return nil, err
 		}
 	}
-	paths := make([]string, 0, len(r.touched))
-	for p := range r.touched {
-		if strings.ContainsAny(p, "*?[") {
-			continue // a glob: the files it matched were read, and are kept
+	paths := make([]string, 0, len(r.staging))
+	for p, st := range r.staging {
+		if st != nil {
+			paths = append(paths, p)
 		}
-		paths = append(paths, p)
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		f, err := r.copyFile(dir, p, m)
-		if err != nil {
+		st := r.staging[p]
+		dst := filepath.Join(dir, "files", filepath.FromSlash(p))
+		if st.file.Kind == "dir" {
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return nil, fmt.Errorf("capture %s: %w", p, err)
+			}
+			m.Files = append(m.Files, st.file)
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			continue // a parent was captured as a file: keep that one
+		}
+		if err := os.WriteFile(dst, st.content, os.FileMode(st.file.Mode)|0o600); err != nil {
 			return nil, fmt.Errorf("capture %s: %w", p, err)
 		}
-		if f != nil {
-			m.Files = append(m.Files, *f)
-		}
+		m.Files = append(m.Files, st.file)
 	}
+	m.Redacted = r.redacted
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return nil, err
@@ -180,38 +206,40 @@ func (r *Recorder) Write(dir string, collectors []string, annexa string) (*Manif
 	return m, os.WriteFile(filepath.Join(dir, "manifest.json"), append(b, '\n'), 0o644)
 }
 
-// copyFile copies one host path under dir/files, redacting secrets.
-func (r *Recorder) copyFile(dir, p string, m *Manifest) (*File, error) {
-	src := r.Host.Path(p)
-	st, err := os.Stat(src)
-	if err != nil {
-		return nil, nil // not there on this machine: absent in the replay too
+// stage copies one host path as it is now, once, redacting secrets.
+func (r *Recorder) stage(p string) {
+	if _, done := r.staging[p]; done {
+		return
 	}
-	dst := filepath.Join(dir, "files", filepath.FromSlash(p))
+	st, err := os.Stat(p)
+	if err != nil {
+		r.staging[p] = nil // not there: absent in the replay too
+		return
+	}
 	switch {
 	case st.IsDir():
-		return &File{Path: p, Kind: "dir"}, os.MkdirAll(dst, 0o755)
+		r.staging[p] = &staged{file: File{Path: p, Kind: "dir"}}
+		return
 	case !st.Mode().IsRegular():
-		return nil, nil
+		r.staging[p] = nil
+		return
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return nil, nil // a parent was captured as a file: keep that one
-	}
-	f := &File{Path: p, Kind: "file", Mode: uint32(st.Mode().Perm()), Size: st.Size()}
+	f := File{Path: p, Kind: "file", Mode: uint32(st.Mode().Perm()), Size: st.Size()}
 	var content []byte
 	if st.Size() > maxFile || st.Mode()&0o111 != 0 {
 		f.Kind = "stand-in"
 		content = []byte(fmt.Sprintf("annexa capture: stand-in for a %d-byte file (mode %o), kept by name, mode and size only\n", st.Size(), st.Mode().Perm()))
 	} else {
-		if content, err = os.ReadFile(src); err != nil {
-			return nil, nil // unreadable to the capturing user: absent in the replay
+		if content, err = os.ReadFile(p); err != nil {
+			r.staging[p] = nil // unreadable to the capturing user: absent in the replay
+			return
 		}
 		var what string
 		if content, what = redact(p, content); what != "" {
-			m.Redacted = append(m.Redacted, what)
+			r.redacted = append(r.redacted, what)
 		}
 	}
-	return f, os.WriteFile(dst, content, os.FileMode(f.Mode)|0o600)
+	r.staging[p] = &staged{file: f, content: content}
 }
 
 // redact takes secrets out of what a collector reads: password hashes in

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"testing"
 
@@ -17,7 +18,10 @@ import (
 )
 
 // A capture of this machine, replayed, gives the verdicts the live run
-// gave, word for word.
+// gave, with the same reasons: word for word but for counts, since other
+// tests start and end processes between a glob of /proc and its reading.
+var digits = regexp.MustCompile(`[0-9]+`)
+
 func TestCaptureReplaysTheLiveVerdicts(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("captures this Linux machine")
@@ -50,7 +54,7 @@ func TestCaptureReplaysTheLiveVerdicts(t *testing.T) {
 		rs, _ := collectors.Run(context.Background(), c, h, collectors.Limits{}, nil, nil)
 		for _, r := range rs {
 			require.Equal(t, live[r.Check].Status, r.Status, "%s: %s | %s", r.Check, live[r.Check].Reason, r.Reason)
-			require.Equal(t, live[r.Check].Reason, r.Reason, r.Check)
+			require.Equal(t, digits.ReplaceAllString(live[r.Check].Reason, "N"), digits.ReplaceAllString(r.Reason, "N"), r.Check)
 		}
 	}
 }
