@@ -221,7 +221,7 @@ func TestWindows(t *testing.T) {
 	out := map[string]string{
 		"reg query " + regNT:     "windows/nt-currentversion.txt",
 		ps + psPending:           "windows/wu-pending.json",
-		ps + psHotfix:            "windows/hotfix.json",
+		ps + psHotfix:            "windows/qfe.json",
 		"reg query " + regAU:     "windows/au-notify.txt",
 		"reg query " + regReboot: "windows/reboot-required.txt",
 		"reg query " + regCBS:    "!exit 1",
@@ -233,7 +233,10 @@ func TestWindows(t *testing.T) {
 	}, st(rs))
 	require.Equal(t, "3 package updates pending (2 security)", rs[checkPending].Reason)
 	require.Equal(t, "policy only notifies or downloads (AUOptions = 2): updates wait for a person", rs[checkAuto].Reason)
-	require.Equal(t, "last update KB5044285 installed 42 days ago (more than 30)", rs[checkAge].Reason)
+	require.Equal(t, "last update KB5044285 installed 43 days ago (more than 30)", rs[checkAge].Reason)
+	// The hotfix whose date cannot be read is counted, not fatal; the
+	// FILETIME one is read (2023).
+	require.Contains(t, string(rs[checkAge].Observations), `"unreadable_dates":["KB3000850"]`)
 	require.Equal(t, "Windows 10 Pro 23H2 (build 22631) has been out of servicing since 2025-11-11", rs[checkRelease].Reason)
 
 	// Unmanaged (no AU policy), nothing pending, no reboot markers.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +18,10 @@ const (
 	// "nothing pending" is {"Updates": []} and never the empty output an
 	// empty pipeline gives, which would be indistinguishable from no answer.
 	psPending = "$s=(New-Object -ComObject Microsoft.Update.Session).CreateUpdateSearcher(); $r=$s.Search('IsInstalled=0 and IsHidden=0'); [pscustomobject]@{ResultCode=[int]$r.ResultCode; Updates=@($r.Updates | ForEach-Object { [pscustomobject]@{Title=$_.Title; MsrcSeverity=$_.MsrcSeverity; Categories=@($_.Categories | ForEach-Object { $_.Name }); RebootRequired=$_.RebootRequired} })} | ConvertTo-Json -Depth 4"
-	psHotfix  = "Get-HotFix | Where-Object InstalledOn | Sort-Object InstalledOn | Select-Object -Last 1 HotFixID,Description,InstalledOn | ConvertTo-Json"
+	// Every hotfix with InstalledOn as the raw string CIM keeps: Get-HotFix
+	// converts it to a date and throws on the entries some machines hold
+	// (Server 2012 R2), losing the whole list.
+	psHotfix  = "@(Get-CimInstance -ClassName Win32_QuickFixEngineering | Select-Object HotFixID,Description,InstalledOn) | ConvertTo-Json"
 	regAU     = `HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\AU`
 	regReboot = `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired`
 	regCBS    = `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending`
@@ -136,41 +140,74 @@ func ageWindows(ctx context.Context, h *host.Host, now time.Time, maxDays int) e
 	r := evidence.Result{Check: checkAge}
 	out, err := h.Run(ctx, "powershell", "-NoProfile", "-NonInteractive", "-Command", psHotfix)
 	if err != nil {
-		r.Status, r.Reason = evidence.Error, "Get-HotFix: "+err.Error()
+		r.Status, r.Reason = evidence.Error, "Win32_QuickFixEngineering: "+err.Error()
 		return r
 	}
-	var hf struct {
+	type hotfix struct {
 		HotFixID    string
 		Description string
-		InstalledOn json.RawMessage
+		InstalledOn string
 	}
-	if err := json.Unmarshal(out, &hf); err != nil {
-		r.Status, r.Reason = evidence.Error, "Get-HotFix: not JSON: "+err.Error()
-		return r
+	var list []hotfix
+	if err := json.Unmarshal(out, &list); err != nil {
+		var one hotfix
+		if json.Unmarshal(out, &one) != nil {
+			r.Status, r.Reason = evidence.Error, fmt.Sprintf("Win32_QuickFixEngineering: %d bytes that are not its JSON list: %v", len(out), err)
+			return r
+		}
+		list = []hotfix{one}
 	}
-	// PowerShell 5.1 writes a DateTime as {"value":"/Date(ms)/","DateTime":"..."}; 7.x as a string.
-	var when struct {
-		Value string `json:"value"`
+	// The newest hotfix whose install date can be read decides; the ones
+	// that cannot are counted, not fatal.
+	var best *hotfix
+	var last time.Time
+	var unreadable []string
+	for i, hf := range list {
+		t, ok := hotfixDate(hf.InstalledOn)
+		if !ok {
+			unreadable = append(unreadable, hf.HotFixID)
+			continue
+		}
+		if t.After(last) {
+			best, last = &list[i], t
+		}
 	}
-	var s string
-	if json.Unmarshal(hf.InstalledOn, &when) == nil && when.Value != "" {
-		s = when.Value
-	} else {
-		_ = json.Unmarshal(hf.InstalledOn, &s)
-	}
-	last, ok := host.PowerShellDate(s)
-	if !ok {
-		r.Status, r.Reason = evidence.Error, fmt.Sprintf("Get-HotFix: InstalledOn %s unreadable", hf.InstalledOn)
+	if best == nil {
+		r.Status, r.Reason = evidence.Error, fmt.Sprintf("none of %d hotfixes has an install date this reads", len(list))
+		r.Observations = evidence.Observe(map[string]any{"hotfixes": len(list), "unreadable_dates": evidence.NonNil(unreadable)})
 		return r
 	}
 	days := int(now.Sub(last).Hours() / 24)
-	r.Observations = evidence.Observe(map[string]any{"last_hotfix": hf.HotFixID, "description": hf.Description, "installed_on": last, "days": days, "max_days": maxDays})
+	r.Observations = evidence.Observe(map[string]any{"last_hotfix": best.HotFixID, "description": best.Description, "installed_on": last, "days": days,
+		"max_days": maxDays, "hotfixes": len(list), "unreadable_dates": evidence.NonNil(unreadable)})
 	if days > maxDays {
-		r.Status, r.Reason = evidence.Fail, fmt.Sprintf("last update %s installed %d days ago (more than %d)", hf.HotFixID, days, maxDays)
+		r.Status, r.Reason = evidence.Fail, fmt.Sprintf("last update %s installed %d days ago (more than %d)", best.HotFixID, days, maxDays)
 	} else {
-		r.Status, r.Reason = evidence.Pass, fmt.Sprintf("last update %s installed %d days ago", hf.HotFixID, days)
+		r.Status, r.Reason = evidence.Pass, fmt.Sprintf("last update %s installed %d days ago", best.HotFixID, days)
 	}
 	return r
+}
+
+// hotfixDate reads Win32_QuickFixEngineering's InstalledOn: "10/15/2026"
+// (month first, whatever the display language), "20261015", or a
+// FILETIME in hexadecimal ("01db1f2a3c4d5e60"), which some machines hold.
+func hotfixDate(s string) (time.Time, bool) {
+	s = strings.TrimSpace(s)
+	for _, layout := range []string{"1/2/2006", "20060102", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	if len(s) == 16 {
+		if ft, err := strconv.ParseUint(s, 16, 64); err == nil {
+			// 100-nanosecond intervals since 1601-01-01.
+			const epochDiff = 116444736000000000
+			if ft > epochDiff {
+				return time.Unix(0, int64(ft-epochDiff)*100).UTC(), true
+			}
+		}
+	}
+	return time.Time{}, false
 }
 
 func rebootWindows(ctx context.Context, h *host.Host) evidence.Result {
