@@ -124,3 +124,18 @@ func FuzzWindowsAndMacOSParsers(f *testing.F) {
 		}
 	})
 }
+
+// A German Windows: the Administrators group is read by its SID (its name
+// there is Administratoren), and net accounts' labels by position.
+func TestWindowsGerman(t *testing.T) {
+	out := map[string]string{
+		"powershell -NoProfile -NonInteractive -Command " + psAdmins:     "windows/get-localgroupmember-de.json",
+		"powershell -NoProfile -NonInteractive -Command " + psLocalUsers: "windows/get-localuser.json",
+		"net accounts": "windows/net-accounts-de.txt",
+	}
+	rs := runOS(t, "windows", out, nil)
+	require.Equal(t, evidence.Pass, rs[checkAdmins].Status, rs[checkAdmins].Reason)
+	require.Equal(t, "2 administrators: PC-0042\\Administrator, PC-0042\\anna", rs[checkAdmins].Reason)
+	require.Equal(t, evidence.Pass, rs[checkPolicy].Status, rs[checkPolicy].Reason)
+	require.Equal(t, "minimum password length 14", rs[checkPolicy].Reason)
+}

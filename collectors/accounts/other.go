@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"errors"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -37,6 +38,41 @@ func allowedCheck(r *evidence.Result, members []string, s *Settings) bool {
 	return true
 }
 
+// psAdmins lists the Administrators group by its well-known SID, which is
+// the same in every language (the group is "Administratoren" in German,
+// and `net localgroup administrators` fails there).
+const psAdmins = "@(Get-LocalGroupMember -SID S-1-5-32-544 | Select-Object Name,SID,ObjectClass) | ConvertTo-Json"
+
+// groupMembersBySID reads the Administrators group's members by SID. It
+// fails on machines where Get-LocalGroupMember cannot resolve a member
+// (an orphaned SID); the caller then asks net localgroup.
+func groupMembersBySID(ctx context.Context, h *host.Host) ([]string, string, error) {
+	out, err := h.Run(ctx, "powershell", "-NoProfile", "-NonInteractive", "-Command", psAdmins)
+	if err != nil {
+		return nil, "", err
+	}
+	type member struct {
+		Name string
+		SID  json.RawMessage
+	}
+	var list []member
+	if err := json.Unmarshal(out, &list); err != nil {
+		var one member
+		if json.Unmarshal(out, &one) != nil || one.Name == "" {
+			return nil, "", fmt.Errorf("%d bytes that are not its JSON list", len(out))
+		}
+		list = []member{one}
+	}
+	names := make([]string, 0, len(list))
+	for _, m := range list {
+		if m.Name == "" {
+			return nil, "", errors.New("a member without a name")
+		}
+		names = append(names, m.Name)
+	}
+	return names, "Get-LocalGroupMember -SID S-1-5-32-544", nil
+}
+
 const psLocalUsers = "Get-LocalUser | Select-Object Name,Enabled,SID,PasswordRequired,PasswordLastSet | ConvertTo-Json"
 
 type winUser struct {
@@ -63,8 +99,13 @@ func (u winUser) sid() string {
 // accounts`).
 func collectWindows(ctx context.Context, h *host.Host, s *Settings) []evidence.Result {
 	adm := evidence.Result{Check: checkAdmins}
-	if out, err := h.Run(ctx, "net", "localgroup", "administrators"); err != nil {
-		adm.Status, adm.Reason = evidence.Error, "net localgroup administrators: "+err.Error()
+	if members, how, err := groupMembersBySID(ctx, h); err == nil {
+		adm.Observations = evidence.Observe(map[string]any{"administrators": members, "read_by": how})
+		if !allowedCheck(&adm, members, s) {
+			adm.Status, adm.Reason = evidence.Pass, fmt.Sprintf("%d administrators: %s", len(members), strings.Join(members, ", "))
+		}
+	} else if out, err2 := h.Run(ctx, "net", "localgroup", "administrators"); err2 != nil {
+		adm.Status, adm.Reason = evidence.Error, "Get-LocalGroupMember -SID S-1-5-32-544: "+err.Error()+"; net localgroup administrators: "+err2.Error()
 	} else if members, ok := netMembers(string(out)); !ok {
 		adm.Status, adm.Reason = evidence.Error, fmt.Sprintf("net localgroup administrators: %d bytes without its member list (no dashed line, no \"The command completed\")", len(out))
 	} else {
@@ -140,7 +181,16 @@ func collectWindows(ctx context.Context, h *host.Host, s *Settings) []evidence.R
 			}
 		}
 		pol.Observations = evidence.Observe(map[string]any{"net_accounts": kv, "required_min_length": min})
-		n, err := strconv.Atoi(kv["Minimum password length"])
+		v, found := kv["Minimum password length"]
+		if !found {
+			// net accounts prints its labels in the display language, in
+			// a fixed order: the fourth line is the minimum length.
+			if vals := colonValues(string(out)); len(vals) >= 9 {
+				v = vals[3]
+				kv["(position 4, labels not in English)"] = v
+			}
+		}
+		n, err := strconv.Atoi(v)
 		switch {
 		case err != nil:
 			pol.Status, pol.Reason = evidence.Error, "net accounts: no readable Minimum password length"
@@ -270,4 +320,15 @@ func pwpolicyMinLength(s string) (int, []string) {
 		}
 	}
 	return best, contents
+}
+
+// colonValues are the values of "label: value" lines, in order.
+func colonValues(s string) []string {
+	var out []string
+	for _, line := range strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") {
+		if _, v, ok := strings.Cut(line, ":"); ok {
+			out = append(out, strings.TrimSpace(v))
+		}
+	}
+	return out
 }
