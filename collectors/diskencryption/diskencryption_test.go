@@ -230,3 +230,15 @@ func TestMacOSBackupAndMojave(t *testing.T) {
 	require.Equal(t, evidence.Pass, rs[checkData].Status)
 	require.Equal(t, "no APFS data volumes besides the system's", rs[checkData].Reason)
 }
+
+// Win32_EncryptableVolume's numeric states decide first: no language in
+// them. manage-bde is the fallback.
+func TestWindowsEncryptableVolume(t *testing.T) {
+	mm := "reg query " + regMemory
+	ps := "powershell -NoProfile -NonInteractive -Command " + psEncryptable
+	rs := collect(t, "windows", "", map[string]string{ps: "windows/encryptable-volume.json", mm: "windows/mm-system-managed.txt"})
+	require.Equal(t, [3]evidence.Status{evidence.Pass, evidence.Pass, evidence.Pass}, status(rs), "%v", rs)
+	require.Equal(t, "C: is BitLocker-encrypted (XTS-AES 256, Fully Encrypted), protection on", rs[checkSystem].Reason)
+	require.Equal(t, "all 1 fixed data volumes are BitLocker-encrypted (1 volumes without a drive letter listed, not judged)", rs[checkData].Reason,
+		"the stick is removable, the key volume has no letter")
+}

@@ -2,6 +2,7 @@ package diskencryption
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -109,14 +110,70 @@ func parseManageBDE(s string) ([]bitlockerVolume, error) {
 	return vols, nil
 }
 
-func collectWindows(ctx context.Context, h *host.Host) []evidence.Result {
-	out, err := h.Run(ctx, "manage-bde", "-status")
-	if err != nil {
-		return errorAll("manage-bde -status (needs an elevated agent): " + err.Error())
+// psEncryptable reads BitLocker's volumes from WMI with numeric states,
+// the same in every display language (manage-bde's output is translated:
+// a German one reads "Konvertierungsstatus").
+const psEncryptable = "@(Get-CimInstance -Namespace root/cimv2/Security/MicrosoftVolumeEncryption -ClassName Win32_EncryptableVolume | Select-Object DeviceID,DriveLetter,VolumeType,ConversionStatus,ProtectionStatus,EncryptionMethod) | ConvertTo-Json"
+
+// parseEncryptable reads Win32_EncryptableVolume as JSON into the volume
+// form manage-bde's reading gives.
+func parseEncryptable(b []byte) ([]bitlockerVolume, error) {
+	type wmiVol struct {
+		DeviceID, DriveLetter                                            string
+		VolumeType, ConversionStatus, ProtectionStatus, EncryptionMethod *int
 	}
-	vols, err := parseManageBDE(string(out))
+	var list []wmiVol
+	if err := json.Unmarshal(b, &list); err != nil {
+		var one wmiVol
+		if json.Unmarshal(b, &one) != nil {
+			return nil, fmt.Errorf("Win32_EncryptableVolume: %d bytes that are not its JSON list: %v", len(b), err)
+		}
+		list = []wmiVol{one}
+	}
+	pick := func(names []string, v *int) string {
+		if v == nil || *v < 0 || *v >= len(names) {
+			return ""
+		}
+		return names[*v]
+	}
+	var vols []bitlockerVolume
+	for _, w := range list {
+		if w.VolumeType == nil || w.ConversionStatus == nil || w.ProtectionStatus == nil {
+			return nil, fmt.Errorf("Win32_EncryptableVolume: volume %q without VolumeType, ConversionStatus or ProtectionStatus (before Windows 8?)", w.DeviceID)
+		}
+		v := bitlockerVolume{Letter: w.DriveLetter,
+			Kind:       pick([]string{"OS Volume", "Data Volume", "Removable Data Volume"}, w.VolumeType),
+			Conversion: pick([]string{"Fully Decrypted", "Fully Encrypted", "Encryption in Progress", "Decryption in Progress", "Encryption Paused", "Decryption Paused"}, w.ConversionStatus),
+			Protection: pick([]string{"Protection Off", "Protection On", "Protection Unknown"}, w.ProtectionStatus),
+			Method:     pick([]string{"None", "AES 128 with Diffuser", "AES 256 with Diffuser", "AES 128", "AES 256", "Hardware Encryption", "XTS-AES 128", "XTS-AES 256"}, w.EncryptionMethod),
+		}
+		if v.Letter == "" {
+			v.Letter = w.DeviceID
+		}
+		vols = append(vols, v)
+	}
+	if len(vols) == 0 {
+		return nil, fmt.Errorf("Win32_EncryptableVolume lists no volumes")
+	}
+	return vols, nil
+}
+
+func collectWindows(ctx context.Context, h *host.Host) []evidence.Result {
+	var vols []bitlockerVolume
+	out, err := h.Run(ctx, "powershell", "-NoProfile", "-NonInteractive", "-Command", psEncryptable)
+	if err == nil {
+		vols, err = parseEncryptable(out)
+	}
 	if err != nil {
-		return errorAll(err.Error())
+		// Without the WMI class (no BitLocker feature, not elevated),
+		// manage-bde, which the agent reads in English.
+		mbde, merr := h.Run(ctx, "manage-bde", "-status")
+		if merr != nil {
+			return errorAll("Win32_EncryptableVolume: " + err.Error() + "; manage-bde -status (needs an elevated agent): " + merr.Error())
+		}
+		if vols, merr = parseManageBDE(string(mbde)); merr != nil {
+			return errorAll(merr.Error())
+		}
 	}
 	system := evidence.Result{Check: checkSystem}
 	data := evidence.Result{Check: checkData}
