@@ -245,183 +245,26 @@ type parsed struct {
 // order; the first that cannot be accepted stops the batch, and the records
 // before it are committed (the response says how many and where to resume).
 // The commit is durable before Ingest returns.
+// Ingest verifies an agent's batch and stores what it can accept, durably,
+// before it answers. Signatures are checked here, concurrently; the
+// accepted records are written by the group committer, which stores the
+// batches of every agent waiting at that moment in one transaction with
+// one checkpoint and one fsync (group commit): under load many agents'
+// acknowledgments share one commit instead of queueing for one each.
 func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMessage) (apiv1.IngestResponse, error) {
 	agent, err := s.db.Agent(ctx, agentID)
 	if err != nil {
 		return apiv1.IngestResponse{}, err
 	}
-	resp := apiv1.IngestResponse{NextSeq: agent.LastSeq + 1}
 	keys, err := s.db.AgentKeys(ctx, agentID)
-	if err != nil {
-		return resp, err
-	}
-	items := s.verifyBatch(agentID, keys, raws)
-
-	var stop *ingestError
-	var fork string
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		resp = apiv1.IngestResponse{}
-		stop, fork = nil, ""
-		a, err := tx.LockAgent(ctx, agentID)
-		if err != nil {
-			return err
-		}
-		// Another batch of this agent may have rotated its key since the
-		// snapshot; verify again under the keys as they stand now.
-		nowKeys, err := tx.AgentKeys(ctx, agentID)
-		if err != nil {
-			return err
-		}
-		if !sameKeys(keys, nowKeys) {
-			items = s.verifyBatch(agentID, nowKeys, raws)
-		}
-		grants, err := tx.Grants(ctx, agentID)
-		if err != nil {
-			return err
-		}
-		stateRows, err := tx.StateRows(ctx, agentID)
-		if err != nil {
-			return err
-		}
-		batchResults := 0
-		var app *store.Appender
-		results := tx.NewResultBatch(ctx)
-		// Records accepted earlier in this batch, for duplicates within it.
-		inBatch := map[uint64]apiv1.Receipt{}
-		now := s.now().UTC()
-		lastSeq, link := a.LastSeq, a.Link
-		for i, it := range items {
-			if it.err != nil {
-				stop = it.err
-				break
-			}
-			p := &it.rec.Predicate
-			if !a.Revocation().Allows(p.Seq) {
-				stop = reject(http.StatusForbidden, apiv1.CodeRevoked, i, p.Seq, "agent %s was revoked after seq %d", agentID, a.RevokedAfter)
-				break
-			}
-			if asset := it.rec.Asset(); !evidence.MayReport(agentID, asset, func(x evidence.Asset) bool { return grants[x] }) {
-				stop = reject(http.StatusForbidden, apiv1.CodeNotGranted, i, p.Seq, "record about %s: agent %s may report on its own host and on the assets granted to it (annexa agent grant)", asset, agentID)
-				break
-			}
-			if err := plausibleTime(p.CollectedAt, now); err != nil {
-				stop = reject(http.StatusUnprocessableEntity, apiv1.CodeBadTime, i, p.Seq, "%v", err)
-				break
-			}
-			v, other, err := decideSeq(lastSeq, link, p.Seq, p.Prev, it.rec.Digest, func(seq uint64) (string, int64, bool, error) {
-				if r, ok := inBatch[seq]; ok {
-					return r.Digest, r.Index, true, nil
-				}
-				prior, err := tx.RecordAt(ctx, agentID, seq)
-				if errors.Is(err, store.ErrNotFound) {
-					return "", 0, false, nil
-				}
-				if err != nil {
-					return "", 0, false, err
-				}
-				return prior.Digest, prior.Index, true, nil
-			})
-			if err != nil {
-				return err
-			}
-			switch v {
-			case seqDuplicate:
-				resp.Duplicates++
-				resp.Receipts = append(resp.Receipts, apiv1.Receipt{Seq: p.Seq, Index: other.index, Digest: other.digest})
-				continue
-			case seqFork:
-				fork = fmt.Sprintf("fork at seq %d: %s received, %s already accepted", p.Seq, it.rec.Digest, other.digest)
-				stop = reject(http.StatusConflict, apiv1.CodeFork, i, p.Seq, "%s", fork)
-			case seqExplained:
-				stop = reject(http.StatusConflict, apiv1.CodeSeqGap, i, p.Seq, "seq %d lies in a range a gap record already explains", p.Seq)
-				stop.body.ExpectedSeq = lastSeq + 1
-			case seqAhead:
-				stop = reject(http.StatusConflict, apiv1.CodeSeqGap, i, p.Seq, "expected seq %d, got %d: resend from %d, or send the gap record that explains the loss", lastSeq+1, p.Seq, lastSeq+1)
-				stop.body.ExpectedSeq = lastSeq + 1
-			case seqBrokenLink:
-				fork = fmt.Sprintf("fork at seq %d: prev %s does not link to %s", p.Seq, p.Prev, link)
-				stop = reject(http.StatusConflict, apiv1.CodeBrokenLink, i, p.Seq, "%s", fork)
-			}
-			if stop != nil {
-				break
-			}
-			if c := s.unknownCheck(p.Results); c != "" {
-				stop = reject(http.StatusUnprocessableEntity, apiv1.CodeUnknownCheck, i, p.Seq, "check %s is not in the server's mapping: add it to the mapping file (--mapping) to take results for it", c)
-				break
-			}
-			if n := len(p.Results); n > MaxResultsPerRecord {
-				stop = reject(http.StatusUnprocessableEntity, apiv1.CodeTooMany, i, p.Seq, "%d results in one record, at most %d", n, MaxResultsPerRecord)
-				break
-			}
-			if batchResults+len(p.Results) > MaxResultsPerBatch && resp.Accepted > 0 {
-				// The rest of the batch waits for the next request, so that
-				// no batch holds the write lock for long: the answer's
-				// next_seq says where to resume, and nothing is refused.
-				break
-			}
-			rows := toRows(0, agentID, it.rec)
-			fresh, err := results.NewKeys(string(it.rec.Asset()), rows)
-			if err != nil {
-				return err
-			}
-			if stateRows+fresh > MaxStatePerAgent {
-				stop = reject(http.StatusUnprocessableEntity, apiv1.CodeTooMany, i, p.Seq, "agent %s would hold %d check results (asset × check), at most %d: a record with invented check ids?", agentID, stateRows+fresh, MaxStatePerAgent)
-				break
-			}
-			if g := p.Gap; g != nil && (g.To < g.From || g.To-g.From >= MaxGapSpan || g.To >= MaxSeq) {
-				stop = reject(http.StatusUnprocessableEntity, apiv1.CodeMalformed, i, p.Seq, "gap record covering seqs %d-%d: a gap covers at most %d records the agent wrote, below seq %d", g.From, g.To, MaxGapSpan, uint64(MaxSeq))
-				break
-			}
-			if app == nil {
-				if app, err = tx.NewAppender(ctx); err != nil {
-					return err
-				}
-			}
-			e := &store.LogEntry{Kind: store.KindRecord, AgentID: agentID, Seq: p.Seq, Digest: it.rec.Digest, Envelope: it.raw, ReceivedAt: now}
-			idx, err := app.Append(e)
-			if err != nil {
-				return err
-			}
-			for j := range rows {
-				rows[j].LogIndex = idx
-			}
-			if err := results.Add(string(it.rec.Asset()), rows); err != nil {
-				return err
-			}
-			stateRows += fresh
-			batchResults += len(rows)
-			resp.Accepted++
-			rc := apiv1.Receipt{Seq: p.Seq, Index: idx, Digest: it.rec.Digest}
-			resp.Receipts = append(resp.Receipts, rc)
-			inBatch[p.Seq] = rc
-			next, nextLink := it.rec.Next()
-			lastSeq, link = next-1, nextLink
-			if rot := p.Rotation; rot != nil {
-				if err := s.rotate(ctx, tx, app, a, p.Seq, rot, now); err != nil {
-					return err
-				}
-			}
-		}
-		resp.NextSeq = lastSeq + 1
-		if app == nil {
-			return nil
-		}
-		if err := results.Flush(); err != nil {
-			return err
-		}
-		if err := tx.AdvanceAgent(ctx, agentID, lastSeq, link, now); err != nil {
-			return err
-		}
-		note, err := s.checkpoint(ctx, tx, app)
-		if err != nil {
-			return err
-		}
-		resp.Checkpoint = string(note)
-		return nil
-	})
 	if err != nil {
 		return apiv1.IngestResponse{NextSeq: agent.LastSeq + 1}, err
 	}
+	job := &ingestJob{agentID: agentID, raws: raws, keys: keys, items: s.verifyBatch(agentID, keys, raws)}
+	if err := s.committer.submit(ctx, job); err != nil {
+		return apiv1.IngestResponse{NextSeq: agent.LastSeq + 1}, err
+	}
+	resp, stop, fork := job.resp, job.stop, job.fork
 	if resp.Checkpoint == "" && len(resp.Receipts) > 0 {
 		// Nothing new was appended (duplicates): the latest checkpoint is
 		// the signed proof the receipts are in the log.
@@ -444,6 +287,292 @@ func (s *Server) Ingest(ctx context.Context, agentID string, raws []json.RawMess
 		return resp, stop
 	}
 	return resp, nil
+}
+
+// ingestJob is one agent's verified batch, waiting for a group commit,
+// and what the commit made of it.
+type ingestJob struct {
+	agentID  string
+	raws     []json.RawMessage
+	keys     []store.AgentKey
+	items    []parsed
+	resp     apiv1.IngestResponse
+	stop     *ingestError
+	fork     string
+	appended bool
+	done     chan error
+}
+
+// maxGroup bounds the batches one commit takes, and their results
+// MaxResultsPerBatch: a group holds the log's write lock for all of them.
+const maxGroup = 64
+
+// weight is how many results a job brings.
+func (j *ingestJob) weight() int {
+	n := 0
+	for _, it := range j.items {
+		if it.rec != nil {
+			n += len(it.rec.Predicate.Results)
+		}
+	}
+	return n
+}
+
+// committer stores ingest jobs in groups: it takes the first job waiting,
+// every other one waiting at that moment (up to maxGroup), and commits
+// them together. It adds no delay: a group is what arrived while the
+// previous commit ran.
+type committer struct {
+	s    *Server
+	jobs chan *ingestJob
+	stop chan struct{}
+	once sync.Once
+}
+
+func newCommitter(s *Server) *committer {
+	c := &committer{s: s, jobs: make(chan *ingestJob), stop: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+func (c *committer) close() { c.once.Do(func() { close(c.stop) }) }
+
+// submit hands a job to the committer and waits for its commit. A request
+// that gives up meanwhile gets its context's error; its records may still
+// be committed, and the agent's next attempt receives them as duplicates.
+func (c *committer) submit(ctx context.Context, job *ingestJob) error {
+	job.done = make(chan error, 1)
+	select {
+	case c.jobs <- job:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.stop:
+		return errors.New("server closing")
+	}
+	select {
+	case err := <-job.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *committer) run() {
+	for {
+		var first *ingestJob
+		select {
+		case first = <-c.jobs:
+		case <-c.stop:
+			return
+		}
+		group := []*ingestJob{first}
+		weight := first.weight()
+	gather:
+		for len(group) < maxGroup && weight < MaxResultsPerBatch {
+			select {
+			case j := <-c.jobs:
+				group = append(group, j)
+				weight += j.weight()
+			default:
+				break gather
+			}
+		}
+		c.s.metrics.groupSize.Observe(float64(len(group)))
+		err := c.s.commitGroup(group)
+		for _, j := range group {
+			j.done <- err
+		}
+	}
+}
+
+// commitGroup stores a group of jobs in one transaction: each job is
+// checked and appended in turn (its refusal is its own), then the results
+// are indexed and one checkpoint covers them all. A database error fails
+// the whole group; every agent in it retries.
+func (s *Server) commitGroup(group []*ingestJob) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		var app *store.Appender
+		results := tx.NewResultBatch(ctx)
+		now := s.now().UTC()
+		for _, job := range group {
+			if err := s.applyJob(ctx, tx, &app, results, job, now); err != nil {
+				return err
+			}
+		}
+		if app == nil {
+			return nil
+		}
+		if err := results.Flush(); err != nil {
+			return err
+		}
+		note, err := s.checkpoint(ctx, tx, app)
+		if err != nil {
+			return err
+		}
+		for _, job := range group {
+			if job.appended {
+				job.resp.Checkpoint = string(note)
+			}
+		}
+		return nil
+	})
+}
+
+// applyJob checks one agent's batch in the group's transaction and appends
+// what it accepts to the shared appender and result batch.
+func (s *Server) applyJob(ctx context.Context, tx *store.Tx, app **store.Appender, results *store.ResultBatch, job *ingestJob, now time.Time) error {
+	agentID, keys, raws := job.agentID, job.keys, job.raws
+	items := job.items
+	resp := apiv1.IngestResponse{}
+	var stop *ingestError
+	fork := ""
+	job.appended = false
+	defer func() { job.resp, job.stop, job.fork = resp, stop, fork }()
+	a, err := tx.LockAgent(ctx, agentID)
+	if err != nil {
+		return err
+	}
+	// Another batch of this agent may have rotated its key since the
+	// snapshot; verify again under the keys as they stand now.
+	nowKeys, err := tx.AgentKeys(ctx, agentID)
+	if err != nil {
+		return err
+	}
+	if !sameKeys(keys, nowKeys) {
+		items = s.verifyBatch(agentID, nowKeys, raws)
+	}
+	grants, err := tx.Grants(ctx, agentID)
+	if err != nil {
+		return err
+	}
+	stateRows, err := tx.StateRows(ctx, agentID)
+	if err != nil {
+		return err
+	}
+	batchResults := 0
+	// Records accepted earlier in this batch, for duplicates within it.
+	inBatch := map[uint64]apiv1.Receipt{}
+	lastSeq, link := a.LastSeq, a.Link
+	for i, it := range items {
+		if it.err != nil {
+			stop = it.err
+			break
+		}
+		p := &it.rec.Predicate
+		if !a.Revocation().Allows(p.Seq) {
+			stop = reject(http.StatusForbidden, apiv1.CodeRevoked, i, p.Seq, "agent %s was revoked after seq %d", agentID, a.RevokedAfter)
+			break
+		}
+		if asset := it.rec.Asset(); !evidence.MayReport(agentID, asset, func(x evidence.Asset) bool { return grants[x] }) {
+			stop = reject(http.StatusForbidden, apiv1.CodeNotGranted, i, p.Seq, "record about %s: agent %s may report on its own host and on the assets granted to it (annexa agent grant)", asset, agentID)
+			break
+		}
+		if err := plausibleTime(p.CollectedAt, now); err != nil {
+			stop = reject(http.StatusUnprocessableEntity, apiv1.CodeBadTime, i, p.Seq, "%v", err)
+			break
+		}
+		v, other, err := decideSeq(lastSeq, link, p.Seq, p.Prev, it.rec.Digest, func(seq uint64) (string, int64, bool, error) {
+			if r, ok := inBatch[seq]; ok {
+				return r.Digest, r.Index, true, nil
+			}
+			prior, err := tx.RecordAt(ctx, agentID, seq)
+			if errors.Is(err, store.ErrNotFound) {
+				return "", 0, false, nil
+			}
+			if err != nil {
+				return "", 0, false, err
+			}
+			return prior.Digest, prior.Index, true, nil
+		})
+		if err != nil {
+			return err
+		}
+		switch v {
+		case seqDuplicate:
+			resp.Duplicates++
+			resp.Receipts = append(resp.Receipts, apiv1.Receipt{Seq: p.Seq, Index: other.index, Digest: other.digest})
+			continue
+		case seqFork:
+			fork = fmt.Sprintf("fork at seq %d: %s received, %s already accepted", p.Seq, it.rec.Digest, other.digest)
+			stop = reject(http.StatusConflict, apiv1.CodeFork, i, p.Seq, "%s", fork)
+		case seqExplained:
+			stop = reject(http.StatusConflict, apiv1.CodeSeqGap, i, p.Seq, "seq %d lies in a range a gap record already explains", p.Seq)
+			stop.body.ExpectedSeq = lastSeq + 1
+		case seqAhead:
+			stop = reject(http.StatusConflict, apiv1.CodeSeqGap, i, p.Seq, "expected seq %d, got %d: resend from %d, or send the gap record that explains the loss", lastSeq+1, p.Seq, lastSeq+1)
+			stop.body.ExpectedSeq = lastSeq + 1
+		case seqBrokenLink:
+			fork = fmt.Sprintf("fork at seq %d: prev %s does not link to %s", p.Seq, p.Prev, link)
+			stop = reject(http.StatusConflict, apiv1.CodeBrokenLink, i, p.Seq, "%s", fork)
+		}
+		if stop != nil {
+			break
+		}
+		if c := s.unknownCheck(p.Results); c != "" {
+			stop = reject(http.StatusUnprocessableEntity, apiv1.CodeUnknownCheck, i, p.Seq, "check %s is not in the server's mapping: add it to the mapping file (--mapping) to take results for it", c)
+			break
+		}
+		if n := len(p.Results); n > MaxResultsPerRecord {
+			stop = reject(http.StatusUnprocessableEntity, apiv1.CodeTooMany, i, p.Seq, "%d results in one record, at most %d", n, MaxResultsPerRecord)
+			break
+		}
+		if batchResults+len(p.Results) > MaxResultsPerBatch && resp.Accepted > 0 {
+			// The rest of the batch waits for the next request, so that
+			// no batch holds the write lock for long: the answer's
+			// next_seq says where to resume, and nothing is refused.
+			break
+		}
+		rows := toRows(0, agentID, it.rec)
+		fresh, err := results.NewKeys(string(it.rec.Asset()), rows)
+		if err != nil {
+			return err
+		}
+		if stateRows+fresh > MaxStatePerAgent {
+			stop = reject(http.StatusUnprocessableEntity, apiv1.CodeTooMany, i, p.Seq, "agent %s would hold %d check results (asset × check), at most %d: a record with invented check ids?", agentID, stateRows+fresh, MaxStatePerAgent)
+			break
+		}
+		if g := p.Gap; g != nil && (g.To < g.From || g.To-g.From >= MaxGapSpan || g.To >= MaxSeq) {
+			stop = reject(http.StatusUnprocessableEntity, apiv1.CodeMalformed, i, p.Seq, "gap record covering seqs %d-%d: a gap covers at most %d records the agent wrote, below seq %d", g.From, g.To, MaxGapSpan, uint64(MaxSeq))
+			break
+		}
+		if *app == nil {
+			if *app, err = tx.NewAppender(ctx); err != nil {
+				return err
+			}
+		}
+		e := &store.LogEntry{Kind: store.KindRecord, AgentID: agentID, Seq: p.Seq, Digest: it.rec.Digest, Envelope: it.raw, ReceivedAt: now}
+		idx, err := (*app).Append(e)
+		if err != nil {
+			return err
+		}
+		for j := range rows {
+			rows[j].LogIndex = idx
+		}
+		if err := results.Add(string(it.rec.Asset()), rows); err != nil {
+			return err
+		}
+		stateRows += fresh
+		batchResults += len(rows)
+		resp.Accepted++
+		job.appended = true
+		rc := apiv1.Receipt{Seq: p.Seq, Index: idx, Digest: it.rec.Digest}
+		resp.Receipts = append(resp.Receipts, rc)
+		inBatch[p.Seq] = rc
+		next, nextLink := it.rec.Next()
+		lastSeq, link = next-1, nextLink
+		if rot := p.Rotation; rot != nil {
+			if err := s.rotate(ctx, tx, *app, a, p.Seq, rot, now); err != nil {
+				return err
+			}
+		}
+	}
+	resp.NextSeq = lastSeq + 1
+	if !job.appended {
+		return nil
+	}
+	return tx.AdvanceAgent(ctx, agentID, lastSeq, link, now)
 }
 
 // MaxGapSpan bounds the seqs one gap record may explain: an outbox drops

@@ -20,6 +20,7 @@ type metrics struct {
 	duplicates    prometheus.Counter
 	rejects       *prometheus.CounterVec
 	ingestLatency prometheus.Histogram
+	groupSize     prometheus.Histogram
 	logSize       prometheus.Gauge
 }
 
@@ -39,11 +40,15 @@ func newMetrics() *metrics {
 			Name: "annexa_ingest_batch_seconds", Help: "Time to verify and durably commit one batch.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
+		groupSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "annexa_ingest_group_batches", Help: "Agents' batches stored by one commit (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 7),
+		}),
 		logSize: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "annexa_log_size", Help: "Leaves in the transparency log.",
 		}),
 	}
-	m.reg.MustRegister(m.accepted, m.duplicates, m.rejects, m.ingestLatency, m.logSize,
+	m.reg.MustRegister(m.accepted, m.duplicates, m.rejects, m.ingestLatency, m.groupSize, m.logSize,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

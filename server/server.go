@@ -69,6 +69,7 @@ type Server struct {
 	budget     *semaphore.Weighted
 	signed     signedMark
 	fleet      *fleetState
+	committer  *committer
 	now        func() time.Time
 	// AdminToken is the bootstrap admin token when this start created it
 	// (first start only), so the caller can print it once.
@@ -164,6 +165,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics.observeDB(db)
+	s.committer = newCommitter(s)
 	// Load the fleet's state now, not on the first dashboard request.
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -220,7 +222,10 @@ func (s *Server) Keys() *Keys { return s.keys }
 func (s *Server) DB() *store.DB { return s.db }
 
 // Close releases the database.
-func (s *Server) Close() error { return s.db.Close() }
+func (s *Server) Close() error {
+	s.committer.close()
+	return s.db.Close()
+}
 
 // Handler is the server's HTTP API. Every /v1 handler returns its error to
 // one error path (httpjson.go).
