@@ -65,5 +65,5 @@ func TestGroupCommitKeepsEachAnswerItsOwn(t *testing.T) {
 	require.NoError(t, err)
 	mb, _ := io.ReadAll(mresp.Body)
 	mresp.Body.Close()
-	require.True(t, strings.Contains(string(mb), "annexa_ingest_group_batches_count"), "the group sizes are exported")
+	require.Contains(t, string(mb), "annexa_ingest_group_batches_count", "the group sizes are exported")
 }

@@ -86,7 +86,12 @@ func BenchmarkFleetSimulator(b *testing.B) {
 					return
 				}
 				w, _ := chain.NewWriter(resp.AgentID, priv, chain.Head{Digest: resp.Genesis})
-				sims[i] = &simAgent{id: resp.AgentID, c: p.client(b, resp.Credential), w: w}
+				c, err := client.New(client.Options{Server: p.url, Credential: resp.Credential, CAFile: filepath.Join(p.data, "tls.crt"), Timeout: 5 * time.Minute})
+				if err != nil {
+					errs <- err
+					return
+				}
+				sims[i] = &simAgent{id: resp.AgentID, c: c, w: w}
 			}
 		}()
 	}
