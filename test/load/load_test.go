@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,9 +27,7 @@ import (
 	"github.com/annexa-dev/annexa/client"
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/chain"
-	"github.com/annexa-dev/annexa/server"
 	"github.com/annexa-dev/annexa/server/apiv1"
-	"github.com/annexa-dev/annexa/server/store"
 )
 
 // verifyCeiling is how many ed25519 verifications per second this machine
@@ -221,67 +218,4 @@ func BenchmarkIngest(b *testing.B) {
 			require.Equal(b, int64(agents)+acked.Load(), size, "acknowledged records lost across kill -9")
 		})
 	}
-}
-
-// BenchmarkControlsLatency: GET /v1/controls over 10,000 hosts × 30 checks
-// of state, against a baseline of one full scan of the same state table.
-func BenchmarkControlsLatency(b *testing.B) {
-	const hosts, checks = 10000, 30
-	ctx := context.Background()
-	dir := b.TempDir()
-	srv, err := server.Open(ctx, server.Config{DataDir: dir, Origin: "annexa.bench/log"})
-	require.NoError(b, err)
-	defer srv.Close()
-	// The 30 checks: the first 30 the mapping knows.
-	cat := srv.Mapping()
-	ids := cat.CheckIDs()[:checks]
-	now := time.Now().UTC()
-	require.NoError(b, srv.DB().InTx(ctx, func(tx *store.Tx) error {
-		for h := 0; h < hosts; h++ {
-			id := fmt.Sprintf("agt-%06d", h)
-			if err := tx.InsertAgent(ctx, &store.Agent{ID: id, CredHash: id, Hostname: id, EnrolledAt: now, Link: strings.Repeat("0", 64)},
-				store.AgentKey{AgentID: id, KeySpan: evidence.KeySpan{From: 1}, KeyID: id, Public: make([]byte, 32)}); err != nil {
-				return err
-			}
-			rows := make([]store.Result, checks)
-			for c := range rows {
-				st := "pass"
-				if (h+c)%7 == 0 {
-					st = "fail"
-				}
-				rows[c] = store.Result{LogIndex: int64(h), Pos: c, AgentID: id, Asset: "host:" + id, Check: ids[c], Status: st, Reason: "r", CollectedAt: now.Add(-time.Duration(c) * time.Hour)}
-			}
-			if err := tx.AddResults(ctx, "host:"+id, rows); err != nil {
-				return err
-			}
-		}
-		return nil
-	}))
-	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
-	require.NoError(b, err)
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	c, err := client.New(client.Options{Server: ts.URL, Credential: strings.TrimSpace(string(tok))})
-	require.NoError(b, err)
-
-	// Baseline: one plain scan of every state row, no rollup, no HTTP.
-	scanStart := time.Now()
-	n := 0
-	require.NoError(b, srv.DB().States(ctx, store.StateFilter{}, func(*store.State) error { n++; return nil }))
-	scan := time.Since(scanStart)
-	require.Equal(b, hosts*checks, n)
-
-	// The first query loads the server's state mirror; measure the steady state.
-	var warm apiv1.ControlsResponse
-	require.NoError(b, c.Do(ctx, http.MethodGet, "/v1/controls", nil, nil, &warm))
-	b.ResetTimer()
-	for b.Loop() {
-		var resp apiv1.ControlsResponse
-		if err := c.Do(ctx, http.MethodGet, "/v1/controls", nil, nil, &resp); err != nil {
-			b.Fatal(err)
-		}
-	}
-	per := b.Elapsed() / time.Duration(b.N)
-	b.ReportMetric(float64(per.Milliseconds()), "ms/query")
-	b.ReportMetric(float64(per)/float64(scan), "x_state_scan")
 }
