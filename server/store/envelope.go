@@ -20,8 +20,8 @@ import (
 // envelope whose payload does not re-encode to the same bytes is
 // compressed as it is.
 //
-// A stored value is one of: a zstd frame of the envelope ('{' first); a
-// zstd frame of 0x00, the length of the bytes before the payload, those
+// A stored value is one of: a zstd frame of the envelope ('{' first, or
+// 0x01 and the envelope); a zstd frame of 0x00, the length of the bytes before the payload, those
 // bytes, the payload's length, the payload decoded, and the bytes after;
 // or, for rows written before compression, the envelope itself.
 var (
@@ -30,13 +30,23 @@ var (
 	zdec, _   = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20))
 )
 
-const splitPayload = 0x00
+// The first byte of a frame's content: the split form, or the envelope as
+// is (only where the envelope itself starts with one of these bytes; a
+// DSSE envelope starts with '{').
+const (
+	splitPayload = 0x00
+	asIs         = 0x01
+)
 
 var payloadKey = []byte(`"payload":"`)
 
 // packEnvelope is the stored form of an envelope.
 func packEnvelope(env []byte) []byte {
 	plain := env
+	if len(env) == 0 || (env[0] == splitPayload || env[0] == asIs) {
+		// Content that would read as a format byte says it is as is.
+		plain = append([]byte{asIs}, env...)
+	}
 	if i := bytes.Index(env, payloadKey); i >= 0 {
 		start := i + len(payloadKey)
 		if end := bytes.IndexByte(env[start:], '"'); end >= 0 {
@@ -54,7 +64,10 @@ func packEnvelope(env []byte) []byte {
 		}
 	}
 	z := zenc.EncodeAll(plain, make([]byte, 0, len(env)/4))
-	if len(z) >= len(env) {
+	if len(z) >= len(env) && !bytes.HasPrefix(env, zstdMagic) {
+		// Kept as is when compressing gains nothing, unless it would then
+		// read as a zstd frame (nothing a server accepts starts so, but a
+		// stored value must mean one thing).
 		return env
 	}
 	return z
@@ -69,7 +82,10 @@ func unpackEnvelope(stored []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stored envelope: %w", err)
 	}
-	if len(b) == 0 || b[0] != splitPayload {
+	switch {
+	case len(b) > 0 && b[0] == asIs:
+		return b[1:], nil
+	case len(b) == 0 || b[0] != splitPayload:
 		return b, nil
 	}
 	b = b[1:]
