@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -392,7 +393,16 @@ func (c *committer) run() {
 func (s *Server) commitGroup(group []*ingestJob) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// Every agent of the group is locked first, in agent id order, and the
+	// log's sequencer after them: replicas committing overlapping groups
+	// take the same locks in the same order and cannot deadlock.
+	sort.Slice(group, func(i, j int) bool { return group[i].agentID < group[j].agentID })
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		for _, job := range group {
+			if _, err := tx.LockAgent(ctx, job.agentID); err != nil {
+				return err
+			}
+		}
 		var app *store.Appender
 		results := tx.NewResultBatch(ctx)
 		now := s.now().UTC()
