@@ -256,7 +256,12 @@ func lastUpgrade(h *host.Host, now time.Time, maxDays int, logs []source) eviden
 	r.Observations = evidence.Observe(obs)
 	by := ""
 	if l.By != "" {
-		by = " by " + l.By
+		// The command in full is in the observations; a reason names it.
+		cmd := l.By
+		if len(cmd) > 80 {
+			cmd = cmd[:77] + "..."
+		}
+		by = " by " + cmd
 	}
 	if days > maxDays {
 		r.Status, r.Reason = evidence.Fail, fmt.Sprintf("packages last upgraded %d days ago (more than %d), per %s%s", days, maxDays, best, by)
