@@ -55,13 +55,9 @@ func groupMembersBySID(ctx context.Context, h *host.Host) ([]string, string, err
 		Name string
 		SID  json.RawMessage
 	}
-	var list []member
-	if err := json.Unmarshal(out, &list); err != nil {
-		var one member
-		if json.Unmarshal(out, &one) != nil || one.Name == "" {
-			return nil, "", fmt.Errorf("%d bytes that are not its JSON list", len(out))
-		}
-		list = []member{one}
+	list, err := host.PowerShellList[member](out)
+	if err != nil {
+		return nil, "", fmt.Errorf("%d bytes that are not its JSON list", len(out))
 	}
 	names := make([]string, 0, len(list))
 	for _, m := range list {
@@ -120,13 +116,9 @@ func collectWindows(ctx context.Context, h *host.Host, s *Settings) []evidence.R
 	out, err := h.Run(ctx, "powershell", "-NoProfile", "-NonInteractive", "-Command", psLocalUsers)
 	var users []winUser
 	if err == nil {
-		if jerr := json.Unmarshal(out, &users); jerr != nil {
-			var one winUser
-			if json.Unmarshal(out, &one) == nil {
-				users = []winUser{one}
-			} else {
-				err = fmt.Errorf("not JSON: %w", jerr)
-			}
+		var jerr error
+		if users, jerr = host.PowerShellList[winUser](out); jerr != nil {
+			err = fmt.Errorf("not JSON: %w", jerr)
 		}
 	}
 	if err != nil {

@@ -2,7 +2,6 @@ package diskencryption
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -122,13 +121,9 @@ func parseEncryptable(b []byte) ([]bitlockerVolume, error) {
 		DeviceID, DriveLetter                                            string
 		VolumeType, ConversionStatus, ProtectionStatus, EncryptionMethod *int
 	}
-	var list []wmiVol
-	if err := json.Unmarshal(b, &list); err != nil {
-		var one wmiVol
-		if json.Unmarshal(b, &one) != nil {
-			return nil, fmt.Errorf("Win32_EncryptableVolume: %d bytes that are not its JSON list: %v", len(b), err)
-		}
-		list = []wmiVol{one}
+	list, err := host.PowerShellList[wmiVol](b)
+	if err != nil {
+		return nil, fmt.Errorf("Win32_EncryptableVolume: %d bytes that are not its JSON list: %v", len(b), err)
 	}
 	pick := func(names []string, v *int) string {
 		if v == nil || *v < 0 || *v >= len(names) {

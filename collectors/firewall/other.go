@@ -70,13 +70,9 @@ func collectWindows(ctx context.Context, h *host.Host) []evidence.Result {
 		Enabled              json.RawMessage // true/false, or 1/0 from older PowerShell
 		DefaultInboundAction json.RawMessage // "Block", or 4 (Block) / 2 (Allow) / 0 (NotConfigured)
 	}
-	var ps []profile
-	if err := json.Unmarshal(out, &ps); err != nil {
-		var one profile
-		if err := json.Unmarshal(out, &one); err != nil {
-			return collectors.ErrorResults(Collector{}, "Get-NetFirewallProfile: not JSON: "+err.Error())
-		}
-		ps = []profile{one}
+	ps, err := host.PowerShellList[profile](out)
+	if err != nil {
+		return collectors.ErrorResults(Collector{}, "Get-NetFirewallProfile: not JSON: "+err.Error())
 	}
 	type seen struct {
 		Name    string `json:"name"`

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -66,4 +67,20 @@ func PowerShellDate(s string) (time.Time, bool) {
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	return t, err == nil
+}
+
+// PowerShellList reads ConvertTo-Json's answer for a list of T: an array,
+// or one bare object when the pipeline held a single item (Windows
+// PowerShell 5.1 unrolls it). Neither is the error of reading the array.
+func PowerShellList[T any](b []byte) ([]T, error) {
+	var list []T
+	err := json.Unmarshal(b, &list)
+	if err == nil {
+		return list, nil
+	}
+	var one T
+	if json.Unmarshal(b, &one) != nil {
+		return nil, err
+	}
+	return []T{one}, nil
 }

@@ -48,13 +48,9 @@ func softwareOther(ctx context.Context, h *host.Host) (string, []Package, error)
 		DisplayVersion *string
 		Publisher      *string
 	}
-	var list []entry
-	if err := json.Unmarshal(out, &list); err != nil {
-		var one entry
-		if json.Unmarshal(out, &one) != nil {
-			return src, nil, fmt.Errorf("%s: not JSON: %w", src, err)
-		}
-		list = []entry{one}
+	list, err := host.PowerShellList[entry](out)
+	if err != nil {
+		return src, nil, fmt.Errorf("%s: not JSON: %w", src, err)
 	}
 	seen := map[string]bool{}
 	for _, e := range list {

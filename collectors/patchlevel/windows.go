@@ -148,14 +148,10 @@ func ageWindows(ctx context.Context, h *host.Host, now time.Time, maxDays int) e
 		Description string
 		InstalledOn string
 	}
-	var list []hotfix
-	if err := json.Unmarshal(out, &list); err != nil {
-		var one hotfix
-		if json.Unmarshal(out, &one) != nil {
-			r.Status, r.Reason = evidence.Error, fmt.Sprintf("Win32_QuickFixEngineering: %d bytes that are not its JSON list: %v", len(out), err)
-			return r
-		}
-		list = []hotfix{one}
+	list, err := host.PowerShellList[hotfix](out)
+	if err != nil {
+		r.Status, r.Reason = evidence.Error, fmt.Sprintf("Win32_QuickFixEngineering: %d bytes that are not its JSON list: %v", len(out), err)
+		return r
 	}
 	// The newest hotfix whose install date can be read decides; the ones
 	// that cannot are counted, not fatal.
