@@ -19,10 +19,11 @@ var supportedMacOS = []string{"14", "15", "26"}
 
 func collectDarwin(ctx context.Context, h *host.Host, s *Settings) []evidence.Result {
 	now := h.Now()
-	out := []evidence.Result{releaseDarwin(ctx, h, s)}
+	vers, versErr := h.Run(ctx, "sw_vers", "-productVersion")
+	out := []evidence.Result{releaseDarwin(vers, versErr, s)}
 	current := ""
-	if v, err := h.Run(ctx, "sw_vers", "-productVersion"); err == nil {
-		current = strings.TrimSpace(string(v))
+	if versErr == nil {
+		current = strings.TrimSpace(string(vers))
 	}
 	// "No new software available." goes to stderr, and Big Sur and later
 	// print no banner at all: the answer is stdout and stderr together.
@@ -271,9 +272,9 @@ func ageDarwin(ctx context.Context, h *host.Host, now time.Time, maxDays int) ev
 	return r
 }
 
-func releaseDarwin(ctx context.Context, h *host.Host, s *Settings) evidence.Result {
+// releaseDarwin decides os_supported from `sw_vers -productVersion`.
+func releaseDarwin(out []byte, err error, s *Settings) evidence.Result {
 	r := evidence.Result{Check: checkRelease}
-	out, err := h.Run(ctx, "sw_vers", "-productVersion")
 	if err != nil {
 		r.Status, r.Reason = evidence.Error, "sw_vers: "+err.Error()
 		return r
