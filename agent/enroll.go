@@ -5,11 +5,13 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/annexa-dev/annexa/internal/atomicfile"
+	"github.com/annexa-dev/annexa/internal/buildinfo"
 
 	"github.com/annexa-dev/annexa/client"
 	"github.com/annexa-dev/annexa/evidence"
@@ -69,7 +71,14 @@ func Enroll(ctx context.Context, o EnrollOptions) (*Identity, error) {
 	if err := saveKey(filepath.Join(o.StateDir, KeyFile), priv); err != nil {
 		return nil, fmt.Errorf("saving key: %w", err)
 	}
-	resp, err := c.Enroll(ctx, apiv1.EnrollRequest{Token: o.Token, PublicKey: pub, Hostname: o.Hostname, Facts: o.Facts})
+	// The agent's version at enrolment is a fact the server lists and
+	// searches hosts by.
+	facts := maps.Clone(o.Facts)
+	if facts == nil {
+		facts = map[string]string{}
+	}
+	facts[apiv1.FactAgentVersion] = buildinfo.Version
+	resp, err := c.Enroll(ctx, apiv1.EnrollRequest{Token: o.Token, PublicKey: pub, Hostname: o.Hostname, Facts: facts})
 	if err != nil {
 		os.Remove(filepath.Join(o.StateDir, KeyFile))
 		return nil, fmt.Errorf("enroll with %s: %w", o.Server, err)

@@ -137,11 +137,19 @@ func hostFacts(req apiv1.EnrollRequest) map[string]string {
 // verifiable, and the log says from where.
 func (s *Server) handleAgentRevoke(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	ctx := r.Context()
-	purge := r.URL.Query().Get("purge") == "true"
-	var after uint64
-	var purged int64
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	after, purged, err := s.revokeAgent(r.Context(), id, r.URL.Query().Get("purge") == "true")
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agent_id": id, "revoked_after_seq": after, "purged_states": purged})
+	return nil
+}
+
+// revokeAgent revokes an agent (the API's and the dashboard's way): its
+// records after its last accepted seq are refused, the revocation is a key
+// event in the log; with purge its state leaves the current view.
+func (s *Server) revokeAgent(ctx context.Context, id string, purge bool) (after uint64, purged int64, err error) {
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		a, err := tx.LockAgent(ctx, id)
 		if err != nil {
 			return err
@@ -173,14 +181,13 @@ func (s *Server) handleAgentRevoke(w http.ResponseWriter, r *http.Request) error
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return notFound("no agent %s", id)
+		return 0, 0, notFound("no agent %s", id)
 	}
 	if err != nil {
-		return fmt.Errorf("revoke agent %s: %w", id, err)
+		return 0, 0, fmt.Errorf("revoke agent %s: %w", id, err)
 	}
 	s.log.Info("agent revoked", "agent", id, "after_seq", after, "purged_states", purged)
-	writeJSON(w, http.StatusOK, map[string]any{"agent_id": id, "revoked_after_seq": after, "purged_states": purged})
-	return nil
+	return after, purged, nil
 }
 
 func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) error {
@@ -188,47 +195,57 @@ func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) error
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
+	resp, err := s.createToken(r.Context(), principalFrom(r.Context()).token.ID, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, resp)
+	return nil
+}
+
+// createToken checks and creates a token (the API's and the dashboard's
+// way); by is the id of the admin token asking.
+func (s *Server) createToken(ctx context.Context, by string, req apiv1.TokenRequest) (*apiv1.TokenResponse, error) {
 	if !ValidRole(req.Role) {
-		return badRequest("role must be enroll, admin, analyst or auditor")
+		return nil, badRequest("role must be enroll, admin, analyst or auditor")
 	}
 	if req.MaxUses < 0 {
-		return badRequest("max_uses must be ≥ 0 (0: unlimited)")
+		return nil, badRequest("max_uses must be ≥ 0 (0: unlimited)")
 	}
 	if req.Role != RoleEnroll {
 		// Labels, uses and grants are what an enrollment hands an agent;
 		// on an API token they would be shown and do nothing.
 		switch {
 		case len(req.Labels) > 0:
-			return badRequest("labels apply to enroll tokens only (they label the agents enrolled with it)")
+			return nil, badRequest("labels apply to enroll tokens only (they label the agents enrolled with it)")
 		case req.MaxUses > 0:
-			return badRequest("max_uses applies to enroll tokens only")
+			return nil, badRequest("max_uses applies to enroll tokens only")
 		case len(req.Assets) > 0:
-			return badRequest("assets apply to enroll tokens only (they are granted to the agents enrolled with it)")
+			return nil, badRequest("assets apply to enroll tokens only (they are granted to the agents enrolled with it)")
 		}
 	}
 	for _, a := range req.Assets {
 		if err := evidence.ValidExternalAsset(a); err != nil {
-			return badRequest("%v", err)
+			return nil, badRequest("%v", err)
 		}
 	}
 	if !req.Expires.IsZero() {
 		if err := inRange(req.Expires); err != nil {
-			return badRequest("expires: %v", err)
+			return nil, badRequest("expires: %v", err)
 		}
 		if !req.Expires.After(s.now()) {
-			return badRequest("expires %s is not in the future: the token would be expired at creation", req.Expires.UTC().Format(time.RFC3339))
+			return nil, badRequest("expires %s is not in the future: the token would be expired at creation", req.Expires.UTC().Format(time.RFC3339))
 		}
 	}
 	if req.Name == "" {
 		req.Name = req.Role
 	}
-	secret, tok, err := s.newToken(r.Context(), &store.Token{Role: req.Role, Name: req.Name, ExpiresAt: req.Expires.UTC(), MaxUses: req.MaxUses, Labels: req.Labels, Assets: req.Assets})
+	secret, tok, err := s.newToken(ctx, &store.Token{Role: req.Role, Name: req.Name, ExpiresAt: req.Expires.UTC(), MaxUses: req.MaxUses, Labels: req.Labels, Assets: req.Assets})
 	if err != nil {
-		return fmt.Errorf("create %s token: %w", req.Role, err)
+		return nil, fmt.Errorf("create %s token: %w", req.Role, err)
 	}
-	s.log.Info("token created", "id", tok.ID, "role", tok.Role, "by", principalFrom(r.Context()).token.ID)
-	writeJSON(w, http.StatusCreated, apiv1.TokenResponse{ID: tok.ID, Role: tok.Role, Secret: secret})
-	return nil
+	s.log.Info("token created", "id", tok.ID, "role", tok.Role, "by", by)
+	return &apiv1.TokenResponse{ID: tok.ID, Role: tok.Role, Secret: secret}, nil
 }
 
 func (s *Server) handleTokenList(w http.ResponseWriter, r *http.Request) error {

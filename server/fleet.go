@@ -540,3 +540,19 @@ func (s *Server) agentLabels(ctx context.Context, id string) ([]string, error) {
 	sort.Strings(out)
 	return out, nil
 }
+
+// failingAgents is the set of agents with some check failing now (a
+// fresh fail result on any of their assets).
+func (f *fleetState) failingAgents() map[string]bool {
+	out := map[string]bool{}
+	for i := range f.assets {
+		a := &f.assets[i]
+		for _, c := range a.cells {
+			if c.result == resultFail && c.staleAt > f.sweptTo {
+				out[f.agents[a.agent].id] = true
+				break
+			}
+		}
+	}
+	return out
+}

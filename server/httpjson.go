@@ -88,6 +88,31 @@ func (s *Server) reportError(w http.ResponseWriter, r *http.Request, err error) 
 	writeError(w, http.StatusInternalServerError, apiv1.CodeInternal, "internal error (request id "+id+"); the server's log has the cause")
 }
 
+// serveList answers a read endpoint from its query function: the API and
+// the dashboard ask the same functions, so they cannot disagree.
+func serveList[T any](fn func(context.Context, url.Values) (T, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		v, err := fn(r.Context(), r.URL.Query())
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, v)
+		return nil
+	}
+}
+
+// serveOne is serveList for an endpoint about one thing, named by {id}.
+func serveOne[T any](fn func(context.Context, string, url.Values) (T, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		v, err := fn(r.Context(), r.PathValue("id"), r.URL.Query())
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, v)
+		return nil
+	}
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -296,16 +297,16 @@ func (s *Server) summary(c catalog.Control, n compliance.Counts) apiv1.ControlSu
 	return cs
 }
 
-// handleControls is GET /v1/controls: all 93 controls with the fleet's
-// state for each, now or ?at= a past instant.
-func (s *Server) handleControls(w http.ResponseWriter, r *http.Request) error {
-	q, err := s.parseQueryLazy(r.Context(), r.URL.Query())
+// queryControls is GET /v1/controls and the dashboard's overview: all 93
+// controls with the fleet's state for each, now or ?at= a past instant.
+func (s *Server) queryControls(ctx context.Context, v url.Values) (*apiv1.ControlsResponse, error) {
+	q, err := s.parseQueryLazy(ctx, v)
 	if err != nil {
-		return badQuery(err)
+		return nil, badQuery(err)
 	}
-	counts, err := s.controlCounts(r.Context(), q)
+	counts, err := s.controlCounts(ctx, q)
 	if err != nil {
-		return fmt.Errorf("controls: %w", err)
+		return nil, fmt.Errorf("controls: %w", err)
 	}
 	resp := apiv1.ControlsResponse{At: q.at, Total: catalog.Total}
 	for _, c := range s.catalog.Controls() {
@@ -318,35 +319,34 @@ func (s *Server) handleControls(w http.ResponseWriter, r *http.Request) error {
 		}
 		resp.Controls = append(resp.Controls, sum)
 	}
-	writeJSON(w, http.StatusOK, resp)
-	return nil
+	return &resp, nil
 }
 
-// handleControl is GET /v1/controls/{id}: which assets pass or fail it, and
+// queryControl is GET /v1/controls/{id}: which assets pass or fail it, and
 // why (their check results).
-func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
-	ids, err := s.catalog.Resolve(r.PathValue("id"))
+func (s *Server) queryControl(ctx context.Context, id string, v url.Values) (*apiv1.ControlDetail, error) {
+	ids, err := s.catalog.Resolve(id)
 	if err != nil {
-		return clientError(http.StatusNotFound, apiv1.CodeUnknownControl, "%s", err.Error())
+		return nil, clientError(http.StatusNotFound, apiv1.CodeUnknownControl, "%s", err.Error())
 	}
 	if len(ids) != 1 {
-		return clientError(http.StatusBadRequest, apiv1.CodeAmbiguousControl, "%s", fmt.Sprintf("%s maps to several 2022 controls: %s", r.PathValue("id"), strings.Join(ids, ", ")))
+		return nil, clientError(http.StatusBadRequest, apiv1.CodeAmbiguousControl, "%s", fmt.Sprintf("%s maps to several 2022 controls: %s", id, strings.Join(ids, ", ")))
 	}
 	c, _ := s.catalog.Control(ids[0])
-	v := r.URL.Query()
+	v = maps.Clone(v)
 	narrowed := len(v["control"])+len(v["check"])+len(v["asset"])+len(v["agent"])+len(v["status"]) > 0
 	v.Set("control", c.ID)
 	if v.Get("limit") == "" {
 		v.Set("limit", "1000")
 	}
-	q, err := s.parseQueryLazy(r.Context(), v)
+	q, err := s.parseQueryLazy(ctx, v)
 	if err != nil {
-		return badQuery(err)
+		return nil, badQuery(err)
 	}
 	q.narrowed = narrowed // the control itself narrows nothing
 	if !q.fleetWide() {
-		if err := s.resolveLabels(r.Context(), q); err != nil {
-			return badQuery(err)
+		if err := s.resolveLabels(ctx, q); err != nil {
+			return nil, badQuery(err)
 		}
 	}
 	// Assets come a page at a time, worst first, then by asset; the
@@ -354,7 +354,7 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 	list := "control:" + c.ID
 	key, err := decodeCursor(q.cursor, list, 2)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	afterRank, after := int64(-1), ""
 	if key != nil {
@@ -362,7 +362,7 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 		afterRank, ok1 = keyInt(key, 0)
 		after, ok2 = keyString(key, 1)
 		if !ok1 || !ok2 {
-			return badRequest("cursor %q is not one this list gave", q.cursor)
+			return nil, badRequest("cursor %q is not one this list gave", q.cursor)
 		}
 	}
 	var page []assetRank
@@ -370,7 +370,7 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 	if q.fleetWide() {
 		// The fleet's state orders the assets and gives the counts; the
 		// page's rows come from the state table.
-		err := s.withFleet(r.Context(), func(f *fleetState) error {
+		err := s.withFleet(ctx, func(f *fleetState) error {
 			label := ""
 			if len(q.labels) == 1 {
 				label = q.labels[0]
@@ -380,12 +380,12 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("control: %w", err)
+			return nil, fmt.Errorf("control: %w", err)
 		}
 	} else {
-		roll, err := s.controlRollup(r.Context(), q, false)
+		roll, err := s.controlRollup(ctx, q, false)
 		if err != nil {
-			return fmt.Errorf("control: %w", err)
+			return nil, fmt.Errorf("control: %w", err)
 		}
 		d.ControlSummary = s.summary(c, roll.Counts(c.ID))
 		var all []assetRank
@@ -410,24 +410,38 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 		for _, a := range page {
 			pq.filter.Assets = append(pq.filter.Assets, a.Asset)
 		}
-		err := s.states(r.Context(), &pq, func(cs *apiv1.CheckState) error {
+		err := s.states(ctx, &pq, func(cs *apiv1.CheckState) error {
 			ac := &d.AssetsDetail[byAsset[cs.Asset]]
 			ac.Checks = append(ac.Checks, *cs)
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("control: %w", err)
+			return nil, fmt.Errorf("control: %w", err)
 		}
+		hostnames := map[string]string{}
 		for i := range d.AssetsDetail {
 			ac := &d.AssetsDetail[i]
 			if len(ac.Checks) > 0 {
 				ac.AgentID = ac.Checks[0].AgentID
 			}
+			if ac.AgentID != "" {
+				name, ok := hostnames[ac.AgentID]
+				if !ok {
+					a, err := s.db.Agent(ctx, ac.AgentID)
+					if err != nil && !errors.Is(err, store.ErrNotFound) {
+						return nil, fmt.Errorf("control: %w", err)
+					}
+					if a != nil {
+						name = a.Hostname
+					}
+					hostnames[ac.AgentID] = name
+				}
+				ac.Hostname = name
+			}
 			sort.Slice(ac.Checks, func(i, j int) bool { return ac.Checks[i].Check < ac.Checks[j].Check })
 		}
 	}
-	writeJSON(w, http.StatusOK, d)
-	return nil
+	return &d, nil
 }
 
 // pageAssets is the assets after (afterRank, after) in worst-first order,
@@ -450,45 +464,62 @@ func rankStatus(r int) compliance.Status { return rankStatuses[r] }
 
 func (s *Server) host(a *store.Agent) apiv1.Host {
 	return apiv1.Host{AgentID: a.ID, Hostname: a.Hostname, Labels: a.Labels, EnrolledAt: a.EnrolledAt, LastSeen: a.LastSeen,
-		LastSeq: a.LastSeq, Revoked: a.Revoked(), Flag: a.Flag, Counts: map[string]int{}}
+		LastSeq: a.LastSeq, Revoked: a.Revoked(), Flag: a.Flag, Counts: map[string]int{},
+		OS: hostOS(a.Facts), AgentVersion: a.Facts[apiv1.FactAgentVersion]}
 }
 
-// handleHosts is GET /v1/hosts: enrolled hosts with counts of their checks
-// by status, paginated by agent id (?cursor=, ?limit=), ?label= filtered.
-func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) error {
-	v := r.URL.Query()
-	q, err := s.parseQuery(r.Context(), v)
-	if err != nil {
-		return badQuery(err)
+// hostOS names a host's system from its facts: the platform and its
+// version where known (debian 12, windows 11), else the OS.
+func hostOS(f map[string]string) string {
+	os := f["os"]
+	if p := f["platform"]; p != "" {
+		os = strings.TrimSpace(p + " " + f["platform_version"])
 	}
-	var labelled map[string]bool
-	if len(v["label"]) > 0 {
-		labelled = map[string]bool{}
-		for _, id := range q.filter.Agents {
-			labelled[id] = true
-		}
+	return os
+}
+
+// queryHosts is GET /v1/hosts: enrolled hosts with counts of their checks
+// by status, in agent id order a page at a time (?cursor=, ?limit=), found
+// by ?label=k=v, ?q= (part of the hostname), ?os= (os or platform),
+// ?version= (agent version), ?seen_before= / ?seen_after= (last shipment)
+// and ?failing=true (some check failing now). The filters are tested on
+// each agent row as the list is walked, so a page costs the rows up to
+// its last host, never a pass over the fleet.
+func (s *Server) queryHosts(ctx context.Context, v url.Values) (*apiv1.Page[apiv1.Host], error) {
+	q, err := s.parseQueryLazy(ctx, v)
+	if err != nil {
+		return nil, badQuery(err)
+	}
+	keep, err := s.hostFilter(ctx, q, v)
+	if err != nil {
+		return nil, badQuery(err)
 	}
 	page := apiv1.Page[apiv1.Host]{Items: []apiv1.Host{}}
 	key, err := decodeCursor(q.cursor, "hosts", 1)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	after := ""
 	if key != nil {
 		var ok bool
 		if after, ok = keyString(key, 0); !ok {
-			return badRequest("cursor %q is not one this list gave", q.cursor)
+			return nil, badRequest("cursor %q is not one this list gave", q.cursor)
 		}
+	}
+	// A filter that skips most rows reads them in large pages.
+	batch := q.limit
+	if keep != nil {
+		batch = max(batch, 1000)
 	}
 	byID := map[string]int{}
 	for len(page.Items) < q.limit {
-		agents, err := s.db.Agents(r.Context(), after, q.limit)
+		agents, err := s.db.Agents(ctx, after, batch)
 		if err != nil {
-			return fmt.Errorf("hosts: %w", err)
+			return nil, fmt.Errorf("hosts: %w", err)
 		}
 		for i := range agents {
 			after = agents[i].ID
-			if labelled != nil && !labelled[agents[i].ID] {
+			if keep != nil && !keep(&agents[i]) {
 				continue
 			}
 			byID[agents[i].ID] = len(page.Items)
@@ -498,7 +529,7 @@ func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) error {
 				break
 			}
 		}
-		if len(agents) < q.limit {
+		if len(agents) < batch {
 			break
 		}
 	}
@@ -507,40 +538,113 @@ func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) error {
 		for id := range byID {
 			q.filter.Agents = append(q.filter.Agents, id)
 		}
-		err = s.states(r.Context(), q, func(cs *apiv1.CheckState) error {
+		err = s.states(ctx, q, func(cs *apiv1.CheckState) error {
 			page.Items[byID[cs.AgentID]].Counts[checkStatus(cs)]++
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("hosts: %w", err)
+			return nil, fmt.Errorf("hosts: %w", err)
 		}
 	}
-	writeJSON(w, http.StatusOK, page)
-	return nil
+	return &page, nil
 }
 
-// handleHost is GET /v1/hosts/{id}.
-func (s *Server) handleHost(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.db.Agent(r.Context(), r.PathValue("id"))
+// hostFilter is the test queryHosts applies to each agent row, nil when
+// the request filters nothing.
+func (s *Server) hostFilter(ctx context.Context, q *query, v url.Values) (func(*store.Agent) bool, error) {
+	var tests []func(*store.Agent) bool
+	if len(q.labels) > 0 {
+		want, _ := apiv1.ParseLabels(q.labels) // parsed by parseQueryLazy
+		tests = append(tests, func(a *store.Agent) bool {
+			for k, v := range want {
+				if a.Labels[k] != v {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	if name := strings.ToLower(strings.TrimSpace(v.Get("q"))); name != "" {
+		tests = append(tests, func(a *store.Agent) bool { return strings.Contains(strings.ToLower(a.Hostname), name) })
+	}
+	if os := strings.ToLower(strings.TrimSpace(v.Get("os"))); os != "" {
+		tests = append(tests, func(a *store.Agent) bool {
+			return strings.EqualFold(a.Facts["os"], os) || strings.EqualFold(a.Facts["platform"], os)
+		})
+	}
+	if ver := strings.TrimSpace(v.Get("version")); ver != "" {
+		tests = append(tests, func(a *store.Agent) bool { return a.Facts[apiv1.FactAgentVersion] == ver })
+	}
+	for _, p := range []struct {
+		name   string
+		before bool
+	}{{"seen_before", true}, {"seen_after", false}} {
+		raw := v.Get(p.name)
+		if raw == "" {
+			continue
+		}
+		t, err := parseTime(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.name, err)
+		}
+		before := p.before
+		tests = append(tests, func(a *store.Agent) bool {
+			if before {
+				return a.LastSeen.Before(t) // never seen counts as before
+			}
+			return !a.LastSeen.Before(t)
+		})
+	}
+	switch f := v.Get("failing"); f {
+	case "":
+	case "true", "1":
+		var failing map[string]bool
+		err := s.withFleet(ctx, func(fs *fleetState) error {
+			failing = fs.failingAgents()
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		tests = append(tests, func(a *store.Agent) bool { return failing[a.ID] })
+	default:
+		return nil, fmt.Errorf("failing %q: want true (hosts with a check failing now)", f)
+	}
+	if len(tests) == 0 {
+		return nil, nil
+	}
+	return func(a *store.Agent) bool {
+		for _, t := range tests {
+			if !t(a) {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
+// queryHost is GET /v1/hosts/{id}.
+func (s *Server) queryHost(ctx context.Context, id string, v url.Values) (*apiv1.HostDetail, error) {
+	a, err := s.db.Agent(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return clientError(http.StatusNotFound, apiv1.CodeNotFound, "%s", "no host with agent id "+r.PathValue("id"))
+		return nil, clientError(http.StatusNotFound, apiv1.CodeNotFound, "%s", "no host with agent id "+id)
 	}
 	if err != nil {
-		return fmt.Errorf("host: %w", err)
+		return nil, fmt.Errorf("host: %w", err)
 	}
-	q, err := s.parseQuery(r.Context(), r.URL.Query())
+	q, err := s.parseQuery(ctx, v)
 	if err != nil {
-		return badQuery(err)
+		return nil, badQuery(err)
 	}
 	q.filter.Agents = []string{a.ID}
 	d := apiv1.HostDetail{Host: s.host(a), Facts: a.Facts, Results: []apiv1.CheckState{}}
-	err = s.states(r.Context(), q, func(cs *apiv1.CheckState) error {
+	err = s.states(ctx, q, func(cs *apiv1.CheckState) error {
 		d.Counts[checkStatus(cs)]++
 		d.Results = append(d.Results, *cs)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("host: %w", err)
+		return nil, fmt.Errorf("host: %w", err)
 	}
 	sort.Slice(d.Results, func(i, j int) bool {
 		if d.Results[i].Asset != d.Results[j].Asset {
@@ -548,34 +652,33 @@ func (s *Server) handleHost(w http.ResponseWriter, r *http.Request) error {
 		}
 		return d.Results[i].Check < d.Results[j].Check
 	})
-	writeJSON(w, http.StatusOK, d)
-	return nil
+	return &d, nil
 }
 
-// handleEvidence is GET /v1/evidence: every result in log order, filtered
+// queryEvidence is GET /v1/evidence: every result in log order, filtered
 // by control, check, status, asset, agent, label and collection time.
-func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request) error {
-	q, err := s.parseQuery(r.Context(), r.URL.Query())
+func (s *Server) queryEvidence(ctx context.Context, v url.Values) (*apiv1.Page[store.Result], error) {
+	q, err := s.parseQuery(ctx, v)
 	if err != nil {
-		return badQuery(err)
+		return nil, badQuery(err)
 	}
 	// The cursor is the log index the next page starts at.
 	key, err := decodeCursor(q.cursor, "evidence", 1)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	f := store.ResultFilter{StateFilter: q.filter, Statuses: q.statuses, From: q.from, To: q.to, After: -1, Limit: q.limit + 1}
 	f.At = time.Time{}
 	if key != nil {
 		start, ok := keyInt(key, 0)
 		if !ok || start < 0 {
-			return badRequest("cursor %q is not one this list gave", q.cursor)
+			return nil, badRequest("cursor %q is not one this list gave", q.cursor)
 		}
 		f.After = start - 1
 	}
-	rows, err := s.db.Results(r.Context(), f)
+	rows, err := s.db.Results(ctx, f)
 	if err != nil {
-		return fmt.Errorf("evidence: %w", err)
+		return nil, fmt.Errorf("evidence: %w", err)
 	}
 	page := apiv1.Page[store.Result]{Items: rows}
 	if len(rows) > q.limit {
@@ -594,16 +697,15 @@ func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request) error {
 	if page.Items == nil {
 		page.Items = []store.Result{}
 	}
-	writeJSON(w, http.StatusOK, page)
-	return nil
+	return &page, nil
 }
 
-// handleHistory is GET /v1/history: when each asset started or stopped
+// queryHistory is GET /v1/history: when each asset started or stopped
 // failing each check (status transitions), filtered like /v1/evidence.
-func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) error {
-	q, err := s.parseQuery(r.Context(), r.URL.Query())
+func (s *Server) queryHistory(ctx context.Context, v url.Values) (*apiv1.Page[store.Transition], error) {
+	q, err := s.parseQuery(ctx, v)
 	if err != nil {
-		return badQuery(err)
+		return nil, badQuery(err)
 	}
 	// Transitions are per asset: an agent filter means its host asset.
 	for _, a := range q.filter.Agents {
@@ -615,7 +717,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) error {
 	// indexed while a client pages neither repeat nor go missing.
 	key, err := decodeCursor(q.cursor, "history", 4)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var after *store.TransitionKey
 	if key != nil {
@@ -624,13 +726,13 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) error {
 		asset, ok3 := keyString(key, 2)
 		check, ok4 := keyString(key, 3)
 		if !ok1 || !ok2 || !ok3 || !ok4 {
-			return badRequest("cursor %q is not one this list gave", q.cursor)
+			return nil, badRequest("cursor %q is not one this list gave", q.cursor)
 		}
 		after = &store.TransitionKey{At: at, LogIndex: idx, Asset: asset, Check: check}
 	}
-	trs, err := s.db.Transitions(r.Context(), q.filter, q.from, q.to, q.limit+1, after)
+	trs, err := s.db.Transitions(ctx, q.filter, q.from, q.to, q.limit+1, after)
 	if err != nil {
-		return fmt.Errorf("history: %w", err)
+		return nil, fmt.Errorf("history: %w", err)
 	}
 	page := apiv1.Page[store.Transition]{Items: trs}
 	if len(trs) > q.limit {
@@ -641,8 +743,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) error {
 	if page.Items == nil {
 		page.Items = []store.Transition{}
 	}
-	writeJSON(w, http.StatusOK, page)
-	return nil
+	return &page, nil
 }
 
 // handleAgentKeys is GET /v1/agents/{id}/keys.

@@ -48,8 +48,11 @@ type Config struct {
 	// UploadGrace is how long an upload may take before it must keep
 	// MinUploadRate, and the longest any read of it may wait.
 	UploadGrace time.Duration
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// PlainHTTP says the server answers over plain HTTP (--insecure-http):
+	// the dashboard's cookies then go without the Secure attribute.
+	PlainHTTP bool
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Server is a running ingest server's state.
@@ -240,12 +243,12 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/evidence", s.agentOnly(s.handleIngest))
 
 	read := []string{RoleAdmin, RoleAnalyst, RoleAuditor}
-	route("GET /v1/hosts", s.require(read, s.handleHosts))
-	route("GET /v1/hosts/{id}", s.require(read, s.handleHost))
-	route("GET /v1/controls", s.require(read, s.handleControls))
-	route("GET /v1/controls/{id}", s.require(read, s.handleControl))
-	route("GET /v1/evidence", s.require(read, s.handleEvidence))
-	route("GET /v1/history", s.require(read, s.handleHistory))
+	route("GET /v1/hosts", s.require(read, serveList(s.queryHosts)))
+	route("GET /v1/hosts/{id}", s.require(read, serveOne(s.queryHost)))
+	route("GET /v1/controls", s.require(read, serveList(s.queryControls)))
+	route("GET /v1/controls/{id}", s.require(read, serveOne(s.queryControl)))
+	route("GET /v1/evidence", s.require(read, serveList(s.queryEvidence)))
+	route("GET /v1/history", s.require(read, serveList(s.queryHistory)))
 	route("GET /v1/agents/{id}/keys", s.require(read, s.handleAgentKeys))
 
 	route("GET /v1/export", s.require([]string{RoleAdmin, RoleAuditor}, s.handleExport))
@@ -269,6 +272,14 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/log/entries/{index}", s.anyPrincipal(s.handleEntry))
 	route("GET /v1/log/proof/inclusion", s.anyPrincipal(s.handleInclusion))
 	route("GET /v1/log/proof/consistency", s.anyPrincipal(s.handleConsistency))
+	// The dashboard: every other path, on the same listener and TLS.
+	if d, err := s.dashboard(s.cfg.PlainHTTP); err != nil {
+		// The templates are embedded and parsed by the tests: this cannot
+		// happen in a built binary, and the API must not go down with it.
+		s.log.Error("dashboard unavailable", "err", err)
+	} else {
+		d.Register(mux)
+	}
 	mux.HandleFunc("GET /v1/server/keys", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte(s.keys.ServerPub()))

@@ -19,6 +19,9 @@ type EnrollRequest struct {
 	Facts     map[string]string `json:"facts,omitempty"`
 }
 
+// FactAgentVersion is the enrollment fact carrying the agent's version.
+const FactAgentVersion = "agent_version"
+
 // EnrollResponse carries the agent's identity and the signed enrollment
 // statement, whose digest is the prev of the agent's first record.
 type EnrollResponse struct {
@@ -211,10 +214,11 @@ type ControlsResponse struct {
 // AssetControl is one asset's status for a control, with the check results
 // it was rolled up from.
 type AssetControl struct {
-	Asset   string       `json:"asset"`
-	AgentID string       `json:"agent_id"`
-	Status  string       `json:"status"`
-	Checks  []CheckState `json:"checks"`
+	Asset    string       `json:"asset"`
+	AgentID  string       `json:"agent_id"`
+	Hostname string       `json:"hostname,omitempty"` // the reporting agent's host
+	Status   string       `json:"status"`
+	Checks   []CheckState `json:"checks"`
 }
 
 // ControlDetail is GET /v1/controls/{id}.
@@ -237,7 +241,10 @@ type Host struct {
 	LastSeq    uint64            `json:"last_seq"`
 	Revoked    bool              `json:"revoked"`
 	Flag       string            `json:"flag,omitempty"`
-	Counts     map[string]int    `json:"counts"`
+	// OS and AgentVersion are from the host's enrollment facts.
+	OS           string         `json:"os,omitempty"`
+	AgentVersion string         `json:"agent_version,omitempty"`
+	Counts       map[string]int `json:"counts"`
 }
 
 // HostDetail is GET /v1/hosts/{id}: the host and the latest result of every

@@ -54,6 +54,7 @@ database (copy enroll.key and log.key to each).`,
 			if (tlsCert == "") != (tlsKey == "") {
 				return errors.New("--tls-cert and --tls-key go together")
 			}
+			cfg.PlainHTTP = insecureHTTP
 			return serve(cmd.Context(), cfg, listen, tlsCert, tlsKey, insecureHTTP)
 		},
 	}

@@ -284,6 +284,17 @@ func (t *Tx) RecordAt(ctx context.Context, agentID string, seq uint64) (*LogEntr
 	return scanEntry(t.queryRow(ctx, `SELECT `+entryCols+` FROM log_entries WHERE agent_id = ? AND seq = ? AND kind = ?`, agentID, int64(seq), KindRecord))
 }
 
+// FirstEntry is an agent's first log entry of kind (its enrollment, for
+// key events).
+func (t *Tx) FirstEntry(ctx context.Context, agentID, kind string) (*LogEntry, error) {
+	return scanEntry(t.queryRow(ctx, `SELECT `+entryCols+` FROM log_entries WHERE agent_id = ? AND kind = ? ORDER BY idx LIMIT 1`, agentID, kind))
+}
+
+// RecordBefore is an agent's record with the highest seq below seq.
+func (t *Tx) RecordBefore(ctx context.Context, agentID string, seq uint64) (*LogEntry, error) {
+	return scanEntry(t.queryRow(ctx, `SELECT `+entryCols+` FROM log_entries WHERE agent_id = ? AND seq < ? AND kind = ? ORDER BY seq DESC LIMIT 1`, agentID, int64(seq), KindRecord))
+}
+
 // IndexAt is the first log index received at or after t (the log's size if
 // none): a period's boundary in the log.
 func (s *DB) IndexAt(ctx context.Context, t time.Time) (int64, error) {

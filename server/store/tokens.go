@@ -63,6 +63,11 @@ func (s *DB) TokenByHash(ctx context.Context, hash string) (*Token, error) {
 	return scanToken(s.queryRow(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = ?`, hash))
 }
 
+// TokenByID finds a token by its id.
+func (s *DB) TokenByID(ctx context.Context, id string) (*Token, error) {
+	return scanToken(s.queryRow(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = ?`, id))
+}
+
 // Tokens lists every token, newest first.
 func (s *DB) Tokens(ctx context.Context) ([]Token, error) {
 	rows, err := s.query(ctx, `SELECT `+tokenCols+` FROM tokens ORDER BY created_at DESC`)
