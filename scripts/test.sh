@@ -10,6 +10,8 @@ make test: lint, then every test. What it may do to this machine:
   - install Debian's postgresql packages if absent, and run a private PostgreSQL
     on a free loopback port for the store tests (stopped and removed at the end);
   - install Debian's rpm package if absent, to read the .rpm packages it builds;
+  - install Debian's chromium package if absent, and drive it headless against
+    the dashboard (screenshots of every page go to .test-output/dashboard/);
   - as root, install the annexa-agent .deb it builds, run it and purge it again
     (skipped where Annexa is installed already);
   - build golangci-lint (pinned in scripts/lint.sh) into the Go build cache.
@@ -29,6 +31,17 @@ if ! command -v rpm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get 
   (apt-get install -y -qq rpm >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq rpm >/dev/null 2>&1; }) \
     || echo "rpm could not be installed: .rpm contents will not be checked"
 fi
+
+# chromium, for the dashboard's browser test (Debian's package; required:
+# a machine that cannot install it fails the test rather than skipping it).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian's chromium package (for the dashboard's browser test)"
+  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; }) \
+    || echo "chromium could not be installed: the dashboard's browser test will fail"
+fi
+export ANNEXA_TEST_CHROMIUM=required
+export ANNEXA_TEST_OUTPUT="$PWD/.test-output"
+mkdir -p "$ANNEXA_TEST_OUTPUT"
 
 # The core (evidence, agent, server, plugins) runs under the race detector;
 # everything else plainly. -count=1 so a cached pass never stands in for a
