@@ -69,6 +69,8 @@ echo "== This host's checks, as they stand now (every one, failing and error inc
 cat <<TXT
 
 Annexa is running:
+  dashboard:    $url/   (sign in with the admin token: cat $run/server/admin.token;
+                the certificate is self-signed: trust $run/server/tls.crt or accept it once)
   API:          $url/v1/   (TLS certificate: $run/server/tls.crt)
   metrics:      $url/metrics
   admin token:  $run/server/admin.token

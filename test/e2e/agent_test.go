@@ -399,7 +399,7 @@ func TestMakeRunHeadless(t *testing.T) {
 	cmd.Env = append(os.Environ(), "ANNEXA_RUN_ONCE=1", "ANNEXA_RUN_DIR="+dir, "ANNEXA_BIN="+binDir, "ANNEXA_LISTEN="+freePort(t))
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(out))
-	for _, want := range []string{"enrolled as agt-", "== Hosts", "env=local", "5.9      Organizational", "controls have automated evidence", "Annexa is running:", "API:"} {
+	for _, want := range []string{"enrolled as agt-", "== Hosts", "env=local", "5.9      Organizational", "controls have automated evidence", "Annexa is running:", "dashboard:", "sign in with the admin token", "API:"} {
 		require.Contains(t, string(out), want)
 	}
 	// Run again: the same server and agent, no second enrollment.
