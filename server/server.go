@@ -73,6 +73,7 @@ type Server struct {
 	signed     signedMark
 	fleet      *fleetState
 	committer  *committer
+	trends     trendCache
 	now        func() time.Time
 	// AdminToken is the bootstrap admin token when this start created it
 	// (first start only), so the caller can print it once.

@@ -5,132 +5,269 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/annexa-dev/annexa/server/store"
 )
 
-// failingTrend counts, for each control with checks, the assets failing it
-// at the end of each of days days ending at at (oldest first): an asset
-// fails a control at an instant when its latest result then for one of
-// the control's checks is fail. Staleness is not replayed: a trend shows
-// what the evidence said, day by day.
+// The overview's trend: for each control with checks, how many assets
+// failed it at the end of each day. An asset fails a control at an instant
+// when its latest result by then for one of the control's checks is fail;
+// staleness is not replayed, a trend shows what the evidence said.
 //
-// It costs one pass over the fleet's current results (in memory) and the
-// transitions since the window opened, not a point-in-time query per day:
-// an asset whose results did not change in the window fails or passes on
-// every day as it does now, and only the assets with transitions are
-// replayed, backwards from now.
+// It is rebuilt from the fleet's current results (in memory) and the
+// transitions into or out of fail since the window opened, replayed
+// backwards to each asset's state when the window opened and then forward
+// into per-day difference counts: one pass over the fleet and one over
+// those transitions, not a point-in-time query per day. A rebuild is kept
+// for trendTTL (days that ended do not change, late records aside) and
+// refreshed in the background while the kept one is served; the last
+// point, now, is counted live from the fleet's state.
+
+// trendTTL is how long a rebuilt trend is served before a background
+// rebuild.
+const trendTTL = 5 * time.Minute
+
+type trendCache struct {
+	mu      sync.Mutex
+	entries map[string]*trendEntry
+}
+
+type trendEntry struct {
+	counts  map[string][]int
+	built   time.Time
+	pending bool
+}
+
+// failingTrend is, per control, its failing assets at the end of each of
+// days days, the last ending at at (oldest first): days before at's day
+// end at UTC midnight.
 func (s *Server) failingTrend(ctx context.Context, at time.Time, days int, labels []string) (map[string][]int, error) {
 	if days <= 0 {
 		return nil, nil
 	}
-	ends := make([]time.Time, days)
-	for i := range ends {
-		ends[i] = at.Add(-time.Duration(days-1-i) * 24 * time.Hour)
+	at = at.UTC()
+	now := s.now().UTC()
+	live := !at.Before(now.Add(-time.Minute))
+	if live {
+		at = now
 	}
-	// Transitions after the window opened, per asset and check, in time
-	// order (the store lists them so).
-	type key struct{ asset, check string }
-	moved := map[key][]store.Transition{}
-	var filter store.StateFilter
-	if len(labels) > 0 {
-		agents, err := s.agentsWithLabels(ctx, labels)
+	today := at.Truncate(24 * time.Hour)
+	ends := make([]time.Time, days)
+	for i := range days - 1 {
+		ends[i] = today.Add(-time.Duration(days-2-i) * 24 * time.Hour)
+	}
+	ends[days-1] = at
+	labels = slices.Sorted(slices.Values(labels))
+	key := fmt.Sprintf("%s|%s|%d", strings.Join(labels, ","), today.Format(time.DateOnly), days)
+	if !live {
+		key += "|" + at.Format(time.RFC3339Nano)
+	}
+
+	s.trends.mu.Lock()
+	if s.trends.entries == nil {
+		s.trends.entries = map[string]*trendEntry{}
+	}
+	e := s.trends.entries[key]
+	if e != nil && now.Sub(e.built) > trendTTL && !e.pending {
+		// Serve the kept one; rebuild behind it.
+		e.pending = true
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			counts, err := s.replayFailing(ctx, ends, labels)
+			s.trends.mu.Lock()
+			defer s.trends.mu.Unlock()
+			e.pending = false
+			if err != nil {
+				s.log.Warn("trend rebuild failed", "err", err)
+				return
+			}
+			e.counts, e.built = counts, s.now().UTC()
+		}()
+	}
+	s.trends.mu.Unlock()
+	var counts map[string][]int
+	if e != nil {
+		s.trends.mu.Lock()
+		counts = e.counts
+		s.trends.mu.Unlock()
+	} else {
+		var err error
+		if counts, err = s.replayFailing(ctx, ends, labels); err != nil {
+			return nil, err
+		}
+		s.trends.mu.Lock()
+		for k, old := range s.trends.entries {
+			if now.Sub(old.built) > 24*time.Hour {
+				delete(s.trends.entries, k)
+			}
+		}
+		s.trends.entries[key] = &trendEntry{counts: counts, built: now}
+		s.trends.mu.Unlock()
+	}
+	out := make(map[string][]int, len(counts))
+	for c, v := range counts {
+		out[c] = slices.Clone(v)
+	}
+	if live {
+		// Now is counted from the fleet as it stands.
+		err := s.withFleet(ctx, func(f *fleetState) error {
+			for c, n := range f.failingNow(labels) {
+				if v := out[c]; len(v) == days {
+					v[days-1] = n
+				}
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		if len(agents) == 0 {
-			return map[string][]int{}, nil
-		}
-		for _, a := range agents {
-			filter.Assets = append(filter.Assets, "host:"+a)
-		}
 	}
-	var after *store.TransitionKey
-	for {
-		page, err := s.db.Transitions(ctx, filter, ends[0], time.Time{}, 5000, after)
-		if err != nil {
-			return nil, fmt.Errorf("trend: %w", err)
-		}
-		for _, t := range page {
-			k := key{t.Asset, t.Check}
-			moved[k] = append(moved[k], t)
-		}
-		if len(page) < 5000 {
-			break
-		}
-		last := page[len(page)-1]
-		after = &store.TransitionKey{At: last.At.UnixNano(), LogIndex: last.LogIndex, Asset: last.Asset, Check: last.Check}
+	return out, nil
+}
+
+// trendEvent is a check moving into (fail) or out of fail on an asset.
+type trendEvent struct {
+	check string
+	at    int64
+	fail  bool
+}
+
+// replayFailing counts each control's failing assets at each of ends.
+func (s *Server) replayFailing(ctx context.Context, ends []time.Time, labels []string) (map[string][]int, error) {
+	byAsset := map[string][]trendEvent{}
+	err := s.db.FailTransitions(ctx, ends[0], func(t *store.Transition) error {
+		byAsset[t.Asset] = append(byAsset[t.Asset], trendEvent{check: t.Check, at: t.At.UnixNano(), fail: t.Status == "fail"})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trend: %w", err)
 	}
-	for _, ts := range moved {
-		sort.SliceStable(ts, func(i, j int) bool { return ts[i].At.Before(ts[j].At) })
-	}
-	// statusAt is a check's result on an asset at t: the result a later
-	// transition moved away from, else the current one.
-	statusAt := func(k key, now string, t time.Time) string {
-		for _, tr := range moved[k] {
-			if tr.At.After(t) {
-				return tr.Previous
-			}
-		}
-		return now
+	endNanos := make([]int64, len(ends))
+	for i, e := range ends {
+		endNanos[i] = e.UnixNano()
 	}
 	out := map[string][]int{}
-	err := s.withFleet(ctx, func(f *fleetState) error {
-		for _, c := range f.controls {
-			out[c] = make([]int, days)
+	err = s.withFleet(ctx, func(f *fleetState) error {
+		diff := make([][]int, len(f.controls))
+		for i := range diff {
+			diff[i] = make([]int, len(ends)+1)
 		}
-		touched := map[int32]bool{}
-		for k := range moved {
-			if ai, ok := f.assetIdx[k.asset]; ok {
-				touched[ai] = true
-			}
-		}
-		failing := make([]bool, len(f.controls))
+		count := make([]int, len(f.controls)) // failing checks per control, for one asset
+		failing := map[string]bool{}          // the asset's checks with events: failing now in the replay
 		for ai := range f.assets {
 			a := &f.assets[ai]
 			if len(labels) > 0 && !hasLabels(f.agents[a.agent].labels, labels) {
 				continue
 			}
-			if !touched[int32(ai)] {
-				// Unchanged in the window: as it is now, every day.
-				clear(failing)
-				for _, c := range a.cells {
-					if c.result == resultFail {
-						for _, ci := range f.checks[c.check].controls {
-							failing[ci] = true
-						}
-					}
-				}
-				for ci, yes := range failing {
-					if yes {
-						for d := range out[f.controls[ci]] {
-							out[f.controls[ci]][d]++
-						}
-					}
-				}
-				continue
-			}
-			for d, end := range ends {
-				clear(failing)
-				for _, c := range a.cells {
-					ch := &f.checks[c.check]
-					if statusAt(key{a.name, ch.id}, resultNames[c.result], end) == "fail" {
-						for _, ci := range ch.controls {
-							failing[ci] = true
-						}
-					}
-				}
-				for ci, yes := range failing {
-					if yes {
-						out[f.controls[ci]][d]++
-					}
+			evs := byAsset[a.name]
+			clear(failing)
+			// The asset's state when the window opened: a check with
+			// events was the opposite of its first event; the others are
+			// as they are now.
+			for _, ev := range evs {
+				if _, seen := failing[ev.check]; !seen {
+					failing[ev.check] = !ev.fail
 				}
 			}
+			var touched []int
+			for _, c := range a.cells {
+				ch := &f.checks[c.check]
+				fails, ok := failing[ch.id]
+				if !ok {
+					fails = c.result == resultFail
+				}
+				if !fails {
+					continue
+				}
+				for _, ci := range ch.controls {
+					if count[ci] == 0 {
+						touched = append(touched, ci)
+						diff[ci][0]++
+					}
+					count[ci]++
+				}
+			}
+			sort.SliceStable(evs, func(i, j int) bool { return evs[i].at < evs[j].at })
+			for _, ev := range evs {
+				d := sort.Search(len(endNanos), func(i int) bool { return endNanos[i] >= ev.at })
+				if d == len(endNanos) {
+					break // after the window's last instant
+				}
+				if failing[ev.check] == ev.fail {
+					continue
+				}
+				failing[ev.check] = ev.fail
+				ci, ok := f.checkIdx[ev.check]
+				if !ok {
+					continue
+				}
+				for _, c := range f.checks[ci].controls {
+					if ev.fail {
+						if count[c] == 0 {
+							touched = append(touched, c)
+							diff[c][d]++
+						}
+						count[c]++
+					} else if count[c] > 0 {
+						count[c]--
+						if count[c] == 0 {
+							diff[c][d]--
+						}
+					}
+				}
+			}
+			for _, c := range touched {
+				count[c] = 0
+			}
+		}
+		for ci, c := range f.controls {
+			series := make([]int, len(ends))
+			run := 0
+			for d := range ends {
+				run += diff[ci][d]
+				series[d] = run
+			}
+			out[c] = series
 		}
 		return nil
 	})
 	return out, err
+}
+
+// failingNow counts, per control, the assets (of agents with every one of
+// labels) whose latest result for one of its checks is fail.
+func (f *fleetState) failingNow(labels []string) map[string]int {
+	counts := make([]int, len(f.controls))
+	seen := make([]int32, len(f.controls))
+	for i := range seen {
+		seen[i] = -1
+	}
+	for ai := range f.assets {
+		a := &f.assets[ai]
+		if len(labels) > 0 && !hasLabels(f.agents[a.agent].labels, labels) {
+			continue
+		}
+		for _, c := range a.cells {
+			if c.result != resultFail {
+				continue
+			}
+			for _, ci := range f.checks[c.check].controls {
+				if seen[ci] != int32(ai) {
+					seen[ci] = int32(ai)
+					counts[ci]++
+				}
+			}
+		}
+	}
+	out := make(map[string]int, len(f.controls))
+	for i, c := range f.controls {
+		out[c] = counts[i]
+	}
+	return out
 }
 
 // hasLabels says whether an agent's "k=v" labels include every one wanted.

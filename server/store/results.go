@@ -359,6 +359,30 @@ func (s *DB) Transitions(ctx context.Context, f StateFilter, from, to time.Time,
 	return out, rows.Err()
 }
 
+// FailTransitions streams, in time order, the transitions after from that
+// move a check into or out of fail: the only ones a count of failing
+// assets over time needs.
+func (s *DB) FailTransitions(ctx context.Context, from time.Time, fn func(*Transition) error) error {
+	rows, err := s.query(ctx, `SELECT asset, check_id, status, prev_status, at, log_idx FROM transitions
+		WHERE at > ? AND (status = 'fail' OR prev_status = 'fail') AND status <> prev_status ORDER BY at, log_idx`, nanos(from))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var tr Transition
+		var at int64
+		if err := rows.Scan(&tr.Asset, &tr.Check, &tr.Status, &tr.Previous, &at, &tr.LogIndex); err != nil {
+			return err
+		}
+		tr.At = fromNanos(at)
+		if err := fn(&tr); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // Meta reads a server setting.
 func (s *DB) Meta(ctx context.Context, k string) (string, error) {
 	var v string
