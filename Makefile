@@ -9,6 +9,9 @@ CROSS   := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windo
 # Package versions must start with a digit: 0.1.0~g<commit> until releases are tagged.
 PKG_VERSION ?= $(shell v=$$(git describe --tags --abbrev=0 2>/dev/null | sed 's/^v//'); c=$$(git rev-parse --short HEAD 2>/dev/null || echo dev); echo "$${v:-0.1.0}~g$$c")
 PKG_ARCHES  := amd64 arm64
+# MSI versions are major.minor.build and must grow for upgrades in place:
+# the last tag's major.minor (0.1 until one exists) and the commit count.
+MSI_VERSION ?= $(shell v=$$(git describe --tags --abbrev=0 2>/dev/null | sed 's/^v//' | cut -d. -f1,2); n=$$(git rev-list --count HEAD 2>/dev/null || echo 0); echo "$${v:-0.1}.$$n")
 
 .PHONY: build test bench run lint cross fuzz clean package
 
@@ -47,7 +50,7 @@ cross:
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/cross/annexa-plugin-aws-iam-$$os-$$arch$$ext ./plugins/aws-iam; \
 	done
 
-## package: .deb and .rpm for annexa-agent, annexa-server and annexa-plugin-aws-iam (amd64, arm64) into dist/, with nfpm as a library
+## package: .deb and .rpm for annexa-agent, annexa-server and annexa-plugin-aws-iam (amd64, arm64), and the agent's Windows MSIs (x64, arm64), into dist/
 package:
 	@mkdir -p dist
 	@set -e; for arch in $(PKG_ARCHES); do \
@@ -58,6 +61,13 @@ package:
 		for pkg in agent server plugin-aws-iam; do \
 			$(GO) run ./packaging/nfpmbuild -config packaging/nfpm/$$pkg.yaml -arch $$arch -version "$(PKG_VERSION)" -bin $(BIN)/linux-$$arch -out dist; \
 		done; \
+	done
+	./scripts/msitools.sh
+	@set -e; for arch in $(PKG_ARCHES); do \
+		msiarch=x64; [ $$arch = arm64 ] && msiarch=arm64; \
+		CGO_ENABLED=0 GOOS=windows GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/windows-$$arch/annexa-agent.exe ./cmd/annexa-agent; \
+		CGO_ENABLED=0 GOOS=windows GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/windows-$$arch/annexa-plugin-host.exe ./plugins/host; \
+		$(GO) run ./packaging/msi -arch $$msiarch -version "$(MSI_VERSION)" -bin $(BIN)/windows-$$arch -out dist; \
 	done
 
 ## fuzz: each fuzz target for FUZZTIME (default 30s)

@@ -10,6 +10,8 @@ make test: lint, then every test. What it may do to this machine:
   - install Debian's postgresql packages if absent, and run a private PostgreSQL
     on a free loopback port for the store tests (stopped and removed at the end);
   - install Debian's rpm package if absent, to read the .rpm packages it builds;
+  - install Debian's msitools and wixl if absent, to build the Windows MSI and
+    read its tables;
   - install Debian's chromium package if absent, and drive it headless against
     the dashboard (screenshots of every page go to .test-output/dashboard/);
   - as root, install the annexa-agent .deb it builds, run it and purge it again
@@ -39,6 +41,9 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; }) \
     || echo "chromium could not be installed: the dashboard's browser test will fail"
 fi
+# msitools and wixl, to build the Windows MSI and read its tables.
+./scripts/msitools.sh || echo "msitools/wixl could not be installed: the MSI tests will fail"
+export ANNEXA_TEST_MSI=required
 export ANNEXA_TEST_CHROMIUM=required
 export ANNEXA_TEST_OUTPUT="$PWD/.test-output"
 mkdir -p "$ANNEXA_TEST_OUTPUT"

@@ -102,18 +102,39 @@ func (p *program) Stop(service.Service) error {
 
 func interactive() bool { return service.Interactive() }
 
+// ServiceSpec is the agent's service as every installer registers it:
+// `service install` (systemd, launchd, the Windows SCM) and the Windows MSI's
+// ServiceInstall table are both made from it, so they cannot drift apart.
+type ServiceSpec struct {
+	Name        string
+	DisplayName string
+	Description string
+	Arguments   []string
+}
+
+// Service is the service definition for a config file and state directory.
+func Service(configPath, stateDir string) ServiceSpec {
+	return ServiceSpec{
+		Name:        serviceName,
+		DisplayName: "Annexa agent",
+		Description: "Collects signed ISO/IEC 27001 Annex A evidence and ships it to an Annexa server",
+		Arguments:   []string{"run", "--config", configPath, "--state", stateDir},
+	}
+}
+
 func serviceConfig(configPath, stateDir string) (*service.Config, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	exe, _ = filepath.EvalSymlinks(exe)
+	spec := Service(configPath, stateDir)
 	sc := &service.Config{
-		Name:        serviceName,
-		DisplayName: "Annexa agent",
-		Description: "Collects signed ISO/IEC 27001 Annex A evidence and ships it to an Annexa server",
+		Name:        spec.Name,
+		DisplayName: spec.DisplayName,
+		Description: spec.Description,
 		Executable:  exe,
-		Arguments:   []string{"run", "--config", configPath, "--state", stateDir},
+		Arguments:   spec.Arguments,
 		Option:      service.KeyValue{},
 	}
 	if runtime.GOOS == "linux" {

@@ -17,9 +17,11 @@ import (
 	"github.com/annexa-dev/annexa/collectors/inventory"
 )
 
-// DefaultEnrollFile is where fleet tools (Ansible, Jamf, Intune, GPO) drop
-// the enrollment settings for the first start. It is deleted after use.
-const DefaultEnrollFile = "/etc/annexa/enroll.env"
+// DefaultEnrollFile is where fleet tools (Ansible, Jamf, Intune, GPO, the
+// Windows MSI) drop the enrollment settings for the first start: beside the
+// config on Unix, in the state directory on Windows (which the MSI locks to
+// SYSTEM and Administrators). It is deleted after use.
+var DefaultEnrollFile = defaultEnrollFile()
 
 // enrollSettings are the unattended enrollment inputs: ANNEXA_ENROLL_SERVER,
 // ANNEXA_ENROLL_TOKEN and ANNEXA_ENROLL_CA, from flags, the environment or
@@ -37,6 +39,10 @@ func parseEnvFile(b []byte) (map[string]string, error) {
 		n++
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") {
+			// An INI section: the MSI's IniFile table writes one.
 			continue
 		}
 		line = strings.TrimPrefix(line, "export ")
