@@ -30,6 +30,7 @@ require (
 	golang.org/x/sync v0.24.0
 	golang.org/x/sys v0.49.0
 	google.golang.org/grpc v1.61.0
+	howett.net/plist v1.0.1
 	modernc.org/sqlite v1.62.0
 )
 

@@ -20,6 +20,10 @@ type Status struct {
 	OutboxBytes   int64                      `json:"outbox_bytes"`
 	HeadSeq       uint64                     `json:"head_seq"`
 	Collectors    map[string]CollectorStatus `json:"collectors"`
+	// Settings says where each setting in force came from: agent.yaml,
+	// managed preferences (a macOS configuration profile), a flag, or the
+	// default.
+	Settings map[string]string `json:"settings,omitempty"`
 }
 
 // ReadStatus reads the state directory without taking its lock, so it works

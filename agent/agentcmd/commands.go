@@ -34,8 +34,9 @@ func newEnroll() *cobra.Command {
 With --unattended (what the service runs before it starts), the server and
 token may also come from ANNEXA_ENROLL_SERVER, ANNEXA_ENROLL_TOKEN and
 ANNEXA_ENROLL_CA in the environment or in /etc/annexa/enroll.env, which is
-deleted once used; an enrolled agent, or one with nothing configured, is
-left alone and the command succeeds.`,
+deleted once used, or from a macOS configuration profile (server,
+enrollment_token, ca_certificate); an enrolled agent, or one with nothing
+configured, is left alone and the command succeeds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := c.load()
@@ -45,6 +46,9 @@ left alone and the command succeeds.`,
 			if unattended {
 				s, err := findEnrollSettings(o.Server, o.Token, o.CAFile, enrollFile)
 				if err != nil {
+					return err
+				}
+				if s, err = managedEnrollment(s, c.managed, cfg); err != nil {
 					return err
 				}
 				if s == nil {
@@ -107,6 +111,9 @@ func newRun() *cobra.Command {
 			if _, err := agent.LoadIdentity(cfg.StateDir); errors.Is(err, agent.ErrNotEnrolled) {
 				s, err := findEnrollSettings("", "", "", DefaultEnrollFile)
 				if err != nil {
+					return err
+				}
+				if s, err = managedEnrollment(s, c.managed, cfg); err != nil {
 					return err
 				}
 				if s != nil {
@@ -292,6 +299,7 @@ func newStatus() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			st.Settings = c.sources
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -300,8 +308,10 @@ func newStatus() *cobra.Command {
 			w := cmd.OutOrStdout()
 			if !st.Enrolled {
 				fmt.Fprintf(w, "enrolled:      no (state %s)\n", cfg.StateDir)
+				fmt.Fprintf(w, "settings:      %s\n", c.describeSources())
 				return &exitError{code: 3, err: agent.ErrNotEnrolled}
 			}
+			defer fmt.Fprintf(w, "\nsettings:      %s\n", c.describeSources())
 			fmt.Fprintf(w, "enrolled:      yes, agent %s\nserver:        %s\n", st.AgentID, st.Server)
 			if st.Receipt != nil {
 				fmt.Fprintf(w, "last shipment: %s (server at seq %d, log index %d)\n", st.Receipt.ShippedAt.Format(time.RFC3339), st.Receipt.NextSeq-1, st.Receipt.LastIndex)
@@ -309,6 +319,7 @@ func newStatus() *cobra.Command {
 				fmt.Fprintln(w, "last shipment: never")
 			}
 			fmt.Fprintf(w, "outbox:        %d record(s) waiting, %d bytes; chain head seq %d\n", st.OutboxRecords, st.OutboxBytes, st.HeadSeq)
+
 			names := make([]string, 0, len(st.Collectors))
 			for n := range st.Collectors {
 				names = append(names, n)

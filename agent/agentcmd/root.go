@@ -3,49 +3,128 @@ package agentcmd
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/annexa-dev/annexa/agent/config"
 	"github.com/annexa-dev/annexa/collectors"
 	_ "github.com/annexa-dev/annexa/collectors/all" // the built-in collectors
+	"github.com/annexa-dev/annexa/internal/atomicfile"
 	"github.com/annexa-dev/annexa/internal/buildinfo"
 )
 
-// common are the flags that locate the config and state.
+// common are the flags that locate the config and state, and what
+// loading them found.
 type common struct {
-	configPath string
-	stateDir   string
+	configPath  string
+	stateDir    string
+	managedPath string
+	// managed is the configuration profile's settings, if one is
+	// installed; sources says where each setting in force came from.
+	managed *config.Managed
+	sources config.Sources
 }
 
 func (c *common) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&c.configPath, "config", "", "config file (default "+config.DefaultPath+" if it exists)")
 	cmd.Flags().StringVar(&c.stateDir, "state", "", "state directory: key, identity, outbox (default from the config, else "+config.DefaultStateDir()+")")
+	cmd.Flags().StringVar(&c.managedPath, "managed-prefs", defaultManagedPath(), "managed preferences plist an MDM profile installs (macOS); its settings take precedence over the config file's")
 }
 
-// load reads the config (or the defaults) and applies --state.
+// load reads the config (or the defaults), lays a configuration profile's
+// settings over it, and applies --state.
 func (c *common) load() (*config.Config, error) {
-	var cfg *config.Config
-	var err error
-	switch {
-	case c.configPath != "":
-		cfg, err = config.Load(c.configPath, collectors.SettingsFactories())
-	default:
-		if _, statErr := os.Stat(config.DefaultPath); statErr == nil {
-			cfg, err = config.Load(config.DefaultPath, collectors.SettingsFactories())
-		} else {
-			cfg = config.Default()
+	path := c.configPath
+	if path == "" {
+		if _, err := os.Stat(config.DefaultPath); err == nil {
+			path = config.DefaultPath
 		}
 	}
+	var err error
+	if c.managedPath != "" {
+		if c.managed, err = config.ReadManaged(c.managedPath); err != nil {
+			return nil, err
+		}
+	}
+	cfg, sources, err := config.LoadLayered(path, c.managed, collectors.SettingsFactories())
 	if err != nil {
 		return nil, err
 	}
+	c.sources = sources
 	if c.stateDir != "" {
 		cfg.StateDir = c.stateDir
+		sources["state_dir"] = "--state"
+	}
+	if c.managed != nil && c.managed.CACertificate != "" && cfg.CA == "" {
+		// A profile's CA is kept beside the agent's state, where the
+		// client reads CA files from.
+		ca, err := keepManagedCA(cfg.StateDir, c.managed.CACertificate)
+		if err != nil {
+			return nil, err
+		}
+		cfg.CA = ca
+		sources["ca"] = config.SourceManaged
 	}
 	return cfg, nil
+}
+
+// describeSources says where the settings in force came from, by source:
+// what the profile set, what the file set, and that the rest are defaults.
+func (c *common) describeSources() string {
+	by := map[string][]string{}
+	for k, src := range c.sources {
+		if src != config.SourceDefault {
+			by[src] = append(by[src], k)
+		}
+	}
+	var parts []string
+	label := func(src string) string {
+		switch src {
+		case config.SourceManaged:
+			return "managed preferences (" + c.managed.Path + ")"
+		case config.SourceFile:
+			path := c.configPath
+			if path == "" {
+				path = config.DefaultPath
+			}
+			return "agent.yaml (" + path + ")"
+		}
+		return src
+	}
+	srcs := make([]string, 0, len(by))
+	for src := range by {
+		srcs = append(srcs, src)
+	}
+	sort.Strings(srcs)
+	for _, src := range srcs {
+		keys := by[src]
+		sort.Strings(keys)
+		parts = append(parts, label(src)+": "+strings.Join(keys, ", "))
+	}
+	parts = append(parts, "everything else: defaults")
+	return strings.Join(parts, "; ")
+}
+
+// keepManagedCA writes a profile's CA certificate into the state directory
+// (when it is not there already as it is) and returns its path.
+func keepManagedCA(stateDir, pem string) (string, error) {
+	path := filepath.Join(stateDir, "managed-ca.crt")
+	if b, err := os.ReadFile(path); err == nil && string(b) == pem {
+		return path, nil
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return "", fmt.Errorf("the profile's CA certificate: %w", err)
+	}
+	if err := atomicfile.Write(path, []byte(pem), 0o600); err != nil {
+		return "", fmt.Errorf("the profile's CA certificate: %w", err)
+	}
+	return path, nil
 }
 
 func logger(level string) *slog.Logger {

@@ -92,6 +92,19 @@ func findEnrollSettings(flagServer, flagToken, flagCA, file string) (*enrollSett
 	return s, nil
 }
 
+// managedEnrollment falls back to a configuration profile's enrollment
+// token when flags, environment and enroll file gave nothing: the server
+// and CA are the profile's (already laid over the config in cfg).
+func managedEnrollment(s *enrollSettings, m *config.Managed, cfg *config.Config) (*enrollSettings, error) {
+	if s != nil || m == nil || m.EnrollmentToken == "" {
+		return s, nil
+	}
+	if cfg.Server == "" {
+		return nil, fmt.Errorf("%s has an %s but no server", m.Path, config.ManagedEnrollmentToken)
+	}
+	return &enrollSettings{server: cfg.Server, token: m.EnrollmentToken, ca: cfg.CA}, nil
+}
+
 // enrollUnattended enrols if settings are found and the agent is not
 // enrolled yet. It reports whether it enrolled.
 func enrollUnattended(ctx context.Context, cfg *config.Config, s *enrollSettings, out io.Writer) (bool, error) {
