@@ -29,6 +29,10 @@ func (e *apiError) HTTPStatus() int { return e.status }
 // Message is the error's text meant for the person who caused it.
 func (e *apiError) Message() string { return e.body.Message }
 
+// trendPageWait is how long a page waits for a trend being built before it
+// renders without it.
+const trendPageWait = 150 * time.Millisecond
+
 // pages is the dashboard's view of the server: the same query functions as
 // the /v1 API.
 type pages struct{ s *Server }
@@ -99,7 +103,8 @@ func (p pages) AgentKeys(ctx context.Context, agentID string) ([]apiv1.AgentKey,
 }
 
 func (p pages) Trend(ctx context.Context, at time.Time, days int, v url.Values) (map[string][]int, error) {
-	return p.s.failingTrend(ctx, at, days, v["label"])
+	// A page does not wait on a first build: it says the trend is coming.
+	return p.s.failingTrend(ctx, at, days, v["label"], trendPageWait)
 }
 
 func (p pages) Observations(ctx context.Context, index int64) (map[string]json.RawMessage, error) {

@@ -138,6 +138,15 @@ func TestDashboardSignInAndPages(t *testing.T) {
 	assert.Contains(t, page, "bad-laptop")
 	assert.NotContains(t, page, "good-laptop")
 
+	// The name search ignores case and takes % and _ literally.
+	_, page = b.get("/hosts?q=BAD-Lap")
+	assert.Contains(t, page, "bad-laptop")
+	assert.NotContains(t, page, "good-laptop")
+	_, page = b.get("/hosts?q=%25")
+	assert.Contains(t, page, "No host matches")
+	_, page = b.get("/hosts?q=_")
+	assert.Contains(t, page, "No host matches")
+
 	resp, page = b.get("/hosts/" + bad.ID)
 	require.Equal(t, http.StatusOK, resp.StatusCode, page)
 	assert.Contains(t, page, "History")

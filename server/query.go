@@ -494,6 +494,8 @@ func (s *Server) queryHosts(ctx context.Context, v url.Values) (*apiv1.Page[apiv
 	if err != nil {
 		return nil, badQuery(err)
 	}
+	// The name is searched by the database; the other filters here.
+	name := strings.TrimSpace(v.Get("q"))
 	page := apiv1.Page[apiv1.Host]{Items: []apiv1.Host{}}
 	key, err := decodeCursor(q.cursor, "hosts", 1)
 	if err != nil {
@@ -513,7 +515,7 @@ func (s *Server) queryHosts(ctx context.Context, v url.Values) (*apiv1.Page[apiv
 	}
 	byID := map[string]int{}
 	for len(page.Items) < q.limit {
-		agents, err := s.db.Agents(ctx, after, batch)
+		agents, err := s.db.AgentsNamed(ctx, after, name, batch)
 		if err != nil {
 			return nil, fmt.Errorf("hosts: %w", err)
 		}
@@ -563,9 +565,6 @@ func (s *Server) hostFilter(ctx context.Context, q *query, v url.Values) (func(*
 			}
 			return true
 		})
-	}
-	if name := strings.ToLower(strings.TrimSpace(v.Get("q"))); name != "" {
-		tests = append(tests, func(a *store.Agent) bool { return strings.Contains(strings.ToLower(a.Hostname), name) })
 	}
 	if os := strings.ToLower(strings.TrimSpace(v.Get("os"))); os != "" {
 		tests = append(tests, func(a *store.Agent) bool {

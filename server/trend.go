@@ -36,15 +36,21 @@ type trendCache struct {
 }
 
 type trendEntry struct {
-	counts  map[string][]int
-	built   time.Time
+	counts map[string][]int
+	built  time.Time
+	// ready is closed when the first build ends (err says how); pending
+	// marks a rebuild under way.
+	ready   chan struct{}
+	err     error
 	pending bool
 }
 
 // failingTrend is, per control, its failing assets at the end of each of
 // days days, the last ending at at (oldest first): days before at's day
-// end at UTC midnight.
-func (s *Server) failingTrend(ctx context.Context, at time.Time, days int, labels []string) (map[string][]int, error) {
+// end at UTC midnight. A first build (after a start, or for a new label
+// filter) runs in the background: failingTrend waits for it at most wait,
+// and answers nil, nil when it is not done by then.
+func (s *Server) failingTrend(ctx context.Context, at time.Time, days int, labels []string, wait time.Duration) (map[string][]int, error) {
 	if days <= 0 {
 		return nil, nil
 	}
@@ -70,43 +76,37 @@ func (s *Server) failingTrend(ctx context.Context, at time.Time, days int, label
 	if s.trends.entries == nil {
 		s.trends.entries = map[string]*trendEntry{}
 	}
+	for k, old := range s.trends.entries {
+		if !old.built.IsZero() && now.Sub(old.built) > 24*time.Hour {
+			delete(s.trends.entries, k)
+		}
+	}
 	e := s.trends.entries[key]
-	if e != nil && now.Sub(e.built) > trendTTL && !e.pending {
+	switch {
+	case e == nil:
+		e = &trendEntry{ready: make(chan struct{}), pending: true}
+		s.trends.entries[key] = e
+		go s.buildTrend(key, e, ends, labels)
+	case !e.pending && !e.built.IsZero() && now.Sub(e.built) > trendTTL:
 		// Serve the kept one; rebuild behind it.
 		e.pending = true
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			counts, err := s.replayFailing(ctx, ends, labels)
-			s.trends.mu.Lock()
-			defer s.trends.mu.Unlock()
-			e.pending = false
-			if err != nil {
-				s.log.Warn("trend rebuild failed", "err", err)
-				return
-			}
-			e.counts, e.built = counts, s.now().UTC()
-		}()
+		go s.buildTrend(key, e, ends, labels)
 	}
+	ready := e.ready
 	s.trends.mu.Unlock()
-	var counts map[string][]int
-	if e != nil {
-		s.trends.mu.Lock()
-		counts = e.counts
-		s.trends.mu.Unlock()
-	} else {
-		var err error
-		if counts, err = s.replayFailing(ctx, ends, labels); err != nil {
-			return nil, err
-		}
-		s.trends.mu.Lock()
-		for k, old := range s.trends.entries {
-			if now.Sub(old.built) > 24*time.Hour {
-				delete(s.trends.entries, k)
-			}
-		}
-		s.trends.entries[key] = &trendEntry{counts: counts, built: now}
-		s.trends.mu.Unlock()
+
+	select {
+	case <-ready:
+	case <-time.After(wait):
+		return nil, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.trends.mu.Lock()
+	counts, err := e.counts, e.err
+	s.trends.mu.Unlock()
+	if counts == nil {
+		return nil, err
 	}
 	out := make(map[string][]int, len(counts))
 	for c, v := range counts {
@@ -127,6 +127,32 @@ func (s *Server) failingTrend(ctx context.Context, at time.Time, days int, label
 		}
 	}
 	return out, nil
+}
+
+// buildTrend (re)builds an entry off the request that asked for it. A
+// failed first build is dropped from the cache, so the next request tries
+// again; a failed rebuild keeps serving the last good one.
+func (s *Server) buildTrend(key string, e *trendEntry, ends []time.Time, labels []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	counts, err := s.replayFailing(ctx, ends, labels)
+	s.trends.mu.Lock()
+	defer s.trends.mu.Unlock()
+	e.pending = false
+	first := e.built.IsZero()
+	if err != nil {
+		s.log.Warn("trend build failed", "err", err)
+		if first {
+			e.err = err
+			delete(s.trends.entries, key)
+			close(e.ready)
+		}
+		return
+	}
+	e.counts, e.built = counts, s.now().UTC()
+	if first {
+		close(e.ready)
+	}
 }
 
 // trendEvent is a check moving into (fail) or out of fail on an asset.

@@ -31,7 +31,8 @@ type Backend interface {
 	History(ctx context.Context, v url.Values) (*apiv1.Page[apiv1.Transition], error)
 	AgentKeys(ctx context.Context, agentID string) ([]apiv1.AgentKey, error)
 	// Trend is, per control, its count of failing assets at the end of
-	// each of the days days ending at at (oldest first).
+	// each of the days days ending at at (oldest first); nil while it is
+	// still being built.
 	Trend(ctx context.Context, at time.Time, days int, v url.Values) (map[string][]int, error)
 	// Record is a log entry as signed, checked by the server as an
 	// auditor's verifier would check it.

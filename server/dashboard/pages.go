@@ -85,22 +85,24 @@ type themeGroup struct {
 	Counts   apiv1.ControlSummary // the theme's totals
 }
 
-func (d *Dashboard) controlRows(r *http.Request, p *page, labels []string, trend bool) (*apiv1.ControlsResponse, []controlRow, error) {
+// controlRows reads the controls and, with trend, their trend; pending says
+// the trend is still being built (the page says so and shows it later).
+func (d *Dashboard) controlRows(r *http.Request, p *page, labels []string, trend bool) (*apiv1.ControlsResponse, []controlRow, bool, error) {
 	v, err := p.asOf()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	for _, l := range labels {
 		v.Add("label", l)
 	}
 	resp, err := d.b.Controls(r.Context(), v)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	var tr map[string][]int
 	if trend {
 		if tr, err = d.b.Trend(r.Context(), p.instant(), trendDays, v); err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 	}
 	rows := make([]controlRow, 0, len(resp.Controls))
@@ -111,12 +113,12 @@ func (d *Dashboard) controlRows(r *http.Request, p *page, labels []string, trend
 		}
 		rows = append(rows, row)
 	}
-	return resp, rows, nil
+	return resp, rows, trend && tr == nil, nil
 }
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, p *page) error {
 	labels := nonEmpty(p.Query["label"])
-	resp, rows, err := d.controlRows(r, p, labels, true)
+	resp, rows, pending, err := d.controlRows(r, p, labels, true)
 	if err != nil {
 		return err
 	}
@@ -162,7 +164,8 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, p *page) er
 		Attention []controlRow
 		Labels    []string
 		Days      int
-	}{resp, groups, attention, labels, trendDays}
+		Pending   bool
+	}{resp, groups, attention, labels, trendDays, pending}
 	d.render(w, http.StatusOK, "overview", p)
 	return nil
 }
@@ -181,7 +184,7 @@ func nonEmpty(in []string) []string {
 // label and a search that finds 2022 ids, 2013 ids and titles.
 func (d *Dashboard) controls(w http.ResponseWriter, r *http.Request, p *page) error {
 	labels := nonEmpty(p.Query["label"])
-	resp, rows, err := d.controlRows(r, p, labels, false)
+	resp, rows, _, err := d.controlRows(r, p, labels, false)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 func sparkline(values []int) template.HTML {
 	const w, h = 120.0, 24.0
 	if len(values) == 0 {
-		return template.HTML(`<span class="muted">no trend</span>`)
+		return template.HTML(`<span class="muted">…</span>`)
 	}
 	top := 1
 	for _, v := range values {

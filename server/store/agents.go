@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/annexa-dev/annexa/evidence"
@@ -88,7 +89,21 @@ func (s *DB) Agent(ctx context.Context, id string) (*Agent, error) {
 
 // Agents lists agents ordered by id, after the id `after`, at most limit.
 func (s *DB) Agents(ctx context.Context, after string, limit int) ([]Agent, error) {
-	rows, err := s.query(ctx, `SELECT `+agentCols+` FROM agents WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	return s.AgentsNamed(ctx, after, "", limit)
+}
+
+// AgentsNamed is Agents of the agents whose hostname contains name (any
+// case; "" for all). The database tests the name as it walks the id
+// index, so a search reads no row it does not return.
+func (s *DB) AgentsNamed(ctx context.Context, after, name string, limit int) ([]Agent, error) {
+	q, args := `SELECT `+agentCols+` FROM agents WHERE id > ?`, []any{after}
+	if name != "" {
+		// LOWER on both sides: SQLite's LIKE ignores ASCII case and
+		// PostgreSQL's does not; escaped so % and _ in a name are literal.
+		q += ` AND LOWER(hostname) LIKE ? ESCAPE '\'`
+		args = append(args, "%"+likeEscape(strings.ToLower(name))+"%")
+	}
+	rows, err := s.query(ctx, q+` ORDER BY id LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +117,10 @@ func (s *DB) Agents(ctx context.Context, after string, limit int) ([]Agent, erro
 		out = append(out, *a)
 	}
 	return out, rows.Err()
+}
+
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // AdvanceAgent records where the agent's chain now stands.
