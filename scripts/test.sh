@@ -44,6 +44,7 @@ fi
 # msitools and wixl, to build the Windows MSI and read its tables.
 ./scripts/msitools.sh || echo "msitools/wixl could not be installed: the MSI tests will fail"
 export ANNEXA_TEST_MSI=required
+export ANNEXA_TEST_SIGNING=required
 export ANNEXA_TEST_CHROMIUM=required
 export ANNEXA_TEST_OUTPUT="$PWD/.test-output"
 mkdir -p "$ANNEXA_TEST_OUTPUT"

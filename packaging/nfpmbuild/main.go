@@ -22,14 +22,35 @@ func main() {
 	bin := flag.String("bin", "bin", "folder holding the binaries for -arch")
 	out := flag.String("out", "dist", "output folder")
 	formats := flag.String("formats", "deb,rpm", "package formats")
+	signKey := flag.String("sign-key", os.Getenv("ANNEXA_SIGNING_KEY"), "OpenPGP secret key (armored or binary) to sign the packages with; default $ANNEXA_SIGNING_KEY, none: unsigned. Its passphrase: $ANNEXA_SIGNING_PASSPHRASE")
 	flag.Parse()
-	if err := build(*config, *arch, *version, *bin, *out, strings.Split(*formats, ",")); err != nil {
+	sign := signing{key: *signKey, passphrase: os.Getenv("ANNEXA_SIGNING_PASSPHRASE")}
+	if err := build(*config, *arch, *version, *bin, *out, strings.Split(*formats, ","), sign); err != nil {
 		fmt.Fprintln(os.Stderr, "nfpmbuild:", err)
 		os.Exit(1)
 	}
 }
 
-func build(config, arch, version, bin, out string, formats []string) error {
+// signing is the key packages are signed with (nfpm's own OpenPGP
+// signing: a debsign "origin" signature in the .deb, an RPM header
+// signature), none when key is empty.
+type signing struct{ key, passphrase string }
+
+func (s signing) apply(info *nfpm.Info) error {
+	if s.key == "" {
+		return nil
+	}
+	if _, err := os.Stat(s.key); err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	sig := nfpm.PackageSignature{KeyFile: s.key, KeyPassphrase: s.passphrase}
+	info.Deb.Signature.PackageSignature = sig
+	info.Deb.Signature.Type = "origin"
+	info.RPM.Signature.PackageSignature = sig
+	return nil
+}
+
+func build(config, arch, version, bin, out string, formats []string, sign signing) error {
 	cfg, err := nfpm.ParseFileWithEnvMapping(config, func(k string) string {
 		switch k {
 		case "ARCH":
@@ -53,6 +74,9 @@ func build(config, arch, version, bin, out string, formats []string) error {
 			return err
 		}
 		info = nfpm.WithDefaults(info)
+		if err := sign.apply(info); err != nil {
+			return err
+		}
 		if err := nfpm.Validate(info); err != nil {
 			return fmt.Errorf("%s %s: %w", config, format, err)
 		}
