@@ -12,8 +12,8 @@ import (
 
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/server"
-	"github.com/annexa-dev/annexa/server/store"
 	"github.com/annexa-dev/annexa/server/servertest"
+	"github.com/annexa-dev/annexa/server/store"
 )
 
 // The trend replayed from fail transitions equals, for every day and

@@ -49,11 +49,11 @@ func TestReadManagedRefusesUnknownKeysAndBadValues(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(path, b, 0o644))
 		_, err = ReadManaged(path)
-		assert.Error(t, err, name)
+		require.Error(t, err, name)
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "junk.plist"), []byte("not a plist"), 0o644))
 	_, err = ReadManaged(filepath.Join(dir, "junk.plist"))
-	assert.ErrorContains(t, err, "not a property list")
+	require.ErrorContains(t, err, "not a property list")
 
 	m, err := ReadManaged(filepath.Join(dir, "absent.plist"))
 	require.NoError(t, err)

@@ -114,7 +114,7 @@ func TestSignedPackagesVerify(t *testing.T) {
 	tampered := bytes.Clone(signed)
 	tampered[len(tampered)-1] ^= 0xff
 	msg, err = verify(tampered)
-	assert.Error(t, err, "a tampered .deb must fail: %s", msg)
+	require.Error(t, err, "a tampered .deb must fail: %s", msg)
 
 	// The .rpm: rpm -K against a throwaway rpm database holding only the key.
 	db := t.TempDir()
