@@ -14,6 +14,7 @@ import (
 	"github.com/annexa-dev/annexa/evidence/dsse"
 	"github.com/annexa-dev/annexa/server/apiv1"
 	"github.com/annexa-dev/annexa/server/store"
+	"github.com/annexa-dev/annexa/server/webhook"
 )
 
 // handleEnroll is POST /v1/enroll: an agent presents an enrollment token and
@@ -175,6 +176,13 @@ func (s *Server) revokeAgent(ctx context.Context, id string, purge bool) (after 
 			return err
 		}
 		if _, err := s.appendKeyEvent(app, &evidence.KeyEvent{Kind: evidence.Revoke, AgentID: id, AfterSeq: after, Time: now}, now); err != nil {
+			return err
+		}
+		hooks, err := tx.WebhooksTx(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.enqueue(ctx, tx, hooks, webhook.AgentRevoked, map[string]any{"agent_id": id, "hostname": a.Hostname, "revoked_after_seq": after}, now); err != nil {
 			return err
 		}
 		_, err = s.checkpoint(ctx, tx, app)

@@ -48,6 +48,11 @@ type Config struct {
 	// UploadGrace is how long an upload may take before it must keep
 	// MinUploadRate, and the longest any read of it may wait.
 	UploadGrace time.Duration
+	// WebhookInterval is how often webhook events are looked for and due
+	// deliveries sent (default 5s); WebhookBackoff the wait after a first
+	// failed attempt, doubling after each (default 10s); WebhookTimeout one
+	// attempt's limit (default 10s).
+	WebhookInterval, WebhookBackoff, WebhookTimeout time.Duration
 	// PlainHTTP says the server answers over plain HTTP (--insecure-http):
 	// the dashboard's cookies then go without the Secure attribute.
 	PlainHTTP bool
@@ -74,6 +79,7 @@ type Server struct {
 	fleet      *fleetState
 	committer  *committer
 	trends     trendCache
+	webhooks   *dispatcher
 	now        func() time.Time
 	// AdminToken is the bootstrap admin token when this start created it
 	// (first start only), so the caller can print it once.
@@ -169,6 +175,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics.observeDB(db)
+	if err := s.startWebhooks(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s.committer = newCommitter(s)
 	// Load the fleet's state now, not on the first dashboard request.
 	go func() {
@@ -227,6 +237,7 @@ func (s *Server) DB() *store.DB { return s.db }
 
 // Close releases the database.
 func (s *Server) Close() error {
+	s.webhooks.close()
 	s.committer.close()
 	return s.db.Close()
 }
@@ -264,6 +275,11 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, apiv1.Checks{Checks: s.mapping.CheckIDs()})
 		return nil
 	}))
+	route("POST /v1/webhooks", s.require(admin, s.handleWebhookCreate))
+	route("GET /v1/webhooks", s.require(admin, s.handleWebhookList))
+	route("DELETE /v1/webhooks/{id}", s.require(admin, s.handleWebhookDelete))
+	route("POST /v1/webhooks/{id}/test", s.require(admin, s.handleWebhookTest))
+	route("GET /v1/webhooks/{id}/deliveries", s.require(admin, s.handleWebhookDeliveries))
 	route("POST /v1/agents/{id}/grant", s.require(admin, s.handleGrant(evidence.Grant)))
 	route("POST /v1/agents/{id}/ungrant", s.require(admin, s.handleGrant(evidence.Ungrant)))
 
@@ -289,21 +305,11 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
 	// A real query, not a ping: a database that answers pings but not
-	// queries is not ready.
-	if _, err := s.db.LogSize(ctx); err != nil {
-		s.log.Warn("not ready", "err", err)
-		return clientError(http.StatusServiceUnavailable, apiv1.CodeNotReady, "the database does not answer")
-	}
-	// On SQLite the server writes to its data directory: a full disk fails
-	// every ingest, so it is not ready.
-	if s.db.Dialect() == store.SQLite {
-		if free, ok := freeBytes(s.cfg.DataDir); ok && free < MinFreeBytes {
-			s.log.Warn("not ready: disk nearly full", "dir", s.cfg.DataDir, "free_bytes", free)
-			return clientError(http.StatusServiceUnavailable, apiv1.CodeNotReady, "the data directory's disk has %d MiB free (at least %d MiB needed to ingest)", free>>20, MinFreeBytes>>20)
-		}
+	// queries is not ready; and on SQLite a full disk fails every ingest.
+	if why := s.notReady(r.Context()); why != "" {
+		s.log.Warn("not ready", "why", why)
+		return clientError(http.StatusServiceUnavailable, apiv1.CodeNotReady, "%s", why)
 	}
 	writeJSON(w, 200, map[string]string{"status": "ready"})
 	return nil

@@ -320,3 +320,58 @@ func ParseLabels(in []string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// WebhookRequest is POST /v1/webhooks: where to send which events (none:
+// all), and optionally the signing secret (else the server makes one).
+type WebhookRequest struct {
+	URL    string   `json:"url"`
+	Events []string `json:"events,omitempty"`
+	Secret string   `json:"secret,omitempty"`
+}
+
+// Webhook is a subscription as listed; its secret is shown once, at creation.
+type Webhook struct {
+	ID        string    `json:"id"`
+	URL       string    `json:"url"`
+	Events    []string  `json:"events"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+}
+
+// WebhookResponse answers a creation, with the secret deliveries are signed with.
+type WebhookResponse struct {
+	Webhook
+	Secret string `json:"secret"`
+}
+
+// WebhookTest is how a test delivery went.
+type WebhookTest struct {
+	DeliveryID string `json:"delivery_id"`
+	Delivered  bool   `json:"delivered"`
+	Status     int    `json:"status,omitempty"`
+	Error      string `json:"error,omitempty"`
+	TookMS     int64  `json:"took_ms"`
+}
+
+// WebhookDelivery is one event queued for a webhook and its attempts.
+type WebhookDelivery struct {
+	ID          string           `json:"id"`
+	Event       string           `json:"event"`
+	CreatedAt   time.Time        `json:"created_at"`
+	Attempts    int              `json:"attempts"`
+	NextAt      time.Time        `json:"next_at,omitzero"`
+	DeliveredAt time.Time        `json:"delivered_at,omitzero"`
+	FailedAt    time.Time        `json:"failed_at,omitzero"`
+	LastStatus  int              `json:"last_status,omitempty"`
+	LastError   string           `json:"last_error,omitempty"`
+	Log         []WebhookAttempt `json:"log"`
+}
+
+// WebhookAttempt is one try of a delivery.
+type WebhookAttempt struct {
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
+	Status  int       `json:"status,omitempty"`
+	Error   string    `json:"error,omitempty"`
+	TookMS  int64     `json:"took_ms"`
+}

@@ -138,6 +138,46 @@ CREATE INDEX asset_grants_asset ON asset_grants (asset);
 	// length (a bundle announces it before streaming); -1 for rows stored
 	// as received before.
 	`ALTER TABLE log_entries ADD COLUMN size BIGINT NOT NULL DEFAULT -1;`,
+	// 6: webhooks, their queue of deliveries with every attempt, and what
+	// has been notified (the transitions' cursor is in meta; an agent's
+	// last stale notice is on its row).
+	`
+CREATE TABLE webhooks (
+	id TEXT PRIMARY KEY,
+	url TEXT NOT NULL,
+	secret TEXT NOT NULL,
+	events TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	created_by TEXT NOT NULL
+);
+CREATE TABLE webhook_deliveries (
+	id TEXT PRIMARY KEY,
+	webhook_id TEXT NOT NULL,
+	event TEXT NOT NULL,
+	body TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	attempts INTEGER NOT NULL DEFAULT 0,
+	next_at BIGINT NOT NULL,
+	lease_until BIGINT NOT NULL DEFAULT 0,
+	delivered_at BIGINT NOT NULL DEFAULT 0,
+	failed_at BIGINT NOT NULL DEFAULT 0,
+	last_status INTEGER NOT NULL DEFAULT 0,
+	last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at);
+CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, created_at);
+CREATE TABLE webhook_attempts (
+	delivery_id TEXT NOT NULL,
+	attempt INTEGER NOT NULL,
+	at BIGINT NOT NULL,
+	status INTEGER NOT NULL,
+	error TEXT NOT NULL,
+	took_ms BIGINT NOT NULL,
+	PRIMARY KEY (delivery_id, attempt)
+);
+CREATE INDEX transitions_log_idx ON transitions (log_idx);
+ALTER TABLE agents ADD COLUMN stale_notified BIGINT NOT NULL DEFAULT 0;
+`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {
