@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +23,7 @@ import (
 	"github.com/annexa-dev/annexa/server"
 	"github.com/annexa-dev/annexa/server/apiv1"
 	"github.com/annexa-dev/annexa/server/servertest"
+	"github.com/annexa-dev/annexa/server/webhook"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -203,4 +208,61 @@ func TestOutputFlagHonouredOrRefused(t *testing.T) {
 	out, err := annexa(t, s, s.Admin, "log", "checkpoint")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "annexa.test/log")
+}
+
+// annexa webhook add, list, test, deliveries and rm against a local receiver.
+func TestWebhookCommands(t *testing.T) {
+	s := servertest.New(t, server.Config{})
+	var got atomic.Int32
+	var secret atomic.Value
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		sec, _ := secret.Load().(string)
+		if webhook.Verify(sec, r.Header.Get(webhook.SignatureHeader), body, time.Now(), time.Minute) != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		got.Add(1)
+	}))
+	defer rc.Close()
+
+	out, err := annexa(t, s, s.Admin, "webhook", "add", rc.URL, "--event", "check.failing", "--event", "agent.revoked")
+	require.NoError(t, err, out)
+	sec := strings.TrimSpace(strings.Split(out, "\n")[0])
+	require.True(t, strings.HasPrefix(sec, "anx_"), out)
+	secret.Store(sec)
+	assert.Contains(t, out, "for check.failing, agent.revoked")
+
+	out, err = annexa(t, s, s.Admin, "webhook", "list")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, rc.URL)
+	assert.NotContains(t, out, sec, "a secret is shown once")
+	id := regexp.MustCompile(`whk-[0-9a-f]+`).FindString(out)
+	require.NotEmpty(t, id)
+
+	out, err = annexa(t, s, s.Admin, "webhook", "test", id)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "delivered: HTTP 200")
+	assert.Equal(t, int32(1), got.Load())
+
+	out, err = annexa(t, s, s.Admin, "webhook", "deliveries", id)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "ping")
+	assert.Contains(t, out, "delivered")
+
+	// A receiver that refuses: the test says so and exits non-zero.
+	secret.Store("not the secret")
+	out, err = annexa(t, s, s.Admin, "webhook", "test", id)
+	require.Error(t, err, out)
+	assert.Contains(t, err.Error(), "401")
+
+	out, err = annexa(t, s, s.Admin, "webhook", "add", rc.URL, "--event", "check.failng")
+	require.Error(t, err, out)
+	assert.Contains(t, err.Error(), `event "check.failng"`)
+
+	out, err = annexa(t, s, s.Admin, "webhook", "rm", id)
+	require.NoError(t, err, out)
+	out, err = annexa(t, s, s.Admin, "webhook", "list")
+	require.NoError(t, err, out)
+	assert.NotContains(t, out, id)
 }
