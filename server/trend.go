@@ -48,8 +48,9 @@ type trendEntry struct {
 // failingTrend is, per control, its failing assets at the end of each of
 // days days, the last ending at at (oldest first): days before at's day
 // end at UTC midnight. A first build (after a start, or for a new label
-// filter) runs in the background: failingTrend waits for it at most wait,
-// and answers nil, nil when it is not done by then.
+// filter) runs in the background: the request that starts it waits for it
+// at most wait, later ones not at all, and each answers nil, nil while it
+// is not done.
 func (s *Server) failingTrend(ctx context.Context, at time.Time, days int, labels []string, wait time.Duration) (map[string][]int, error) {
 	if days <= 0 {
 		return nil, nil
@@ -82,6 +83,7 @@ func (s *Server) failingTrend(ctx context.Context, at time.Time, days int, label
 		}
 	}
 	e := s.trends.entries[key]
+	created := e == nil
 	switch {
 	case e == nil:
 		e = &trendEntry{ready: make(chan struct{}), pending: true}
@@ -95,12 +97,22 @@ func (s *Server) failingTrend(ctx context.Context, at time.Time, days int, label
 	ready := e.ready
 	s.trends.mu.Unlock()
 
-	select {
-	case <-ready:
-	case <-time.After(wait):
-		return nil, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if !created {
+		// Built by another request: ready or not, this one does not wait
+		// on it again (only the request that started a build waits).
+		select {
+		case <-ready:
+		default:
+			return nil, nil
+		}
+	} else {
+		select {
+		case <-ready:
+		case <-time.After(wait):
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	s.trends.mu.Lock()
 	counts, err := e.counts, e.err
