@@ -121,20 +121,26 @@ func (d *dispatcher) run() {
 // produce queues what happened since the last look.
 func (d *dispatcher) produce(ctx context.Context) error {
 	s := d.s
-	// The fleet's failing controls, read before the transaction (it reads
-	// the database itself).
-	var failing map[string]bool
-	err := s.withFleet(ctx, func(f *fleetState) error {
-		failing = map[string]bool{}
-		for c, n := range f.controlCounts("") {
-			if n.Failing > 0 {
-				failing[c] = true
-			}
-		}
-		return nil
-	})
+	hooks, err := s.db.Webhooks(ctx)
 	if err != nil {
 		return err
+	}
+	// The fleet's failing controls, read before the transaction (it reads
+	// the database itself), when someone listens.
+	var failing map[string]bool
+	if len(hooks) > 0 {
+		err = s.withFleet(ctx, func(f *fleetState) error {
+			failing = map[string]bool{}
+			for c, n := range f.controlCounts("") {
+				if n.Failing > 0 {
+					failing[c] = true
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	size, err := s.db.LogSize(ctx)
 	if err != nil {
@@ -188,38 +194,12 @@ func (d *dispatcher) produce(ctx context.Context) error {
 			return err
 		}
 		// Controls that started failing: failing now, not reported since
-		// they were last clear.
-		raw, err = tx.LockMeta(ctx, metaFailingControls, "[]")
-		if err != nil {
-			return err
-		}
-		var reported []string
-		if err := json.Unmarshal([]byte(raw), &reported); err != nil {
-			return fmt.Errorf("%s: %w", metaFailingControls, err)
-		}
-		var still []string
-		for _, c := range reported {
-			if failing[c] {
-				still = append(still, c)
+		// they were last clear. (failing is nil when a webhook appeared
+		// since the fleet was read: its controls are looked at next time.)
+		if failing != nil {
+			if err := s.controlsFailing(ctx, tx, hooks, failing, now); err != nil {
+				return err
 			}
-		}
-		for _, c := range s.catalog.Controls() {
-			if failing[c.ID] && !slices.Contains(still, c.ID) {
-				still = append(still, c.ID)
-				if err := s.enqueue(ctx, tx, hooks, webhook.ControlFailing, map[string]any{"control": c.ID, "title": c.Title}, now); err != nil {
-					return err
-				}
-			}
-		}
-		slices.SortFunc(still, func(a, b string) int {
-			if catalog.Less(a, b) {
-				return -1
-			}
-			return strings.Compare(a, b)
-		})
-		b, _ := json.Marshal(evidenceNonNil(still))
-		if err := tx.SetMeta(ctx, metaFailingControls, string(b)); err != nil {
-			return err
 		}
 		// Hosts gone quiet for longer than results stay fresh.
 		stale, err := tx.NewlyStale(ctx, now.Add(-s.cfg.Freshness), now, 1000)
@@ -257,7 +237,45 @@ func (d *dispatcher) produce(ctx context.Context) error {
 	return nil
 }
 
-func evidenceNonNil(s []string) []string {
+// controlsFailing queues control.failing for the controls failing now that
+// were clear when last looked at, and remembers which are failing.
+func (s *Server) controlsFailing(ctx context.Context, tx *store.Tx, hooks []store.Webhook, failing map[string]bool, now time.Time) error {
+	raw, err := tx.LockMeta(ctx, metaFailingControls, "[]")
+	if err != nil {
+		return err
+	}
+	var reported []string
+	if err := json.Unmarshal([]byte(raw), &reported); err != nil {
+		return fmt.Errorf("%s: %w", metaFailingControls, err)
+	}
+	var still []string
+	for _, c := range reported {
+		if failing[c] {
+			still = append(still, c)
+		}
+	}
+	for _, c := range s.catalog.Controls() {
+		if failing[c.ID] && !slices.Contains(still, c.ID) {
+			still = append(still, c.ID)
+			if err := s.enqueue(ctx, tx, hooks, webhook.ControlFailing, map[string]any{"control": c.ID, "title": c.Title}, now); err != nil {
+				return err
+			}
+		}
+	}
+	slices.SortFunc(still, func(a, b string) int {
+		switch {
+		case catalog.Less(a, b):
+			return -1
+		case catalog.Less(b, a):
+			return 1
+		}
+		return 0
+	})
+	b, _ := json.Marshal(nonNilStrings(still))
+	return tx.SetMeta(ctx, metaFailingControls, string(b))
+}
+
+func nonNilStrings(s []string) []string {
 	if s == nil {
 		return []string{}
 	}
@@ -411,7 +429,7 @@ func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request) err
 }
 
 func apiWebhook(h store.Webhook) apiv1.Webhook {
-	return apiv1.Webhook{ID: h.ID, URL: h.URL, Events: evidenceNonNil(h.Events), CreatedAt: h.CreatedAt, CreatedBy: h.CreatedBy}
+	return apiv1.Webhook{ID: h.ID, URL: h.URL, Events: nonNilStrings(h.Events), CreatedAt: h.CreatedAt, CreatedBy: h.CreatedBy}
 }
 
 func (s *Server) handleWebhookList(w http.ResponseWriter, r *http.Request) error {
