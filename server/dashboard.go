@@ -143,6 +143,18 @@ func (p pages) Export(ctx context.Context, v url.Values) (string, func(io.Writer
 	return name, func(w io.Writer) error { return p.s.Export(ctx, w, scope) }, nil
 }
 
+func (p pages) SoA(ctx context.Context, v url.Values) (*apiv1.SoAResponse, error) {
+	return p.s.querySoA(ctx, v)
+}
+
+func (p pages) UpdateSoA(ctx context.Context, by *dashboard.Principal, control string, req apiv1.SoARequest) (*apiv1.SoAControl, error) {
+	return p.s.updateSoA(ctx, control, req, by.TokenID)
+}
+
+func (p pages) SoAHistory(ctx context.Context, v url.Values) (*apiv1.Page[apiv1.SoAChange], error) {
+	return p.s.querySoAHistory(ctx, v)
+}
+
 func (p pages) Tokens(ctx context.Context) ([]apiv1.Token, error) { return p.s.db.Tokens(ctx) }
 
 func (p pages) CreateToken(ctx context.Context, by *dashboard.Principal, req apiv1.TokenRequest) (*apiv1.TokenResponse, error) {

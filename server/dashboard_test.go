@@ -289,3 +289,44 @@ func TestDashboardSignInIsRateLimited(t *testing.T) {
 	assert.Contains(t, srv.Log.String(), "dashboard sign-in failed")
 
 }
+
+func TestDashboardStatementOfApplicability(t *testing.T) {
+	srv, _, _ := dashboardServer(t)
+	admin := newBrowser(t, srv.URL)
+	admin.signIn(srv.Admin)
+
+	resp, page := admin.get("/soa")
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Contains(t, page, "failing on 1 of 2 assets")
+	assert.Contains(t, page, `href="/soa/8.24"`, "an admin may edit")
+	assert.Equal(t, 93, strings.Count(page, `<tr id="c-`))
+
+	// Excluding without a justification: the form comes back with why.
+	_, form := admin.get("/soa/7.4")
+	resp, page = admin.post("/soa/7.4", url.Values{"csrf": {csrfOf(t, form)}, "applicable": {"excluded"}, "status": {""}, "owner": {""}, "justification": {""}})
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Contains(t, page, "needs a justification")
+	resp, _ = admin.post("/soa/7.4", url.Values{"csrf": {csrfOf(t, form)}, "applicable": {"excluded"}, "status": {""}, "owner": {"facilities"}, "justification": {"No premises: fully remote"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	_, page = admin.get("/soa?flagged=1")
+	assert.NotContains(t, page, `id="c-7.4"`, "excluded without evidence: no flag")
+	_, page = admin.get("/soa")
+	assert.Contains(t, page, "No premises: fully remote")
+	assert.Contains(t, page, "Latest changes")
+
+	// The printable document: every control, no navigation.
+	resp, page = admin.get("/soa/print")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.NotContains(t, page, `<nav`)
+	assert.Contains(t, page, "clause 6.1.3 d)")
+	assert.Equal(t, 93, strings.Count(page, "<tr>\n<td><strong>"))
+
+	// An auditor reads it, may not edit it.
+	auditor := newBrowser(t, srv.URL)
+	auditor.signIn(srv.Token(server.RoleAuditor, apiv1.TokenRequest{}))
+	resp, page = auditor.get("/soa")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.NotContains(t, page, `href="/soa/8.24"`)
+	resp, _ = auditor.get("/soa/8.24")
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+}

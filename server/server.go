@@ -263,6 +263,9 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/history", s.require(read, serveList(s.queryHistory)))
 	route("GET /v1/agents/{id}/keys", s.require(read, s.handleAgentKeys))
 
+	route("GET /v1/soa", s.require(read, serveList(s.querySoA)))
+	route("GET /v1/soa/history", s.require(read, serveList(s.querySoAHistory)))
+
 	route("GET /v1/export", s.require([]string{RoleAdmin, RoleAuditor}, s.handleExport))
 
 	admin := []string{RoleAdmin}
@@ -275,6 +278,7 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, apiv1.Checks{Checks: s.mapping.CheckIDs()})
 		return nil
 	}))
+	route("PUT /v1/soa/{id}", s.require(admin, s.handleSoAUpdate))
 	route("POST /v1/webhooks", s.require(admin, s.handleWebhookCreate))
 	route("GET /v1/webhooks", s.require(admin, s.handleWebhookList))
 	route("DELETE /v1/webhooks/{id}", s.require(admin, s.handleWebhookDelete))

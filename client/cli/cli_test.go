@@ -266,3 +266,45 @@ func TestWebhookCommands(t *testing.T) {
 	require.NoError(t, err, out)
 	assert.NotContains(t, out, id)
 }
+
+// annexa soa, soa set, soa exclude and soa history.
+func TestSoACommands(t *testing.T) {
+	s, _ := fleet(t)
+	out, err := annexa(t, s, s.Admin, "soa", "set", "8.24", "--status", "implemented", "--owner", "it-ops", "--justification", "endpoints hold personal data")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "8.24 Use of cryptography: applicable, implemented, owner it-ops")
+	assert.Contains(t, out, "flag: failing on 1 of 2 assets")
+
+	out, err = annexa(t, s, s.Admin, "soa", "exclude", "7.4")
+	require.Error(t, err, out)
+	assert.Contains(t, err.Error(), "--justification is required")
+	out, err = annexa(t, s, s.Admin, "soa", "exclude", "7.4", "--justification", "no premises of our own")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "7.4 Physical security monitoring: excluded")
+
+	out, err = annexa(t, s, s.Admin, "soa", "set", "8.24", "--status", "finished")
+	require.Error(t, err, out)
+	assert.Contains(t, err.Error(), `status "finished"`)
+	out, err = annexa(t, s, s.Admin, "soa", "set", "8.24")
+	require.Error(t, err, out)
+	assert.Contains(t, err.Error(), "nothing to set")
+
+	auditor := s.Token(server.RoleAuditor, apiv1.TokenRequest{})
+	out, err = annexa(t, s, auditor, "soa", "-o", "csv")
+	require.NoError(t, err, out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	assert.Len(t, lines, 94, "a header and the 93 controls")
+	assert.Contains(t, out, "7.4,Physical security monitoring,excluded")
+	out, err = annexa(t, s, auditor, "soa", "--flagged")
+	require.NoError(t, err, out)
+	assert.NotContains(t, out, "7.4 ", "an excluded control without evidence raises no flag")
+
+	out, err = annexa(t, s, auditor, "soa", "history", "8.24")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, `status: "" → "implemented"`)
+	assert.Contains(t, out, `owner: "" → "it-ops"`)
+
+	// An auditor reads it but may not change it.
+	_, err = annexa(t, s, auditor, "soa", "set", "5.1", "--status", "planned")
+	require.Error(t, err)
+}

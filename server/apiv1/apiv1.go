@@ -375,3 +375,68 @@ type WebhookAttempt struct {
 	Error   string    `json:"error,omitempty"`
 	TookMS  int64     `json:"took_ms"`
 }
+
+// SoAStatuses are the implementation statuses a Statement of Applicability
+// records for an applicable control.
+var SoAStatuses = []string{"implemented", "partially", "planned", "not_implemented"}
+
+// SoARequest is PUT /v1/soa/{control}: the fields given replace the
+// entry's, the others stay.
+type SoARequest struct {
+	Applicable    *bool   `json:"applicable,omitempty"`
+	Status        *string `json:"status,omitempty"`
+	Owner         *string `json:"owner,omitempty"`
+	Justification *string `json:"justification,omitempty"`
+}
+
+// SoAEvidence is what backs a control: its automated checks and the
+// fleet's state for them.
+type SoAEvidence struct {
+	Automated     bool     `json:"automated"`
+	Checks        []string `json:"checks,omitempty"`
+	Assets        int      `json:"assets"`
+	Passing       int      `json:"passing"`
+	Failing       int      `json:"failing"`
+	Error         int      `json:"error"`
+	Stale         int      `json:"stale"`
+	NotApplicable int      `json:"not_applicable"`
+}
+
+// SoAControl is one control's line of the Statement of Applicability.
+type SoAControl struct {
+	ID    string `json:"id"`
+	Theme string `json:"theme"`
+	Title string `json:"title"`
+	// Assessed: an admin has set this line; an unassessed control counts
+	// as applicable with no status, and is flagged.
+	Assessed      bool        `json:"assessed"`
+	Applicable    bool        `json:"applicable"`
+	Status        string      `json:"status,omitempty"`
+	Owner         string      `json:"owner,omitempty"`
+	Justification string      `json:"justification,omitempty"`
+	UpdatedAt     time.Time   `json:"updated_at,omitzero"`
+	UpdatedBy     string      `json:"updated_by,omitempty"`
+	Evidence      SoAEvidence `json:"evidence"`
+	// Flags are what an auditor would ask about: applicable without
+	// evidence, failing or stale evidence, excluded with evidence, no status.
+	Flags []string `json:"flags,omitempty"`
+}
+
+// SoAResponse is GET /v1/soa: all 93 controls.
+type SoAResponse struct {
+	At          time.Time    `json:"at"`
+	Applicable  int          `json:"applicable"`
+	Excluded    int          `json:"excluded"`
+	Implemented int          `json:"implemented"`
+	Flagged     int          `json:"flagged"`
+	Controls    []SoAControl `json:"controls"`
+}
+
+// SoAChange is one edit of the Statement of Applicability: each field it
+// changed, [before, after].
+type SoAChange struct {
+	At      time.Time            `json:"at"`
+	Control string               `json:"control"`
+	By      string               `json:"by"`
+	Changes map[string][2]string `json:"changes"`
+}

@@ -41,6 +41,12 @@ type Backend interface {
 	// "asset check".
 	Observations(ctx context.Context, index int64) (map[string]json.RawMessage, error)
 
+	// SoA is the Statement of Applicability (as of ?at=); UpdateSoA an
+	// admin's edit of one line; SoAHistory the edits, newest first.
+	SoA(ctx context.Context, v url.Values) (*apiv1.SoAResponse, error)
+	UpdateSoA(ctx context.Context, by *Principal, control string, req apiv1.SoARequest) (*apiv1.SoAControl, error)
+	SoAHistory(ctx context.Context, v url.Values) (*apiv1.Page[apiv1.SoAChange], error)
+
 	// Export checks an export's scope and returns the bundle's file name
 	// and its writer, which streams it.
 	Export(ctx context.Context, v url.Values) (string, func(io.Writer) error, error)

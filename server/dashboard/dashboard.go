@@ -119,6 +119,8 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	mux.Handle("GET /hosts", d.secure(d.user(read, d.hosts)))
 	mux.Handle("GET /hosts/{id}", d.secure(d.user(read, d.host)))
 	mux.Handle("GET /evidence/{index}", d.secure(d.user(read, d.record)))
+	mux.Handle("GET /soa", d.secure(d.user(read, d.soa)))
+	mux.Handle("GET /soa/print", d.secure(d.user(read, d.soaPrint)))
 
 	export := []string{RoleAdmin, RoleAuditor}
 	mux.Handle("GET /export", d.secure(d.user(export, d.exportForm)))
@@ -129,6 +131,8 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	mux.Handle("POST /admin/tokens", d.secure(d.user(admin, d.tokenCreate)))
 	mux.Handle("POST /admin/tokens/{id}/revoke", d.secure(d.user(admin, d.tokenRevoke)))
 	mux.Handle("POST /admin/agents/{id}/revoke", d.secure(d.user(admin, d.agentRevoke)))
+	mux.Handle("GET /soa/{id}", d.secure(d.user(admin, d.soaEdit)))
+	mux.Handle("POST /soa/{id}", d.secure(d.user(admin, d.soaSave)))
 }
 
 // csp allows the server's own scripts, styles and images and nothing
@@ -273,6 +277,9 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, p *page, err er
 	}{status, msg}
 	d.render(w, status, "error", p)
 }
+
+// asStatus is errors.As for the backend's Status errors.
+func asStatus(err error, st *Status) bool { return errors.As(err, st) }
 
 // render executes a page into a buffer first, so a template error becomes
 // an error page instead of half a page.

@@ -27,6 +27,8 @@ type page struct {
 	Path   string
 	Query  url.Values
 	Data   any
+	// Bare pages (the printable SoA) have no navigation: they are documents.
+	Bare bool
 }
 
 func (d *Dashboard) newPage(r *http.Request, who *Principal, sess *session) *page {

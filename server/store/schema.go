@@ -178,6 +178,27 @@ CREATE TABLE webhook_attempts (
 CREATE INDEX transitions_log_idx ON transitions (log_idx);
 ALTER TABLE agents ADD COLUMN stale_notified BIGINT NOT NULL DEFAULT 0;
 `,
+	// 7: the Statement of Applicability: per Annex A control, applicable
+	// or excluded and why, its implementation status and owner; every
+	// change kept with who made it and when.
+	`
+CREATE TABLE soa (
+	control_id TEXT PRIMARY KEY,
+	applicable INTEGER NOT NULL,
+	status TEXT NOT NULL,
+	owner TEXT NOT NULL,
+	justification TEXT NOT NULL,
+	updated_at BIGINT NOT NULL,
+	updated_by TEXT NOT NULL
+);
+CREATE TABLE soa_changes (
+	at BIGINT NOT NULL,
+	control_id TEXT NOT NULL,
+	changed_by TEXT NOT NULL,
+	change TEXT NOT NULL
+);
+CREATE INDEX soa_changes_at ON soa_changes (at);
+`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -270,6 +271,26 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("pre.secret")))
 	assert.Contains(t, text(), "annexa-agent enroll --server")
 	shot("10-admin-token")
+
+	// The Statement of Applicability: exclude a control through its form,
+	// then the printable document.
+	do("soa edit", chromedp.Navigate(s.URL+"/soa/7.4"), chromedp.WaitVisible(chromedp.ID("s-app")),
+		chromedp.SetValue(chromedp.ID("s-app"), "excluded"),
+		chromedp.SendKeys(chromedp.ID("s-why"), "No premises of our own: fully remote"),
+		chromedp.Submit(chromedp.ID("s-why")), chromedp.WaitVisible(chromedp.CSS("table.soa")))
+	page = text()
+	assert.Contains(t, page, "No premises of our own: fully remote")
+	assert.Contains(t, page, "failing on 1 of 3 assets")
+	shot("13-soa")
+	do("soa print", chromedp.Navigate(s.URL+"/soa/print"), chromedp.WaitVisible(chromedp.CSS("table.soa-doc")))
+	page = text()
+	assert.Contains(t, page, "clause 6.1.3 d)")
+	assert.Contains(t, page, "No (excluded)")
+	shot("14-soa-print")
+	pdf, err := chromedp.Run(ctx, chromedp.PrintToPDF())
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(shots, "14-soa-print.pdf"), pdf, 0o644))
+	assert.True(t, bytes.HasPrefix(pdf, []byte("%PDF")), "the printable SoA prints")
 
 	// A form posted without its CSRF token is refused.
 	do("no csrf", chromedp.Navigate(s.URL+"/admin"), chromedp.WaitVisible(chromedp.ID("t-role")),

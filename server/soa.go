@@ -1,0 +1,189 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/annexa-dev/annexa/server/apiv1"
+	"github.com/annexa-dev/annexa/server/store"
+)
+
+// The Statement of Applicability (ISO/IEC 27001 clause 6.1.3 d): every
+// Annex A control, applicable or excluded with a justification, its
+// implementation status and owner as an admin sets them, beside the
+// evidence the fleet holds for it, and flagged where the two disagree.
+
+// querySoA is GET /v1/soa and the dashboard's SoA pages, now or ?at= an
+// instant (the evidence as of then; the entries as they stand).
+func (s *Server) querySoA(ctx context.Context, v url.Values) (*apiv1.SoAResponse, error) {
+	controls, err := s.queryControls(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := s.db.SoA(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("soa: %w", err)
+	}
+	resp := &apiv1.SoAResponse{At: controls.At, Controls: make([]apiv1.SoAControl, 0, len(controls.Controls))}
+	for _, c := range controls.Controls {
+		line := apiv1.SoAControl{ID: c.ID, Theme: c.Theme, Title: c.Title, Applicable: true,
+			Evidence: apiv1.SoAEvidence{Automated: c.Automated, Checks: c.Checks, Assets: c.Assets, Passing: c.Passing,
+				Failing: c.Failing, Error: c.Error, Stale: c.Stale, NotApplicable: c.NotApplicable}}
+		if e, ok := entries[c.ID]; ok {
+			line.Assessed, line.Applicable, line.Status, line.Owner, line.Justification = true, e.Applicable, e.Status, e.Owner, e.Justification
+			line.UpdatedAt, line.UpdatedBy = e.UpdatedAt, e.UpdatedBy
+		}
+		line.Flags = soaFlags(line)
+		if line.Applicable {
+			resp.Applicable++
+			if line.Status == "implemented" {
+				resp.Implemented++
+			}
+		} else {
+			resp.Excluded++
+		}
+		if len(line.Flags) > 0 {
+			resp.Flagged++
+		}
+		resp.Controls = append(resp.Controls, line)
+	}
+	return resp, nil
+}
+
+// soaFlags are the questions an auditor would ask of a line.
+func soaFlags(c apiv1.SoAControl) []string {
+	var f []string
+	ev := c.Evidence
+	if !c.Applicable {
+		if ev.Assets > 0 {
+			f = append(f, fmt.Sprintf("excluded, yet %d assets report evidence for it", ev.Assets))
+		}
+		return f
+	}
+	if !c.Assessed {
+		f = append(f, "not assessed: applicable by default, no status, owner or justification")
+	} else if c.Status == "" {
+		f = append(f, "no implementation status")
+	}
+	switch {
+	case !ev.Automated:
+		f = append(f, "no evidence: no automated check covers it, and it has no attestation")
+	case ev.Assets == 0:
+		f = append(f, "no evidence: no asset has reported on its checks ("+strings.Join(ev.Checks, ", ")+")")
+	}
+	if ev.Failing > 0 {
+		f = append(f, fmt.Sprintf("failing on %d of %d assets", ev.Failing, ev.Assets))
+	}
+	if ev.Error > 0 {
+		f = append(f, fmt.Sprintf("evidence in error on %d assets", ev.Error))
+	}
+	if ev.Stale > 0 {
+		f = append(f, fmt.Sprintf("evidence stale on %d assets", ev.Stale))
+	}
+	return f
+}
+
+// updateSoA is PUT /v1/soa/{id}'s and the dashboard's edit: the fields
+// given replace the entry's, checked together.
+func (s *Server) updateSoA(ctx context.Context, id string, req apiv1.SoARequest, by string) (*apiv1.SoAControl, error) {
+	ids, err := s.catalog.Resolve(id)
+	if err != nil {
+		return nil, clientError(http.StatusNotFound, apiv1.CodeUnknownControl, "%s", err.Error())
+	}
+	if len(ids) != 1 {
+		return nil, clientError(http.StatusBadRequest, apiv1.CodeAmbiguousControl, "%s maps to several 2022 controls: %s; set each", id, strings.Join(ids, ", "))
+	}
+	if req.Status != nil && *req.Status != "" && !slices.Contains(apiv1.SoAStatuses, *req.Status) {
+		return nil, badRequest("status %q: want %s", *req.Status, strings.Join(apiv1.SoAStatuses, ", "))
+	}
+	for name, p := range map[string]*string{"owner": req.Owner, "justification": req.Justification} {
+		if p != nil && len(*p) > 2000 {
+			return nil, badRequest("%s: at most 2000 characters", name)
+		}
+	}
+	_, err = s.db.UpdateSoA(ctx, ids[0], store.SoAEntry{Applicable: true}, func(e *store.SoAEntry) error {
+		if req.Applicable != nil {
+			e.Applicable = *req.Applicable
+		}
+		if req.Status != nil {
+			e.Status = *req.Status
+		}
+		if req.Owner != nil {
+			e.Owner = strings.TrimSpace(*req.Owner)
+		}
+		if req.Justification != nil {
+			e.Justification = strings.TrimSpace(*req.Justification)
+		}
+		if !e.Applicable {
+			if e.Justification == "" {
+				return badRequest("excluding %s needs a justification: the certification body asks why", ids[0])
+			}
+			e.Status = "" // an excluded control is not implemented or planned
+		}
+		return nil
+	}, by, s.now().UTC())
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("statement of applicability changed", "control", ids[0], "by", by)
+	all, err := s.querySoA(ctx, url.Values{})
+	if err != nil {
+		return nil, err
+	}
+	for i := range all.Controls {
+		if all.Controls[i].ID == ids[0] {
+			return &all.Controls[i], nil
+		}
+	}
+	return nil, fmt.Errorf("soa: %s missing after its update", ids[0])
+}
+
+func (s *Server) handleSoAUpdate(w http.ResponseWriter, r *http.Request) error {
+	var req apiv1.SoARequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	line, err := s.updateSoA(r.Context(), r.PathValue("id"), req, principalFrom(r.Context()).token.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, line)
+	return nil
+}
+
+// querySoAHistory is GET /v1/soa/history[?control=]: who changed what, when.
+func (s *Server) querySoAHistory(ctx context.Context, v url.Values) (*apiv1.Page[apiv1.SoAChange], error) {
+	control := ""
+	if c := v.Get("control"); c != "" {
+		ids, err := s.catalog.Resolve(c)
+		if err != nil {
+			return nil, badQuery(err)
+		}
+		if len(ids) != 1 {
+			return nil, clientError(http.StatusBadRequest, apiv1.CodeAmbiguousControl, "%s maps to several 2022 controls: %s", c, strings.Join(ids, ", "))
+		}
+		control = ids[0]
+	}
+	limit := 200
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 10000 {
+			return nil, badRequest("limit must be 1 to 10000")
+		}
+		limit = n
+	}
+	cs, err := s.db.SoAChanges(ctx, control, limit)
+	if err != nil {
+		return nil, fmt.Errorf("soa history: %w", err)
+	}
+	page := &apiv1.Page[apiv1.SoAChange]{Items: []apiv1.SoAChange{}}
+	for _, c := range cs {
+		page.Items = append(page.Items, apiv1.SoAChange(c))
+	}
+	return page, nil
+}
