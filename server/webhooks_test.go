@@ -81,6 +81,19 @@ func addWebhook(t *testing.T, s *servertest.Server, url string, events ...string
 	return resp
 }
 
+// listen serves rc on loopback and subscribes it to events, with its
+// secret set to the one the server makes.
+func listen(t *testing.T, s *servertest.Server, rc *receiver, events ...string) apiv1.WebhookResponse {
+	t.Helper()
+	rs := httptest.NewServer(rc)
+	t.Cleanup(rs.Close)
+	h := addWebhook(t, s, rs.URL, events...)
+	rc.mu.Lock()
+	rc.secret = h.Secret
+	rc.mu.Unlock()
+	return h
+}
+
 func fastWebhooks() server.Config {
 	return server.Config{WebhookInterval: 20 * time.Millisecond, WebhookBackoff: 50 * time.Millisecond, WebhookTimeout: 300 * time.Millisecond}
 }
@@ -88,20 +101,10 @@ func fastWebhooks() server.Config {
 func TestWebhooksDeliverSignedEvents(t *testing.T) {
 	s := servertest.New(t, fastWebhooks())
 	rc := &receiver{}
-	rs := httptest.NewServer(rc)
-	defer rs.Close()
-	hook := addWebhook(t, s, rs.URL)
-	rc.mu.Lock()
-	rc.secret = hook.Secret
-	rc.mu.Unlock()
+	hook := listen(t, s, rc)
 	// A second webhook that only wants revocations.
 	only := &receiver{}
-	ro := httptest.NewServer(only)
-	defer ro.Close()
-	h2 := addWebhook(t, s, ro.URL, webhook.AgentRevoked)
-	only.mu.Lock()
-	only.secret = h2.Secret
-	only.mu.Unlock()
+	h2 := listen(t, s, only, webhook.AgentRevoked)
 
 	a := s.Enrol("", "laptop-7")
 	now := time.Now().UTC()
@@ -193,20 +196,10 @@ func TestWebhooksRetryDownAndSlowReceivers(t *testing.T) {
 	down := addWebhook(t, s, "http://"+addr+"/hook", webhook.CheckFailing)
 	// Slow: answers after the attempt's timeout.
 	slow := &receiver{delay: 2 * time.Second}
-	rsSlow := httptest.NewServer(slow)
-	defer rsSlow.Close()
-	hs := addWebhook(t, s, rsSlow.URL, webhook.CheckFailing)
-	slow.mu.Lock()
-	slow.secret = hs.Secret
-	slow.mu.Unlock()
+	hs := listen(t, s, slow, webhook.CheckFailing)
 	// Fast: must not wait on the slow one.
 	fast := &receiver{}
-	rsFast := httptest.NewServer(fast)
-	defer rsFast.Close()
-	hf := addWebhook(t, s, rsFast.URL, webhook.CheckFailing)
-	fast.mu.Lock()
-	fast.secret = hf.Secret
-	fast.mu.Unlock()
+	listen(t, s, fast, webhook.CheckFailing)
 
 	a := s.Enrol("", "server-9")
 	_, err = a.Ship(a.Record(time.Now().UTC(), map[string]evidence.Status{"ssh.root_login": evidence.Fail}))
@@ -267,12 +260,7 @@ func TestWebhooksHostStale(t *testing.T) {
 	cfg.Now = func() time.Time { return time.Unix(0, now.Load()) }
 	s := servertest.New(t, cfg)
 	rc := &receiver{now: cfg.Now} // the server signs with its own clock
-	rs := httptest.NewServer(rc)
-	defer rs.Close()
-	h := addWebhook(t, s, rs.URL, webhook.HostStale)
-	rc.mu.Lock()
-	rc.secret = h.Secret
-	rc.mu.Unlock()
+	listen(t, s, rc, webhook.HostStale)
 	a := s.Enrol("", "quiet-1")
 	_, err := a.Ship(a.Record(time.Unix(0, now.Load()).UTC(), map[string]evidence.Status{"ssh.root_login": evidence.Pass}))
 	require.NoError(t, err)

@@ -341,33 +341,23 @@ func (s *DB) Transitions(ctx context.Context, f StateFilter, from, to time.Time,
 		conds, args = append(conds, "at < ?"), append(args, nanos(to))
 	}
 	args = append(args, limit)
-	rows, err := s.query(ctx, `SELECT asset, check_id, status, prev_status, at, log_idx FROM transitions`+whereClause(conds)+` ORDER BY at, log_idx, asset, check_id LIMIT ?`, args...)
+	rows, err := s.query(ctx, `SELECT `+transitionCols+` FROM transitions`+whereClause(conds)+` ORDER BY at, log_idx, asset, check_id LIMIT ?`, args...)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var out []Transition
-	for rows.Next() {
-		var tr Transition
-		var at int64
-		if err := rows.Scan(&tr.Asset, &tr.Check, &tr.Status, &tr.Previous, &at, &tr.LogIndex); err != nil {
-			return nil, err
-		}
-		tr.At = fromNanos(at)
-		out = append(out, tr)
-	}
-	return out, rows.Err()
+	err = eachTransition(rows, func(tr *Transition) error {
+		out = append(out, *tr)
+		return nil
+	})
+	return out, err
 }
 
-// FailTransitions streams, in time order, the transitions after from that
-// move a check into or out of fail: the only ones a count of failing
-// assets over time needs.
-func (s *DB) FailTransitions(ctx context.Context, from time.Time, fn func(*Transition) error) error {
-	rows, err := s.query(ctx, `SELECT asset, check_id, status, prev_status, at, log_idx FROM transitions
-		WHERE at > ? AND (status = 'fail' OR prev_status = 'fail') AND status <> prev_status ORDER BY at, log_idx`, nanos(from))
-	if err != nil {
-		return err
-	}
+const transitionCols = `asset, check_id, status, prev_status, at, log_idx`
+
+// eachTransition scans transition rows (transitionCols) into fn, and
+// closes them.
+func eachTransition(rows *sql.Rows, fn func(*Transition) error) error {
 	defer rows.Close()
 	for rows.Next() {
 		var tr Transition
@@ -381,6 +371,18 @@ func (s *DB) FailTransitions(ctx context.Context, from time.Time, fn func(*Trans
 		}
 	}
 	return rows.Err()
+}
+
+// FailTransitions streams, in time order, the transitions after from that
+// move a check into or out of fail: the only ones a count of failing
+// assets over time needs.
+func (s *DB) FailTransitions(ctx context.Context, from time.Time, fn func(*Transition) error) error {
+	rows, err := s.query(ctx, `SELECT `+transitionCols+` FROM transitions
+		WHERE at > ? AND (status = 'fail' OR prev_status = 'fail') AND status <> prev_status ORDER BY at, log_idx`, nanos(from))
+	if err != nil {
+		return err
+	}
+	return eachTransition(rows, fn)
 }
 
 // Meta reads a server setting.

@@ -64,10 +64,16 @@ func nonNilStrings(s []string) []string {
 
 // Webhooks lists every subscription, oldest first.
 func (s *DB) Webhooks(ctx context.Context) ([]Webhook, error) {
-	rows, err := s.query(ctx, `SELECT id, url, secret, events, created_at, created_by FROM webhooks ORDER BY created_at, id`)
+	rows, err := s.query(ctx, webhooksQuery)
 	if err != nil {
 		return nil, err
 	}
+	return scanWebhooks(rows)
+}
+
+const webhooksQuery = `SELECT id, url, secret, events, created_at, created_by FROM webhooks ORDER BY created_at, id`
+
+func scanWebhooks(rows *sql.Rows) ([]Webhook, error) {
 	defer rows.Close()
 	var out []Webhook
 	for rows.Next() {
@@ -111,26 +117,11 @@ func (t *Tx) Enqueue(ctx context.Context, d *Delivery) error {
 
 // WebhooksTx lists the subscriptions inside a transaction.
 func (t *Tx) WebhooksTx(ctx context.Context) ([]Webhook, error) {
-	rows, err := t.query(ctx, `SELECT id, url, secret, events, created_at, created_by FROM webhooks ORDER BY created_at, id`)
+	rows, err := t.query(ctx, webhooksQuery)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []Webhook
-	for rows.Next() {
-		var w Webhook
-		var ev string
-		var created int64
-		if err := rows.Scan(&w.ID, &w.URL, &w.Secret, &ev, &created, &w.CreatedBy); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal([]byte(ev), &w.Events); err != nil {
-			return nil, err
-		}
-		w.CreatedAt = fromNanos(created)
-		out = append(out, w)
-	}
-	return out, rows.Err()
+	return scanWebhooks(rows)
 }
 
 // ClaimDue leases up to n deliveries that are due, for lease: a delivery
@@ -274,23 +265,17 @@ func (t *Tx) SetMeta(ctx context.Context, k, v string) error {
 // NewFailures lists, in log order, the transitions into fail indexed by a
 // record after log index after, at most limit.
 func (t *Tx) NewFailures(ctx context.Context, after int64, limit int) ([]Transition, error) {
-	rows, err := t.query(ctx, `SELECT asset, check_id, status, prev_status, at, log_idx FROM transitions
+	rows, err := t.query(ctx, `SELECT `+transitionCols+` FROM transitions
 		WHERE log_idx > ? AND status = 'fail' AND prev_status <> 'fail' ORDER BY log_idx, asset, check_id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var out []Transition
-	for rows.Next() {
-		var tr Transition
-		var at int64
-		if err := rows.Scan(&tr.Asset, &tr.Check, &tr.Status, &tr.Previous, &at, &tr.LogIndex); err != nil {
-			return nil, err
-		}
-		tr.At = fromNanos(at)
-		out = append(out, tr)
-	}
-	return out, rows.Err()
+	err = eachTransition(rows, func(tr *Transition) error {
+		out = append(out, *tr)
+		return nil
+	})
+	return out, err
 }
 
 // AgentHostname is an agent's hostname ("" if there is no such agent).
