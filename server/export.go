@@ -124,6 +124,13 @@ func (s *Server) Export(ctx context.Context, w io.Writer, scope bundle.Scope) er
 	if err := x.reports(b); err != nil {
 		return fmt.Errorf("export: write reports: %w", err)
 	}
+	soa, err := s.soaAt(ctx, scope.To)
+	if err != nil {
+		return fmt.Errorf("export: statement of applicability: %w", err)
+	}
+	if err := writeJSONFile(x.bw, bundle.FileSoA, soa); err != nil {
+		return fmt.Errorf("export: write statement of applicability: %w", err)
+	}
 	if err := x.bw.Finish(m, s.keys.LogPriv); err != nil {
 		return fmt.Errorf("export: write manifest: %w", err)
 	}

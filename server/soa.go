@@ -3,12 +3,15 @@ package server
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/annexa-dev/annexa/evidence/bundle"
 	"github.com/annexa-dev/annexa/server/apiv1"
 	"github.com/annexa-dev/annexa/server/store"
 )
@@ -186,4 +189,56 @@ func (s *Server) querySoAHistory(ctx context.Context, v url.Values) (*apiv1.Page
 		page.Items = append(page.Items, apiv1.SoAChange(c))
 	}
 	return page, nil
+}
+
+// soaAt is the Statement of Applicability as it stood at t: today's
+// entries with every change made after t undone, newest first.
+func (s *Server) soaAt(ctx context.Context, t time.Time) (*bundle.SoA, error) {
+	entries, err := s.db.SoA(ctx)
+	if err != nil {
+		return nil, err
+	}
+	changes, err := s.db.SoAChanges(ctx, "", math.MaxInt32)
+	if err != nil {
+		return nil, err
+	}
+	// Changes are newest first: undo those after t; the newest at or
+	// before t says when and by whom the entry was last set.
+	last := map[string]store.SoAChange{}
+	for _, c := range changes {
+		if !c.At.After(t) {
+			if _, ok := last[c.Control]; !ok {
+				last[c.Control] = c
+			}
+			continue
+		}
+		e, ok := entries[c.Control]
+		if !ok {
+			e = store.SoAEntry{Control: c.Control, Applicable: true}
+		}
+		for field, v := range c.Changes {
+			switch field {
+			case "applicable":
+				e.Applicable = v[0] != "excluded"
+			case "status":
+				e.Status = v[0]
+			case "owner":
+				e.Owner = v[0]
+			case "justification":
+				e.Justification = v[0]
+			}
+		}
+		entries[c.Control] = e
+	}
+	out := &bundle.SoA{At: t.UTC()}
+	for _, c := range s.catalog.Controls() {
+		line := bundle.SoALine{Control: c.ID, Applicable: true}
+		if ch, ok := last[c.ID]; ok {
+			e := entries[c.ID]
+			line = bundle.SoALine{Control: c.ID, Assessed: true, Applicable: e.Applicable, Status: e.Status, Owner: e.Owner,
+				Justification: e.Justification, UpdatedAt: ch.At, UpdatedBy: ch.By}
+		}
+		out.Controls = append(out.Controls, line)
+	}
+	return out, nil
 }

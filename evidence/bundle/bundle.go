@@ -17,6 +17,7 @@
 //	evidence.jsonl                the log's entries for the period, one leaf's exact bytes per line
 //	summary.json                  per control and asset, what the records show
 //	oscal-assessment-results.json the same as OSCAL 1.2.2 assessment-results
+//	soa.json                      the Statement of Applicability at the period's end (a claim the verifier compares with the evidence)
 //	manifest.json                 DSSE envelope, signed with the log key: scope, counts, sha256 of every file
 package bundle
 
@@ -51,12 +52,13 @@ const (
 	FileEvidence         = "evidence.jsonl"
 	FileSummary          = "summary.json"
 	FileOSCAL            = "oscal-assessment-results.json"
+	FileSoA              = "soa.json"
 	FileManifest         = "manifest.json"
 )
 
 // Order is the order files must appear in.
 var Order = []string{FileMapping, FileCheckpointStart, FileCheckpointEnd, FileCheckpointLatest, FileProof, FileKeyEvents,
-	FileBoundaries, FileKeys, FileEvidence, FileSummary, FileOSCAL, FileManifest}
+	FileBoundaries, FileKeys, FileEvidence, FileSummary, FileOSCAL, FileSoA, FileManifest}
 
 // ManifestPayloadType is the DSSE payload type of manifest.json.
 const ManifestPayloadType = "application/vnd.annexa.bundle-manifest+json"

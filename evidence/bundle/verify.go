@@ -115,6 +115,7 @@ type verifier struct {
 	builder    *Builder
 	summary    []byte
 	oscal      []byte
+	soa        *SoA
 }
 
 // Verify checks a bundle read from r, offline, against the pinned server

@@ -106,6 +106,13 @@ func (v *verifier) small(name string, b []byte) {
 		v.summary = b
 	case FileOSCAL:
 		v.oscal = b
+	case FileSoA:
+		var soa SoA
+		if err := json.Unmarshal(b, &soa); err != nil {
+			v.fail(where("statement of applicability", name), "%v", err)
+			return
+		}
+		v.soa = &soa
 	}
 }
 

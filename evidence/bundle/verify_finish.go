@@ -140,6 +140,17 @@ func (v *verifier) recompute(m *Manifest) {
 	if err != nil || !bytes.Equal(want, v.oscal) {
 		v.fail(where("summary", FileOSCAL), "differs from the OSCAL document recomputed from the verified records%s", firstDiff(v.oscal, want))
 	}
+	if v.soa != nil {
+		// The Statement of Applicability is a claim: malformed is a
+		// problem, disagreeing with the evidence is reported.
+		problems, contradictions := CheckSoA(v.soa, v.cat, v.mapping, s)
+		for _, p := range problems {
+			v.fail(where("statement of applicability", FileSoA), "%s", p)
+		}
+		for _, c := range contradictions {
+			v.r.Notes = append(v.r.Notes, "statement of applicability: "+c)
+		}
+	}
 }
 
 // EncodeSummary is summary.json's exact bytes.
