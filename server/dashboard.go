@@ -135,7 +135,7 @@ func (p pages) Record(ctx context.Context, index int64) (*dashboard.Record, erro
 }
 
 func (p pages) Export(ctx context.Context, v url.Values) (string, func(io.Writer) error, error) {
-	scope, err := p.s.exportScope(v)
+	scope, err := p.s.exportScope(ctx, v)
 	if err != nil {
 		return "", nil, err
 	}
@@ -154,6 +154,8 @@ func (p pages) UpdateSoA(ctx context.Context, by *dashboard.Principal, control s
 func (p pages) SoAHistory(ctx context.Context, v url.Values) (*apiv1.Page[apiv1.SoAChange], error) {
 	return p.s.querySoAHistory(ctx, v)
 }
+
+func (p pages) Scope(ctx context.Context) (*apiv1.Scope, error) { return p.s.queryScope(ctx, nil) }
 
 func (p pages) Tokens(ctx context.Context) ([]apiv1.Token, error) { return p.s.db.Tokens(ctx) }
 

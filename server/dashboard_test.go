@@ -330,3 +330,24 @@ func TestDashboardStatementOfApplicability(t *testing.T) {
 	resp, _ = auditor.get("/soa/8.24")
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 }
+
+func TestDashboardISMSScope(t *testing.T) {
+	srv := servertest.New(t, server.Config{PlainHTTP: true})
+	for _, h := range []struct{ name, env string }{{"prod-box", "prod"}, {"dev-box", "dev"}} {
+		a := srv.Enrol(srv.Token(server.RoleEnroll, apiv1.TokenRequest{Labels: map[string]string{"env": h.env}}), h.name)
+		_, err := a.Ship(a.Record(time.Now().UTC(), map[string]evidence.Status{"disk_encryption.system_volume": evidence.Fail}))
+		require.NoError(t, err)
+	}
+	require.NoError(t, srv.Client(srv.Admin).Do(context.Background(), http.MethodPut, "/v1/scope", nil, apiv1.Scope{Selector: "env=prod"}, nil))
+	b := newBrowser(t, srv.URL)
+	b.signIn(srv.Token(server.RoleAuditor, apiv1.TokenRequest{}))
+	_, page := b.get("/")
+	assert.Contains(t, page, "ISMS scope: <code>env=prod</code> (1 agents)")
+	_, page = b.get("/hosts?in_scope=true")
+	assert.Contains(t, page, "prod-box")
+	assert.NotContains(t, page, "dev-box")
+	_, page = b.get("/controls/8.24?in_scope=true")
+	assert.Contains(t, page, "1 assets: 1 failing")
+	_, page = b.get("/soa/print")
+	assert.Contains(t, page, "agents labelled <code>env=prod</code>")
+}

@@ -24,7 +24,7 @@ import (
 // handleExport is GET /v1/export?from=&to=[&control=…][&label=k=v…]: the
 // evidence bundle for a period, streamed.
 func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) error {
-	scope, err := s.exportScope(r.URL.Query())
+	scope, err := s.exportScope(r.Context(), r.URL.Query())
 	if err != nil {
 		return err
 	}
@@ -36,7 +36,7 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) error {
 }
 
 // exportScope reads an export's period and filters from the query.
-func (s *Server) exportScope(v url.Values) (bundle.Scope, error) {
+func (s *Server) exportScope(ctx context.Context, v url.Values) (bundle.Scope, error) {
 	var scope bundle.Scope
 	var err error
 	if scope.From, err = parseTime(v.Get("from")); err != nil {
@@ -59,6 +59,17 @@ func (s *Server) exportScope(v url.Values) (bundle.Scope, error) {
 		if scope.Labels, err = apiv1.ParseLabels(v["label"]); err != nil {
 			return scope, badRequest("%v", err)
 		}
+	}
+	scoped, err := inScope(v)
+	if err != nil {
+		return scope, badRequest("%v", err)
+	}
+	if scoped {
+		sel, err := s.scope(ctx)
+		if err != nil {
+			return scope, err
+		}
+		scope.Selector = sel.String()
 	}
 	scope.Freshness = s.cfg.Freshness.String()
 	return scope, nil

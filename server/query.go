@@ -41,6 +41,8 @@ type query struct {
 	labels         []string
 	labelsResolved bool
 	narrowed       bool
+	// scoped: ?in_scope=true; filter.Agents holds the scope's agents.
+	scoped bool
 }
 
 // fleetWide says the fleet's incremental counts answer q: now, the whole
@@ -167,6 +169,23 @@ func (s *Server) parseQueryLazy(ctx context.Context, v url.Values) (*query, erro
 		return nil, err
 	}
 	q.narrowed = len(v["control"])+len(v["check"])+len(v["asset"])+len(v["agent"])+len(v["status"]) > 0
+	// The ISMS scope: its agents, resolved now (a scan of the agents; an
+	// opt-in filter).
+	scoped, err := inScope(v)
+	if err != nil {
+		return nil, err
+	}
+	if scoped {
+		agents, err := s.scopeAgents(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(agents) == 0 {
+			q.filter.None = true
+		}
+		q.filter.Agents = append(q.filter.Agents, agents...)
+		q.narrowed, q.scoped = true, true
+	}
 	if l := v.Get("limit"); l != "" {
 		if q.limit, err = strconv.Atoi(l); err != nil || q.limit < 1 || q.limit > 10000 {
 			return nil, errors.New("limit must be 1 to 10000")
@@ -343,7 +362,7 @@ func (s *Server) queryControl(ctx context.Context, id string, v url.Values) (*ap
 	if err != nil {
 		return nil, badQuery(err)
 	}
-	q.narrowed = narrowed // the control itself narrows nothing
+	q.narrowed = narrowed || q.scoped // the control itself narrows nothing
 	if !q.fleetWide() {
 		if err := s.resolveLabels(ctx, q); err != nil {
 			return nil, badQuery(err)
@@ -555,6 +574,13 @@ func (s *Server) queryHosts(ctx context.Context, v url.Values) (*apiv1.Page[apiv
 // the request filters nothing.
 func (s *Server) hostFilter(ctx context.Context, q *query, v url.Values) (func(*store.Agent) bool, error) {
 	var tests []func(*store.Agent) bool
+	if q.scoped {
+		sel, err := s.scope(ctx)
+		if err != nil {
+			return nil, err
+		}
+		tests = append(tests, func(a *store.Agent) bool { return sel.Match(a.Labels) })
+	}
 	if len(q.labels) > 0 {
 		want, _ := apiv1.ParseLabels(q.labels) // parsed by parseQueryLazy
 		tests = append(tests, func(a *store.Agent) bool {

@@ -264,6 +264,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/agents/{id}/keys", s.require(read, s.handleAgentKeys))
 
 	route("GET /v1/soa", s.require(read, serveList(s.querySoA)))
+	route("GET /v1/scope", s.require(read, serveList(s.queryScope)))
 	route("GET /v1/soa/history", s.require(read, serveList(s.querySoAHistory)))
 
 	route("GET /v1/export", s.require([]string{RoleAdmin, RoleAuditor}, s.handleExport))
@@ -279,6 +280,7 @@ func (s *Server) Handler() http.Handler {
 		return nil
 	}))
 	route("PUT /v1/soa/{id}", s.require(admin, s.handleSoAUpdate))
+	route("PUT /v1/scope", s.require(admin, s.handleScopeSet))
 	route("POST /v1/webhooks", s.require(admin, s.handleWebhookCreate))
 	route("GET /v1/webhooks", s.require(admin, s.handleWebhookList))
 	route("DELETE /v1/webhooks/{id}", s.require(admin, s.handleWebhookDelete))

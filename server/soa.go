@@ -230,7 +230,11 @@ func (s *Server) soaAt(ctx context.Context, t time.Time) (*bundle.SoA, error) {
 		}
 		entries[c.Control] = e
 	}
-	out := &bundle.SoA{At: t.UTC()}
+	sel, err := s.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &bundle.SoA{At: t.UTC(), Scope: sel.String()}
 	for _, c := range s.catalog.Controls() {
 		line := bundle.SoALine{Control: c.ID, Applicable: true}
 		if ch, ok := last[c.ID]; ok {

@@ -20,7 +20,7 @@ import (
 func newExport(g *globals) *cobra.Command {
 	var from, to, out string
 	var controls, lbls []string
-	var force bool
+	var force, scoped bool
 	cmd := &cobra.Command{
 		Use:         "export --from T1 --to T2 --out bundle.tar.gz",
 		Annotations: outputs("table"),
@@ -49,6 +49,9 @@ func newExport(g *globals) *cobra.Command {
 			}
 			for _, x := range lbls {
 				v.Add("label", x)
+			}
+			if scoped {
+				v.Set("in_scope", "true")
 			}
 			resp, err := c.Stream(cmd.Context(), "/v1/export", v)
 			if err != nil {
@@ -85,6 +88,7 @@ func newExport(g *globals) *cobra.Command {
 	f.BoolVar(&force, "force", false, "overwrite --out if it exists")
 	f.StringSliceVar(&controls, "control", nil, "narrow the summary and OSCAL report to these controls (never the proof); repeatable")
 	f.StringSliceVar(&lbls, "label", nil, "narrow the summary and OSCAL report to agents with this label, key=value; repeatable")
+	f.BoolVar(&scoped, "in-scope", false, "narrow the summary and OSCAL report to the ISMS scope (annexa scope); the verifier applies the same selector")
 	return cmd
 }
 

@@ -308,3 +308,33 @@ func TestSoACommands(t *testing.T) {
 	_, err = annexa(t, s, auditor, "soa", "set", "5.1", "--status", "planned")
 	require.Error(t, err)
 }
+
+// annexa scope, scope set, scope clear, and --in-scope on the read commands.
+func TestScopeCommands(t *testing.T) {
+	s := servertest.New(t, server.Config{Now: func() time.Time { return t0.Add(time.Minute) }})
+	for _, h := range []struct{ name, env string }{{"web-1", "prod"}, {"dev-1", "dev"}} {
+		a := s.Enrol(s.Token(server.RoleEnroll, apiv1.TokenRequest{Labels: map[string]string{"env": h.env}}), h.name)
+		_, err := a.Ship(a.Record(t0, map[string]evidence.Status{"disk_encryption.system_volume": evidence.Pass}))
+		require.NoError(t, err)
+	}
+	out, err := annexa(t, s, s.Admin, "scope")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "no ISMS scope set")
+	out, err = annexa(t, s, s.Admin, "scope", "set", "env=prod")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "env=prod (1 agents)")
+	_, err = annexa(t, s, s.Admin, "scope", "set", "env")
+	require.Error(t, err)
+
+	out, err = annexa(t, s, s.Admin, "hosts", "--in-scope")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "web-1")
+	assert.NotContains(t, out, "dev-1")
+	out, err = annexa(t, s, s.Admin, "hosts")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "dev-1")
+
+	out, err = annexa(t, s, s.Admin, "scope", "clear")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "no ISMS scope set")
+}

@@ -17,6 +17,7 @@ type filters struct {
 	controls, checks, statuses, assets, agents, labels []string
 	at, from, to                                       string
 	limit                                              int
+	inScope                                            bool
 }
 
 func (f *filters) register(cmd *cobra.Command, which string) {
@@ -33,6 +34,7 @@ func (f *filters) register(cmd *cobra.Command, which string) {
 			fl.StringSliceVar(&f.agents, "agent", nil, "agent id; repeatable")
 		case 'l':
 			fl.StringSliceVar(&f.labels, "label", nil, "agent label key=value; repeatable (all must match)")
+			fl.BoolVar(&f.inScope, "in-scope", false, "only the ISMS scope's assets (annexa scope)")
 		case 't':
 			fl.StringVar(&f.at, "at", "", "state at this instant (RFC 3339 or YYYY-MM-DD) instead of now")
 		case 'r':
@@ -57,6 +59,9 @@ func (f *filters) values() url.Values {
 	add("asset", f.assets)
 	add("agent", f.agents)
 	add("label", f.labels)
+	if f.inScope {
+		v.Set("in_scope", "true")
+	}
 	for k, x := range map[string]string{"at": f.at, "from": f.from, "to": f.to} {
 		if x != "" {
 			v.Set(k, x)

@@ -14,7 +14,7 @@ import (
 )
 
 func newSoA(g *globals) *cobra.Command {
-	var flagged bool
+	var flagged, scoped bool
 	cmd := &cobra.Command{
 		Use:   "soa",
 		Short: "The Statement of Applicability: every Annex A control, applicable or excluded, its status, owner and evidence",
@@ -30,7 +30,11 @@ failing or stale evidence, excluded yet evidenced, not assessed.`,
 				return err
 			}
 			var soa apiv1.SoAResponse
-			if err := c.Do(cmd.Context(), http.MethodGet, "/v1/soa", nil, nil, &soa); err != nil {
+			var q url.Values
+			if scoped {
+				q = url.Values{"in_scope": {"true"}}
+			}
+			if err := c.Do(cmd.Context(), http.MethodGet, "/v1/soa", q, nil, &soa); err != nil {
 				return err
 			}
 			t := &table{header: []string{"CONTROL", "TITLE", "APPLICABLE", "STATUS", "OWNER", "EVIDENCE", "JUSTIFICATION", "FLAGS"}, raw: soa}
@@ -54,6 +58,7 @@ failing or stale evidence, excluded yet evidenced, not assessed.`,
 		},
 	}
 	cmd.Flags().BoolVar(&flagged, "flagged", false, "only the controls with a flag")
+	cmd.Flags().BoolVar(&scoped, "in-scope", false, "evidence of the ISMS scope's assets only (annexa scope)")
 
 	var status, owner, justification string
 	var applicable bool

@@ -14,7 +14,10 @@ import (
 // and compares it with the summary it recomputed from the verified
 // records, reporting where the two disagree.
 type SoA struct {
-	At       time.Time `json:"at"`
+	At time.Time `json:"at"`
+	// Scope is the ISMS scope (clause 4.3) as a label selector over the
+	// assets' agents, "" when none is set.
+	Scope    string    `json:"scope,omitempty"`
 	Controls []SoALine `json:"controls"`
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/catalog"
 	"github.com/annexa-dev/annexa/evidence/compliance"
+	"github.com/annexa-dev/annexa/evidence/selector"
 )
 
 // Scope is what a bundle covers. Filters narrow the summary and the OSCAL
@@ -17,6 +18,9 @@ type Scope struct {
 	To       time.Time         `json:"to"`
 	Controls []string          `json:"controls,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
+	// Selector narrows to the assets whose agents' labels match it (the
+	// ISMS scope: "env=prod,team!=lab"), like Labels.
+	Selector string `json:"selector,omitempty"`
 	// Freshness is the default window; mapping.yaml may set one per check.
 	Freshness string `json:"freshness"`
 }
@@ -95,7 +99,21 @@ func (b *Builder) inScope(asset string) bool {
 			return false
 		}
 	}
-	return true
+	if b.scope.Selector == "" {
+		return true
+	}
+	sel, err := selector.Parse(b.scope.Selector)
+	// A selector that does not parse selects nothing; the verifier reports
+	// it (CheckScope).
+	return err == nil && sel.Match(labels)
+}
+
+// CheckScope says whether a bundle's scope can be applied.
+func CheckScope(s Scope) error {
+	if _, err := selector.Parse(s.Selector); err != nil {
+		return fmt.Errorf("scope selector %q: %w", s.Selector, err)
+	}
+	return nil
 }
 
 // Summary computes summary.json's content.

@@ -124,6 +124,10 @@ func (v *verifier) recompute(m *Manifest) {
 		v.fail(where("summary", FileSummary), "no valid mapping: the summary cannot be recomputed")
 		return
 	}
+	if err := CheckScope(m.Scope); err != nil {
+		v.fail(where("summary", FileManifest), "%v", err)
+		return
+	}
 	v.builder.scope = m.Scope
 	for _, a := range v.ks.All() {
 		v.builder.Enrolled(a.AgentID, a.Labels)

@@ -440,3 +440,10 @@ type SoAChange struct {
 	By      string               `json:"by"`
 	Changes map[string][2]string `json:"changes"`
 }
+
+// Scope is the ISMS scope: GET and PUT /v1/scope. Agents is how many
+// enrolled agents it selects (in answers only).
+type Scope struct {
+	Selector string `json:"selector"`
+	Agents   int    `json:"agents,omitempty"`
+}

@@ -25,6 +25,10 @@ const trendDays = 30
 // from (the same parameter as the API's ?at=), and the instant itself.
 func (p *page) asOf() (url.Values, error) {
 	v := url.Values{}
+	if p.Query.Get("in_scope") != "" {
+		// The ISMS scope only, as the API's ?in_scope=true.
+		v.Set("in_scope", "true")
+	}
 	if p.At == "" {
 		return v, nil
 	}
@@ -157,6 +161,10 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, p *page) er
 		}
 		return catalog.Less(attention[i].ID, attention[j].ID)
 	})
+	scope, err := d.b.Scope(r.Context())
+	if err != nil {
+		return err
+	}
 	p.Title, p.Nav = "Overview", "overview"
 	p.Data = struct {
 		Resp      *apiv1.ControlsResponse
@@ -165,7 +173,8 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, p *page) er
 		Labels    []string
 		Days      int
 		Pending   bool
-	}{resp, groups, attention, labels, trendDays, pending}
+		Scope     *apiv1.Scope
+	}{resp, groups, attention, labels, trendDays, pending, scope}
 	d.render(w, http.StatusOK, "overview", p)
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 // line, and a printable document for the certification body.
 
 type soaData struct {
+	Scope    *apiv1.Scope
 	Resp     *apiv1.SoAResponse
 	Rows     []apiv1.SoAControl
 	History  []apiv1.SoAChange
@@ -29,7 +30,11 @@ func (d *Dashboard) soaData(r *http.Request, p *page) (*soaData, error) {
 	if err != nil {
 		return nil, err
 	}
-	data := &soaData{Resp: resp, Flagged: p.Query.Get("flagged") != "", Info: d.b.Info(), Statuses: apiv1.SoAStatuses}
+	scope, err := d.b.Scope(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	data := &soaData{Scope: scope, Resp: resp, Flagged: p.Query.Get("flagged") != "", Info: d.b.Info(), Statuses: apiv1.SoAStatuses}
 	for _, c := range resp.Controls {
 		if data.Flagged && len(c.Flags) == 0 {
 			continue
