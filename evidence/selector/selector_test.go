@@ -29,7 +29,7 @@ func TestParseAndMatch(t *testing.T) {
 func TestParseRefuses(t *testing.T) {
 	for _, in := range []string{"env", "=prod", "env=prod,env=dev", "env=prod,env=prod", "!=x", " = "} {
 		_, err := Parse(in)
-		assert.Error(t, err, in)
+		require.Error(t, err, in)
 	}
 	// The same key with = and != of other values is fine.
 	_, err := Parse("env=prod,env!=dev")
