@@ -166,7 +166,11 @@ func (s *Server) require(roles []string, h handlerFunc) handlerFunc {
 			s.metrics.reject("forbidden")
 			return clientError(http.StatusForbidden, apiv1.CodeForbidden, "this credential may not do that (needs one of: %s)", strings.Join(roles, ", "))
 		}
-		return h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
+		ctx, err := tokenView(context.WithValue(r.Context(), ctxKey{}, p), p.token)
+		if err != nil {
+			return err
+		}
+		return h(w, r.WithContext(ctx))
 	}
 }
 
@@ -195,6 +199,10 @@ func (s *Server) anyPrincipal(h handlerFunc) handlerFunc {
 		if err != nil || (p.token != nil && p.token.Role == RoleEnroll) {
 			return clientError(http.StatusUnauthorized, apiv1.CodeUnauthenticated, "a valid agent credential or API token is required")
 		}
-		return h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
+		ctx, err := tokenView(context.WithValue(r.Context(), ctxKey{}, p), p.token)
+		if err != nil {
+			return err
+		}
+		return h(w, r.WithContext(ctx))
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/annexa-dev/annexa/evidence/catalog"
 	"github.com/annexa-dev/annexa/evidence/checkpoint"
 	"github.com/annexa-dev/annexa/evidence/dsse"
+	"github.com/annexa-dev/annexa/evidence/selector"
 	"github.com/annexa-dev/annexa/server/apiv1"
 	"github.com/annexa-dev/annexa/server/dashboard"
 	"github.com/annexa-dev/annexa/server/store"
@@ -73,44 +74,88 @@ func (p pages) principal(t *store.Token) (*dashboard.Principal, error) {
 	case !t.ExpiresAt.IsZero() && p.s.now().After(t.ExpiresAt):
 		return nil, fmt.Errorf("%w: token %s expired %s", dashboard.ErrCredential, t.ID, t.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	return &dashboard.Principal{TokenID: t.ID, Name: t.Name, Role: t.Role}, nil
+	return &dashboard.Principal{TokenID: t.ID, Name: t.Name, Role: t.Role, Selector: t.Selector}, nil
 }
 
 func (p pages) Catalog() *catalog.Catalog { return p.s.catalog }
 
+// view is ctx limited as the signed-in token is: the dashboard's pages see
+// what the same token sees through the API.
+func (p pages) view(ctx context.Context) (context.Context, error) {
+	who := dashboard.PrincipalFrom(ctx)
+	if who == nil || who.Selector == "" {
+		return ctx, nil
+	}
+	sel, err := selector.Parse(who.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("token %s selector: %w", who.TokenID, err)
+	}
+	return withView(ctx, sel), nil
+}
+
+// viewed runs fn with ctx limited to the signed-in token's view.
+func viewed[T any](p pages, ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	ctx, err := p.view(ctx)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return fn(ctx)
+}
+
 func (p pages) Controls(ctx context.Context, v url.Values) (*apiv1.ControlsResponse, error) {
-	return p.s.queryControls(ctx, v)
+	return viewed(p, ctx, func(ctx context.Context) (*apiv1.ControlsResponse, error) { return p.s.queryControls(ctx, v) })
 }
 
 func (p pages) Control(ctx context.Context, id string, v url.Values) (*apiv1.ControlDetail, error) {
-	return p.s.queryControl(ctx, id, v)
+	return viewed(p, ctx, func(ctx context.Context) (*apiv1.ControlDetail, error) { return p.s.queryControl(ctx, id, v) })
 }
 
 func (p pages) Hosts(ctx context.Context, v url.Values) (*apiv1.Page[apiv1.Host], error) {
-	return p.s.queryHosts(ctx, v)
+	return viewed(p, ctx, func(ctx context.Context) (*apiv1.Page[apiv1.Host], error) { return p.s.queryHosts(ctx, v) })
 }
 
 func (p pages) Host(ctx context.Context, id string, v url.Values) (*apiv1.HostDetail, error) {
-	return p.s.queryHost(ctx, id, v)
+	return viewed(p, ctx, func(ctx context.Context) (*apiv1.HostDetail, error) { return p.s.queryHost(ctx, id, v) })
 }
 
 func (p pages) History(ctx context.Context, v url.Values) (*apiv1.Page[apiv1.Transition], error) {
-	return p.s.queryHistory(ctx, v)
+	return viewed(p, ctx, func(ctx context.Context) (*apiv1.Page[apiv1.Transition], error) { return p.s.queryHistory(ctx, v) })
 }
 
 func (p pages) AgentKeys(ctx context.Context, agentID string) ([]apiv1.AgentKey, error) {
-	return p.s.db.AgentKeys(ctx, agentID)
+	return viewed(p, ctx, func(ctx context.Context) ([]apiv1.AgentKey, error) {
+		if ok, err := p.s.agentVisible(ctx, agentID); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, errOutOfView("no agent " + agentID)
+		}
+		return p.s.db.AgentKeys(ctx, agentID)
+	})
 }
 
 func (p pages) Trend(ctx context.Context, at time.Time, days int, v url.Values) (map[string][]int, error) {
+	if who := dashboard.PrincipalFrom(ctx); who != nil && who.Selector != "" {
+		// The fleet's trend is not the token's to see; its pages go without.
+		return map[string][]int{}, nil
+	}
 	// A page does not wait on a first build: it says the trend is coming.
 	return p.s.failingTrend(ctx, at, days, v["label"], trendPageWait)
 }
 
 func (p pages) Observations(ctx context.Context, index int64) (map[string]json.RawMessage, error) {
+	ctx, err := p.view(ctx)
+	if err != nil {
+		return nil, err
+	}
 	e, err := p.s.db.Entry(ctx, index)
 	if err != nil {
 		return nil, fmt.Errorf("log entry %d: %w", index, err)
+	}
+	if ok, err := p.s.agentVisible(ctx, e.AgentID); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, errOutOfView(fmt.Sprintf("no log entry %d for this token", index))
 	}
 	if e.Kind != store.KindRecord {
 		return nil, nil
@@ -131,10 +176,14 @@ func (p pages) Observations(ctx context.Context, index int64) (map[string]json.R
 }
 
 func (p pages) Record(ctx context.Context, index int64) (*dashboard.Record, error) {
-	return p.s.recordView(ctx, index)
+	return viewed(p, ctx, func(ctx context.Context) (*dashboard.Record, error) { return p.s.recordView(ctx, index) })
 }
 
 func (p pages) Export(ctx context.Context, v url.Values) (string, func(io.Writer) error, error) {
+	ctx, err := p.view(ctx)
+	if err != nil {
+		return "", nil, err
+	}
 	scope, err := p.s.exportScope(ctx, v)
 	if err != nil {
 		return "", nil, err
@@ -144,7 +193,7 @@ func (p pages) Export(ctx context.Context, v url.Values) (string, func(io.Writer
 }
 
 func (p pages) SoA(ctx context.Context, v url.Values) (*apiv1.SoAResponse, error) {
-	return p.s.querySoA(ctx, v)
+	return viewed(p, ctx, func(ctx context.Context) (*apiv1.SoAResponse, error) { return p.s.querySoA(ctx, v) })
 }
 
 func (p pages) UpdateSoA(ctx context.Context, by *dashboard.Principal, control string, req apiv1.SoARequest) (*apiv1.SoAControl, error) {
@@ -198,6 +247,11 @@ func (s *Server) recordView(ctx context.Context, index int64) (*dashboard.Record
 	}
 	if err != nil {
 		return nil, fmt.Errorf("log entry %d: %w", index, err)
+	}
+	if ok, err := s.agentVisible(ctx, e.AgentID); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, errOutOfView(fmt.Sprintf("no log entry %d for this token", index))
 	}
 	v := &dashboard.Record{Index: e.Index, Kind: e.Kind, AgentID: e.AgentID, Seq: e.Seq, Digest: e.Digest, ReceivedAt: e.ReceivedAt}
 	env, err := dsse.Parse(e.Envelope)

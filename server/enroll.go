@@ -12,6 +12,7 @@ import (
 
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/dsse"
+	"github.com/annexa-dev/annexa/evidence/selector"
 	"github.com/annexa-dev/annexa/server/apiv1"
 	"github.com/annexa-dev/annexa/server/store"
 	"github.com/annexa-dev/annexa/server/webhook"
@@ -220,6 +221,19 @@ func (s *Server) createToken(ctx context.Context, by string, req apiv1.TokenRequ
 	if req.MaxUses < 0 {
 		return nil, badRequest("max_uses must be ≥ 0 (0: unlimited)")
 	}
+	if req.Selector != "" {
+		if req.Role != RoleAnalyst && req.Role != RoleAuditor {
+			return nil, badRequest("a selector limits analyst and auditor tokens only (an admin sees everything; an enroll token reads nothing)")
+		}
+		sel, err := selector.Parse(req.Selector)
+		if err != nil {
+			return nil, badRequest("selector: %v", err)
+		}
+		if sel.Empty() {
+			return nil, badRequest("selector %q selects everything: leave it out", req.Selector)
+		}
+		req.Selector = sel.String()
+	}
 	if req.Role != RoleEnroll {
 		// Labels, uses and grants are what an enrollment hands an agent;
 		// on an API token they would be shown and do nothing.
@@ -248,7 +262,7 @@ func (s *Server) createToken(ctx context.Context, by string, req apiv1.TokenRequ
 	if req.Name == "" {
 		req.Name = req.Role
 	}
-	secret, tok, err := s.newToken(ctx, &store.Token{Role: req.Role, Name: req.Name, ExpiresAt: req.Expires.UTC(), MaxUses: req.MaxUses, Labels: req.Labels, Assets: req.Assets})
+	secret, tok, err := s.newToken(ctx, &store.Token{Role: req.Role, Name: req.Name, ExpiresAt: req.Expires.UTC(), MaxUses: req.MaxUses, Labels: req.Labels, Assets: req.Assets, Selector: req.Selector})
 	if err != nil {
 		return nil, fmt.Errorf("create %s token: %w", req.Role, err)
 	}
@@ -346,6 +360,11 @@ func (s *Server) handleGrants(w http.ResponseWriter, r *http.Request) error {
 		return notFound("no agent %s", id)
 	} else if err != nil {
 		return fmt.Errorf("agent %s: %w", id, err)
+	}
+	if ok, err := s.agentVisible(r.Context(), id); err != nil {
+		return err
+	} else if !ok {
+		return errOutOfView("no agent " + id)
 	}
 	grants, err := s.db.AgentGrants(r.Context(), id)
 	if err != nil {

@@ -39,6 +39,12 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) exportScope(ctx context.Context, v url.Values) (bundle.Scope, error) {
 	var scope bundle.Scope
 	var err error
+	if view := viewFrom(ctx); view != nil {
+		// A bundle carries every entry of its period, whoever it is about:
+		// its proofs of completeness rest on that.
+		return scope, clientError(http.StatusForbidden, apiv1.CodeForbidden,
+			"this token is limited to %s; a bundle holds the whole log for its period, so exporting needs a token without a selector", view.String())
+	}
 	if scope.From, err = parseTime(v.Get("from")); err != nil {
 		return scope, badRequest("from: %v", err)
 	}

@@ -51,6 +51,9 @@ func (s *Server) handleEntry(w http.ResponseWriter, r *http.Request) error {
 	if err := ownEntry(r, e); err != nil {
 		return err
 	}
+	if err := s.entryVisible(r, e); err != nil {
+		return err
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Annexa-Entry-Kind", e.Kind)
 	_, _ = w.Write(e.Envelope)
@@ -85,12 +88,15 @@ func (s *Server) handleInclusion(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || idx < 0 || idx >= size {
 		return badRequest("index must be below the tree size")
 	}
-	if p := principalFrom(r.Context()); p != nil && p.agent != nil {
+	if p := principalFrom(r.Context()); (p != nil && p.agent != nil) || viewFrom(r.Context()) != nil {
 		e, err := s.db.Entry(r.Context(), idx)
 		if err != nil {
 			return fmt.Errorf("log entry %d: %w", idx, err)
 		}
 		if err := ownEntry(r, e); err != nil {
+			return err
+		}
+		if err := s.entryVisible(r, e); err != nil {
 			return err
 		}
 	}
@@ -134,6 +140,19 @@ func ownEntry(r *http.Request, e *store.LogEntry) error {
 		return nil
 	}
 	return clientError(http.StatusForbidden, apiv1.CodeForbidden, "an agent reads its own log entries only")
+}
+
+// entryVisible refuses an entry about an agent outside a limited token's
+// view, as if it were not there.
+func (s *Server) entryVisible(r *http.Request, e *store.LogEntry) error {
+	ok, err := s.agentVisible(r.Context(), e.AgentID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errOutOfView(fmt.Sprintf("no entry at index %d for this token", e.Index))
+	}
+	return nil
 }
 
 func hashStrings[T ~[]tlog.Hash](hs T) []string {

@@ -186,6 +186,31 @@ func (s *Server) parseQueryLazy(ctx context.Context, v url.Values) (*query, erro
 		q.filter.Agents = append(q.filter.Agents, agents...)
 		q.narrowed, q.scoped = true, true
 	}
+	// A token limited to a selector sees its agents only, whatever else
+	// the request asks.
+	visible, err := s.viewAgents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if visible != nil {
+		var keep []string
+		if len(q.filter.Agents) > 0 || q.filter.None {
+			for _, a := range q.filter.Agents {
+				if visible[a] {
+					keep = append(keep, a)
+				}
+			}
+		} else {
+			for a := range visible {
+				keep = append(keep, a)
+			}
+			sort.Strings(keep)
+		}
+		if len(keep) == 0 {
+			q.filter.None = true
+		}
+		q.filter.Agents, q.narrowed, q.scoped = keep, true, true
+	}
 	if l := v.Get("limit"); l != "" {
 		if q.limit, err = strconv.Atoi(l); err != nil || q.limit < 1 || q.limit > 10000 {
 			return nil, errors.New("limit must be 1 to 10000")
@@ -574,7 +599,10 @@ func (s *Server) queryHosts(ctx context.Context, v url.Values) (*apiv1.Page[apiv
 // the request filters nothing.
 func (s *Server) hostFilter(ctx context.Context, q *query, v url.Values) (func(*store.Agent) bool, error) {
 	var tests []func(*store.Agent) bool
-	if q.scoped {
+	if view := viewFrom(ctx); view != nil {
+		tests = append(tests, func(a *store.Agent) bool { return view.Match(a.Labels) })
+	}
+	if scoped, _ := inScope(v); scoped {
 		sel, err := s.scope(ctx)
 		if err != nil {
 			return nil, err
@@ -651,6 +679,9 @@ func (s *Server) hostFilter(ctx context.Context, q *query, v url.Values) (func(*
 // queryHost is GET /v1/hosts/{id}.
 func (s *Server) queryHost(ctx context.Context, id string, v url.Values) (*apiv1.HostDetail, error) {
 	a, err := s.db.Agent(ctx, id)
+	if err == nil && viewFrom(ctx) != nil && !viewFrom(ctx).Match(a.Labels) {
+		err = store.ErrNotFound // outside the token's view: as if absent
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, clientError(http.StatusNotFound, apiv1.CodeNotFound, "%s", "no host with agent id "+id)
 	}
@@ -773,6 +804,11 @@ func (s *Server) queryHistory(ctx context.Context, v url.Values) (*apiv1.Page[st
 
 // handleAgentKeys is GET /v1/agents/{id}/keys.
 func (s *Server) handleAgentKeys(w http.ResponseWriter, r *http.Request) error {
+	if ok, err := s.agentVisible(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	} else if !ok {
+		return errOutOfView("no agent " + r.PathValue("id"))
+	}
 	keys, err := s.db.AgentKeys(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return fmt.Errorf("agent keys: %w", err)

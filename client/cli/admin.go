@@ -68,6 +68,7 @@ func newToken(g *globals) *cobra.Command {
 	f.Int64Var(&req.MaxUses, "max-uses", 0, "enroll tokens: how many agents may enrol with it (0: unlimited)")
 	f.StringSliceVar(&lbls, "label", nil, "enroll tokens: label stamped on every agent enrolled with it, key=value; repeatable")
 	f.StringSliceVar(&assets, "asset", nil, "enroll tokens: external asset the agents enrolled with it may report on (e.g. aws-account:123456789012); repeatable")
+	f.StringVar(&req.Selector, "selector", "", "analyst and auditor tokens: see only the hosts whose labels match, e.g. 'team=finance' or 'env=prod,team!=lab'")
 	_ = create.MarkFlagRequired("role")
 
 	list := &cobra.Command{
@@ -81,9 +82,9 @@ func newToken(g *globals) *cobra.Command {
 			if err := c.Do(cmd.Context(), http.MethodGet, "/v1/tokens", nil, nil, &page); err != nil {
 				return err
 			}
-			t := &table{header: []string{"ID", "ROLE", "NAME", "CREATED", "EXPIRES", "USES", "MAX USES", "LABELS", "REVOKED"}, raw: page.Items}
+			t := &table{header: []string{"ID", "ROLE", "NAME", "CREATED", "EXPIRES", "USES", "MAX USES", "LABELS", "SELECTOR", "REVOKED"}, raw: page.Items}
 			for _, k := range page.Items {
-				t.add(k.ID, k.Role, k.Name, ts(k.CreatedAt), ts(k.ExpiresAt), strconv.FormatInt(k.Uses, 10), strconv.FormatInt(k.MaxUses, 10), labels(k.Labels), strconv.FormatBool(k.Revoked))
+				t.add(k.ID, k.Role, k.Name, ts(k.CreatedAt), ts(k.ExpiresAt), strconv.FormatInt(k.Uses, 10), strconv.FormatInt(k.MaxUses, 10), labels(k.Labels), k.Selector, strconv.FormatBool(k.Revoked))
 			}
 			return render(cmd.OutOrStdout(), g.output, t)
 		},

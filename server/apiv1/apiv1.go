@@ -125,6 +125,9 @@ type TokenRequest struct {
 	// Assets (enroll tokens only) are external assets the enrolled agents
 	// may report on, e.g. aws-account:123456789012 for the AWS plugin.
 	Assets []evidence.Asset `json:"assets,omitempty"`
+	// Selector (analyst and auditor tokens) limits what the token sees to
+	// the hosts whose agents' labels match it ("team=finance").
+	Selector string `json:"selector,omitempty"`
 }
 
 // Checks is GET /v1/checks: the check ids records may carry (the server's
@@ -291,6 +294,8 @@ type Token struct {
 	// Assets are the external assets an enrollment token grants the agents
 	// it enrols.
 	Assets []evidence.Asset `json:"assets,omitempty"`
+	// Selector limits a read token to the hosts it selects.
+	Selector string `json:"selector,omitempty"`
 }
 
 // AgentKey is one of an agent's keys and the seqs it is valid for (To 0:

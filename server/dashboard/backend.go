@@ -71,6 +71,22 @@ type Principal struct {
 	TokenID string
 	Name    string
 	Role    string
+	// Selector limits what the token sees ("" for everything); the
+	// backend applies it to every query made with the request's context.
+	Selector string
+}
+
+type principalKey struct{}
+
+// WithPrincipal is ctx carrying who the request is from, for the backend.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom is who a request's context is from (nil: nobody signed in).
+func PrincipalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
 }
 
 // Info describes the server to its pages.

@@ -201,6 +201,7 @@ func (d *Dashboard) user(roles []string, fn pageFunc) http.Handler {
 			http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
+		r = r.WithContext(WithPrincipal(r.Context(), who))
 		p := d.newPage(r, who, sess)
 		if r.Method == http.MethodPost {
 			if err := d.checkPost(r, sess.csrf); err != nil {

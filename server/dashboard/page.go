@@ -42,7 +42,9 @@ func (d *Dashboard) newPage(r *http.Request, who *Principal, sess *session) *pag
 
 // CanExport and IsAdmin say what the signed-in role is offered.
 func (p *page) CanExport() bool {
-	return p.User != nil && (p.User.Role == RoleAdmin || p.User.Role == RoleAuditor)
+	// A token limited to a selector cannot export: a bundle holds the
+	// whole log of its period.
+	return p.User != nil && (p.User.Role == RoleAdmin || p.User.Role == RoleAuditor) && p.User.Selector == ""
 }
 
 func (p *page) IsAdmin() bool { return p.User != nil && p.User.Role == RoleAdmin }

@@ -199,6 +199,8 @@ CREATE TABLE soa_changes (
 );
 CREATE INDEX soa_changes_at ON soa_changes (at);
 `,
+	// 8: read tokens limited to a label selector (an external auditor's).
+	`ALTER TABLE tokens ADD COLUMN selector TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

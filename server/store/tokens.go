@@ -24,14 +24,14 @@ var (
 	ErrTokenRole = errors.New("token of another role")
 )
 
-const tokenCols = `id, role, name, created_at, expires_at, max_uses, uses, labels, revoked, assets`
+const tokenCols = `id, role, name, created_at, expires_at, max_uses, uses, labels, revoked, assets, selector`
 
 func scanToken(sc interface{ Scan(...any) error }) (*Token, error) {
 	var t Token
 	var created, expires int64
 	var labels, assets string
 	var revoked int
-	if err := sc.Scan(&t.ID, &t.Role, &t.Name, &created, &expires, &t.MaxUses, &t.Uses, &labels, &revoked, &assets); err != nil {
+	if err := sc.Scan(&t.ID, &t.Role, &t.Name, &created, &expires, &t.MaxUses, &t.Uses, &labels, &revoked, &assets, &t.Selector); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
@@ -52,8 +52,8 @@ func (s *DB) CreateToken(ctx context.Context, t *Token, hash string) error {
 	labels, _ := json.Marshal(nonNil(t.Labels))
 	assets, _ := json.Marshal(evidence.NonNil(t.Assets))
 	return s.InTx(ctx, func(tx *Tx) error {
-		_, err := tx.exec(ctx, `INSERT INTO tokens (id, hash, role, name, created_at, expires_at, max_uses, uses, labels, revoked, assets) VALUES (?,?,?,?,?,?,?,0,?,0,?)`,
-			t.ID, hash, t.Role, t.Name, nanos(t.CreatedAt), nanos(t.ExpiresAt), t.MaxUses, string(labels), string(assets))
+		_, err := tx.exec(ctx, `INSERT INTO tokens (id, hash, role, name, created_at, expires_at, max_uses, uses, labels, revoked, assets, selector) VALUES (?,?,?,?,?,?,?,0,?,0,?,?)`,
+			t.ID, hash, t.Role, t.Name, nanos(t.CreatedAt), nanos(t.ExpiresAt), t.MaxUses, string(labels), string(assets), t.Selector)
 		return err
 	})
 }
