@@ -127,6 +127,7 @@ func TestDashboardSignInAndPages(t *testing.T) {
 	assert.Contains(t, page, "bad-laptop")
 	assert.Contains(t, page, "disk_encryption.system_volume is fail")
 	assert.Regexp(t, `(?s)bad-laptop.*good-laptop`, page, "worst first")
+	assert.Regexp(t, `(?s)<tr class="cause">\s*<td><code>disk_encryption.system_volume</code></td>\s*<td><span class="badge st-fail">`, page, "the check that set the status is marked")
 
 	// 2013 ids find their 2022 control.
 	_, page = b.get("/controls?q=A.10.1.1")

@@ -281,6 +281,19 @@ func (c checkView) Shown() string {
 	return c.Status
 }
 
+// Rollup is the asset status this result gives its controls: the check
+// whose rollup equals the asset's status is the one that set it.
+func (c checkView) Rollup() string {
+	switch s := c.Shown(); s {
+	case "pass":
+		return "passing"
+	case "fail":
+		return "failing"
+	default:
+		return s
+	}
+}
+
 // observe loads the observations of the records behind results, one read
 // per record however many results share it.
 func (d *Dashboard) observe(r *http.Request, results []apiv1.CheckState) ([]checkView, error) {
