@@ -482,13 +482,10 @@ func (s *Server) handleWebhookTest(w http.ResponseWriter, r *http.Request) error
 	now := s.now().UTC()
 	id := randomID("dlv-")
 	body, _ := json.Marshal(webhook.Body{ID: id, Event: webhook.Ping, At: now, Server: s.keys.Log.Name(), Data: map[string]any{"webhook": h.ID}})
-	dl := store.Delivery{ID: id, WebhookID: h.ID, Event: webhook.Ping, Body: string(body), CreatedAt: now}
+	// Queued leased, so the dispatcher leaves it to this request.
+	dl := store.Delivery{ID: id, WebhookID: h.ID, Event: webhook.Ping, Body: string(body), CreatedAt: now, LeaseUntil: now.Add(time.Hour)}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error { return tx.Enqueue(ctx, &dl) })
 	if err != nil {
-		return err
-	}
-	// Leased now so the dispatcher leaves it to this request.
-	if _, err := s.db.ClaimDue(ctx, now, time.Hour, 1); err != nil {
 		return err
 	}
 	a := s.webhooks.send(ctx, h, dl)

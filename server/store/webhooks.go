@@ -33,6 +33,9 @@ type Delivery struct {
 	FailedAt    time.Time `json:"failed_at,omitzero"` // given up
 	LastStatus  int       `json:"last_status,omitempty"`
 	LastError   string    `json:"last_error,omitempty"`
+	// LeaseUntil, at queueing, keeps the dispatcher off a delivery its
+	// queuer sends itself (a test ping).
+	LeaseUntil time.Time `json:"-"`
 }
 
 // Attempt is one try of a delivery.
@@ -110,8 +113,8 @@ func (s *DB) DeleteWebhook(ctx context.Context, id string) error {
 // Enqueue queues a delivery, due now, in the transaction that caused it:
 // an event is queued exactly when what it reports commits.
 func (t *Tx) Enqueue(ctx context.Context, d *Delivery) error {
-	_, err := t.exec(ctx, `INSERT INTO webhook_deliveries (id, webhook_id, event, body, created_at, next_at) VALUES (?,?,?,?,?,?)`,
-		d.ID, d.WebhookID, d.Event, d.Body, nanos(d.CreatedAt), nanos(d.CreatedAt))
+	_, err := t.exec(ctx, `INSERT INTO webhook_deliveries (id, webhook_id, event, body, created_at, next_at, lease_until) VALUES (?,?,?,?,?,?,?)`,
+		d.ID, d.WebhookID, d.Event, d.Body, nanos(d.CreatedAt), nanos(d.CreatedAt), nanos(d.LeaseUntil))
 	return err
 }
 
