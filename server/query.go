@@ -764,8 +764,33 @@ func (s *Server) queryHistory(ctx context.Context, v url.Values) (*apiv1.Page[st
 		return nil, badQuery(err)
 	}
 	// Transitions are per asset: an agent filter means its host asset.
-	for _, a := range q.filter.Agents {
-		q.filter.Assets = append(q.filter.Assets, "host:"+a)
+	// Under a scope or a token's view the agents are a limit, not a
+	// choice: assets asked for outside them are dropped, not added.
+	if q.scoped {
+		allowed := map[string]bool{}
+		for _, a := range q.filter.Agents {
+			allowed["host:"+a] = true
+		}
+		var keep []string
+		for _, a := range q.filter.Assets {
+			if allowed[a] {
+				keep = append(keep, a)
+			}
+		}
+		if len(q.filter.Assets) == 0 {
+			for a := range allowed {
+				keep = append(keep, a)
+			}
+			sort.Strings(keep)
+		}
+		if len(keep) == 0 {
+			q.filter.None = true
+		}
+		q.filter.Assets = keep
+	} else {
+		for _, a := range q.filter.Agents {
+			q.filter.Assets = append(q.filter.Assets, "host:"+a)
+		}
 	}
 	q.filter.Agents = nil
 	// The cursor is the last transition's place in the list's order (time,

@@ -88,6 +88,15 @@ func TestLimitedTokenSeesOnlyItsSelector(t *testing.T) {
 	require.NoError(t, c.Do(ctx, http.MethodGet, "/v1/history", nil, nil, &hist))
 	require.Len(t, hist.Items, 1)
 	assert.Equal(t, "host:"+fin.ID, hist.Items[0].Asset)
+	// Naming the other host's asset or agent gives nothing.
+	for _, q := range []url.Values{{"asset": {"host:" + other.ID}}, {"agent": {other.ID}}} {
+		require.NoError(t, c.Do(ctx, http.MethodGet, "/v1/history", q, nil, &hist))
+		assert.Empty(t, hist.Items, "%v", q)
+		require.NoError(t, c.Do(ctx, http.MethodGet, "/v1/evidence", q, nil, &ev))
+		assert.Empty(t, ev.Items, "%v", q)
+		require.NoError(t, c.Do(ctx, http.MethodGet, "/v1/controls/8.24", q, nil, &detail))
+		assert.Empty(t, detail.AssetsDetail, "%v", q)
+	}
 	var soa apiv1.SoAResponse
 	require.NoError(t, c.Do(ctx, http.MethodGet, "/v1/soa", nil, nil, &soa))
 	for _, l := range soa.Controls {
