@@ -341,7 +341,11 @@ func (s *DB) Transitions(ctx context.Context, f StateFilter, from, to time.Time,
 		conds, args = append(conds, "at < ?"), append(args, nanos(to))
 	}
 	args = append(args, limit)
-	rows, err := s.query(ctx, `SELECT `+transitionCols+` FROM transitions`+whereClause(conds)+` ORDER BY at, log_idx, asset, check_id LIMIT ?`, args...)
+	return collectTransitions(s.query(ctx, `SELECT `+transitionCols+` FROM transitions`+whereClause(conds)+` ORDER BY at, log_idx, asset, check_id LIMIT ?`, args...))
+}
+
+// collectTransitions reads a query's transition rows (transitionCols).
+func collectTransitions(rows *sql.Rows, err error) ([]Transition, error) {
 	if err != nil {
 		return nil, err
 	}

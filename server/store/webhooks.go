@@ -268,17 +268,8 @@ func (t *Tx) SetMeta(ctx context.Context, k, v string) error {
 // NewFailures lists, in log order, the transitions into fail indexed by a
 // record after log index after, at most limit.
 func (t *Tx) NewFailures(ctx context.Context, after int64, limit int) ([]Transition, error) {
-	rows, err := t.query(ctx, `SELECT `+transitionCols+` FROM transitions
-		WHERE log_idx > ? AND status = 'fail' AND prev_status <> 'fail' ORDER BY log_idx, asset, check_id LIMIT ?`, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	var out []Transition
-	err = eachTransition(rows, func(tr *Transition) error {
-		out = append(out, *tr)
-		return nil
-	})
-	return out, err
+	return collectTransitions(t.query(ctx, `SELECT `+transitionCols+` FROM transitions
+		WHERE log_idx > ? AND status = 'fail' AND prev_status <> 'fail' ORDER BY log_idx, asset, check_id LIMIT ?`, after, limit))
 }
 
 // AgentHostname is an agent's hostname ("" if there is no such agent).
