@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/annexa-dev/annexa/evidence"
+	"github.com/annexa-dev/annexa/evidence/bundle"
 )
 
 // EnrollRequest is POST /v1/enroll.
@@ -382,8 +383,8 @@ type WebhookAttempt struct {
 }
 
 // SoAStatuses are the implementation statuses a Statement of Applicability
-// records for an applicable control.
-var SoAStatuses = []string{"implemented", "partially", "planned", "not_implemented"}
+// records for an applicable control: the ones the bundle verifier accepts.
+var SoAStatuses = bundle.SoAStatuses
 
 // SoARequest is PUT /v1/soa/{control}: the fields given replace the
 // entry's, the others stay.
