@@ -27,6 +27,7 @@ import (
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/chain"
 	"github.com/annexa-dev/annexa/internal/buildinfo"
+	"github.com/annexa-dev/annexa/internal/keyfile"
 )
 
 // Agent is a running agent: identity, key, chain writer, outbox, client.
@@ -124,11 +125,11 @@ func (a *Agent) open() error {
 // key is now the agent's.
 func (a *Agent) currentKey() (ed25519.PrivateKey, error) {
 	keyPath, nextPath := filepath.Join(a.cfg.StateDir, KeyFile), filepath.Join(a.cfg.StateDir, NextKeyFile)
-	key, err := loadKey(keyPath)
+	key, err := keyfile.Load(keyPath)
 	if err != nil {
 		return nil, err
 	}
-	next, err := loadKey(nextPath)
+	next, err := keyfile.Load(nextPath)
 	if err != nil {
 		return key, nil
 	}

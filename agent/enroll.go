@@ -16,6 +16,7 @@ import (
 	"github.com/annexa-dev/annexa/client"
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/dsse"
+	"github.com/annexa-dev/annexa/internal/keyfile"
 	"github.com/annexa-dev/annexa/server/apiv1"
 )
 
@@ -68,7 +69,7 @@ func Enroll(ctx context.Context, o EnrollOptions) (*Identity, error) {
 	}
 	// The key is on disk before the server hears of it: an enrollment whose
 	// key was lost would be an agent that can never sign.
-	if err := saveKey(filepath.Join(o.StateDir, KeyFile), priv); err != nil {
+	if err := keyfile.Save(filepath.Join(o.StateDir, KeyFile), priv); err != nil {
 		return nil, fmt.Errorf("saving key: %w", err)
 	}
 	// The agent's version at enrolment is a fact the server lists and

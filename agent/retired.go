@@ -12,6 +12,7 @@ import (
 
 	"github.com/annexa-dev/annexa/agent/outbox"
 	"github.com/annexa-dev/annexa/evidence"
+	"github.com/annexa-dev/annexa/internal/keyfile"
 )
 
 // RetiredKeyDir keeps the keys a rotation retired, named by the seq of the
@@ -29,7 +30,7 @@ func (a *Agent) retire(through uint64, key ed25519.PrivateKey) {
 	dir := a.retiredDir()
 	err := os.MkdirAll(dir, 0o700)
 	if err == nil {
-		err = saveKey(filepath.Join(dir, fmt.Sprintf("%d.key", through)), key)
+		err = keyfile.Save(filepath.Join(dir, fmt.Sprintf("%d.key", through)), key)
 	}
 	if err != nil {
 		// The rotation itself is durable; only a later overflow of the
@@ -56,7 +57,7 @@ func (a *Agent) retired() []uint64 {
 func (a *Agent) keyAt(seq uint64) (ed25519.PrivateKey, error) {
 	for _, through := range a.retired() {
 		if through >= seq {
-			k, err := loadKey(filepath.Join(a.retiredDir(), fmt.Sprintf("%d.key", through)))
+			k, err := keyfile.Load(filepath.Join(a.retiredDir(), fmt.Sprintf("%d.key", through)))
 			if err != nil {
 				return nil, fmt.Errorf("retired key through seq %d: %w", through, err)
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/annexa-dev/annexa/evidence/chain"
 	"github.com/annexa-dev/annexa/evidence/dsse"
 	"github.com/annexa-dev/annexa/internal/atomicfile"
+	"github.com/annexa-dev/annexa/internal/keyfile"
 )
 
 // RotateRequestFile asks a running agent to rotate its key.
@@ -30,7 +31,7 @@ func (a *Agent) RotateKey() (string, error) {
 		return "", err
 	}
 	nextPath := filepath.Join(a.cfg.StateDir, NextKeyFile)
-	if err := saveKey(nextPath, next); err != nil {
+	if err := keyfile.Save(nextPath, next); err != nil {
 		return "", err
 	}
 	a.mu.Lock()

@@ -4,10 +4,7 @@
 package agent
 
 import (
-	"crypto/ed25519"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -70,42 +67,6 @@ func saveJSON(path string, v any, mode os.FileMode) error {
 		return err
 	}
 	return atomicfile.Write(path, append(b, '\n'), mode)
-}
-
-// loadKey reads a PKCS#8 PEM ed25519 private key, refusing one others can read.
-func loadKey(path string) (ed25519.PrivateKey, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("%s: not a PEM private key", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%s: not an ed25519 key", path)
-	}
-	return priv, nil
-}
-
-func saveKey(path string, k ed25519.PrivateKey) error {
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
 
 // Receipt is the last answer the server gave to a shipment.

@@ -147,6 +147,9 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	if err != nil {
 		return nil, err
 	}
+	if s, ok := body.(interface{ Len() int64 }); ok {
+		req.ContentLength = s.Len()
+	}
 	for k, v := range hdr {
 		req.Header[k] = v
 	}

@@ -33,7 +33,17 @@ const (
 	// its own host, from this point of the log on; Ungrant takes them back.
 	Grant   KeyEventKind = "grant"
 	Ungrant KeyEventKind = "ungrant"
+	// Person registers a person's key (AgentID is the person's id) from
+	// FromSeq: the key signs that person's attestations and nothing else.
+	// A person is removed with Revoke, like an agent.
+	Person KeyEventKind = "person"
 )
+
+// PersonInfo names the person a Person key event registers.
+type PersonInfo struct {
+	Name string `json:"name"`
+	Role string `json:"role,omitempty"`
+}
 
 // KeyEvent is one key event.
 type KeyEvent struct {
@@ -49,7 +59,9 @@ type KeyEvent struct {
 	// agent report on, or an ungrant takes back.
 	Assets []Asset           `json:"assets,omitempty"`
 	Host   map[string]string `json:"host,omitempty"`
-	Time   time.Time         `json:"time"`
+	// Person is who a Person event registers.
+	Person *PersonInfo `json:"person,omitempty"`
+	Time   time.Time   `json:"time"`
 }
 
 // Validate checks a key event's shape.
@@ -61,7 +73,7 @@ func (k *KeyEvent) Validate() error {
 		return errors.New("key event without agent_id")
 	}
 	switch k.Kind {
-	case Enroll, Rotate:
+	case Enroll, Rotate, Person:
 		if err := CheckAgentKey(k.PublicKey); err != nil {
 			return fmt.Errorf("%s event: %w", k.Kind, err)
 		}
@@ -70,6 +82,9 @@ func (k *KeyEvent) Validate() error {
 		}
 		if k.FromSeq == 0 {
 			return fmt.Errorf("%s event without from_seq", k.Kind)
+		}
+		if (k.Kind == Person) != (k.Person != nil && k.Person.Name != "") {
+			return fmt.Errorf("%s event: a person's name comes with a person event, and only with one", k.Kind)
 		}
 	case Revoke:
 	case Grant, Ungrant:

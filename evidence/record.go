@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
@@ -86,6 +87,9 @@ type Record struct {
 	Statement
 	Payload []byte
 	Digest  string
+	// Attestation is set when the record is a person's attestation rather
+	// than an agent's evidence: Statement then holds its chain fields.
+	Attestation *Attestation
 }
 
 // Digest is the hex sha256 of a record's payload bytes; it is what prev links
@@ -162,6 +166,13 @@ func ParseRecord(payload []byte) (*Record, error) {
 	}
 	var ps parsedStatement
 	if err := gojson.UnmarshalWithOption(payload, &ps, strictFields, noCopyStrings); err != nil {
+		// Not an agent's record: a person's attestation, or malformed.
+		// Attestations are rare, so the common case pays one decode.
+		if rec, aerr := parseAttestation(payload); aerr == nil {
+			return rec, nil
+		} else if ps.PredicateType == AttestationPredicateType || bytes.Contains(payload, []byte(AttestationPredicateType)) {
+			return nil, fmt.Errorf("%w: attestation: %v", ErrMalformedRecord, aerr)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrMalformedRecord, err)
 	}
 	st := ps.Statement
@@ -281,8 +292,14 @@ func (st *Statement) validate(rawDigest string) error {
 	return nil
 }
 
-// Asset is the record's subject.
-func (r *Record) Asset() Asset { return Asset(r.Subject[0].Name) }
+// Asset is the record's subject; for an attestation, the person who vouches
+// (its subject is the attested document).
+func (r *Record) Asset() Asset {
+	if r.Attestation != nil {
+		return PersonAsset(r.Attestation.PersonID)
+	}
+	return Asset(r.Subject[0].Name)
+}
 
 // Next returns the seq and prev digest the record after r must carry: after
 // a gap record, the record after the hole links to the last dropped digest.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -133,6 +134,13 @@ func (s *Server) Export(ctx context.Context, w io.Writer, scope bundle.Scope) er
 	b := bundle.NewBuilder(scope, s.mapping)
 	for _, a := range keys {
 		b.Enrolled(a.AgentID, a.Labels)
+		if a.Person != nil {
+			b.Person(a.AgentID, a.Person)
+		}
+	}
+	docs, err := x.attestations(b)
+	if err != nil {
+		return fmt.Errorf("export: write attestations: %w", err)
 	}
 	m := bundle.Manifest{Origin: s.keys.Log.Name(), Scope: scope, StartSize: x.start, EndSize: x.end, LatestSize: x.latest}
 	if err := x.evidence(b, &m); err != nil {
@@ -147,6 +155,9 @@ func (s *Server) Export(ctx context.Context, w io.Writer, scope bundle.Scope) er
 	}
 	if err := writeJSONFile(x.bw, bundle.FileSoA, soa); err != nil {
 		return fmt.Errorf("export: write statement of applicability: %w", err)
+	}
+	if err := x.documents(docs); err != nil {
+		return fmt.Errorf("export: write attested documents: %w", err)
 	}
 	if err := x.bw.Finish(m, s.keys.LogPriv); err != nil {
 		return fmt.Errorf("export: write manifest: %w", err)
@@ -341,4 +352,80 @@ func writeJSONFile(bw *bundle.Writer, name string, v any) error {
 		return err
 	}
 	return bw.File(name, b)
+}
+
+// attestations writes attestations.jsonl: each person's newest attestation
+// of each control from before the period, with its proof in the start tree,
+// so that a policy attested last year counts (or shows lapsed) in this
+// quarter's bundle. It returns the digests of the documents the bundle's
+// attestations cite, before and in the period.
+func (x *exporter) attestations(b *bundle.Builder) ([]string, error) {
+	all, err := x.s.db.Attestations(x.ctx, x.end)
+	if err != nil {
+		return nil, err
+	}
+	newest := map[[2]string]int64{}
+	for _, a := range all {
+		if a.LogIndex < x.start {
+			for _, c := range a.Controls {
+				newest[[2]string{a.PersonID, c}] = a.LogIndex
+			}
+		}
+	}
+	var lines []byte
+	var docs []string
+	seen := map[string]bool{}
+	for _, a := range all {
+		prior, keep := a.LogIndex < x.start, false
+		for _, c := range a.Controls {
+			keep = keep || newest[[2]string{a.PersonID, c}] == a.LogIndex
+		}
+		if prior && !keep {
+			continue
+		}
+		if a.FileName != "" && !seen[a.SHA256] {
+			seen[a.SHA256] = true
+			docs = append(docs, a.SHA256)
+		}
+		if !prior {
+			continue // in evidence.jsonl
+		}
+		l, err := x.leaf(a.LogIndex, x.start)
+		if err != nil {
+			return nil, err
+		}
+		line, err := json.Marshal(l)
+		if err != nil {
+			return nil, err
+		}
+		lines = append(append(lines, line...), '\n')
+		env, err := dsse.Parse(l.Envelope)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: %w", a.LogIndex, err)
+		}
+		rec, err := evidence.ParseRecord(env.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: %w", a.LogIndex, err)
+		}
+		b.Add(a.LogIndex, rec)
+	}
+	return docs, x.bw.File(bundle.FileAttestations, lines)
+}
+
+// documents writes files/<sha256> for each cited document the server holds.
+func (x *exporter) documents(digests []string) error {
+	slices.Sort(digests)
+	for _, d := range digests {
+		data, err := x.s.db.AttestedFile(x.ctx, d)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // never uploaded: the verifier notes it
+		}
+		if err != nil {
+			return err
+		}
+		if err := x.bw.File(bundle.DirFiles+d, data); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -703,6 +703,10 @@ func (s *Server) verifyBatch(agentID string, keys []store.AgentKey, raws []json.
 			it.err = reject(http.StatusBadRequest, apiv1.CodeMalformed, i, 0, "envelope %d: %v", i, err)
 			return
 		}
+		if rec.Attestation != nil {
+			it.err = reject(http.StatusBadRequest, apiv1.CodeMalformed, i, rec.Predicate.Seq, "envelope %d is an attestation: people attest (POST /v1/attestations), agents send evidence records", i)
+			return
+		}
 		it.env, it.rec = env, rec
 	})
 	// Each key is decoded once per batch, not once per record.

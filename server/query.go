@@ -352,9 +352,14 @@ func (s *Server) queryControls(ctx context.Context, v url.Values) (*apiv1.Contro
 	if err != nil {
 		return nil, fmt.Errorf("controls: %w", err)
 	}
+	att, err := s.attestedCounts(ctx, q.at)
+	if err != nil {
+		return nil, fmt.Errorf("controls: %w", err)
+	}
 	resp := apiv1.ControlsResponse{At: q.at, Total: catalog.Total}
 	for _, c := range s.catalog.Controls() {
 		sum := s.summary(c, counts[c.ID])
+		attestSummary(&sum, att[c.ID])
 		if sum.Automated {
 			resp.Automated++
 		}
@@ -438,6 +443,17 @@ func (s *Server) queryControl(ctx context.Context, id string, v url.Values) (*ap
 		}
 		page = pageAssets(all, afterRank, after, q.limit+1)
 	}
+	d.Attestations = []apiv1.Attestation{}
+	all, err := s.attestView(ctx, q.at)
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	var n attested
+	for _, a := range newestPerPerson(all)[c.ID] {
+		d.Attestations = append(d.Attestations, a)
+		n.add(a.Status)
+	}
+	attestSummary(&d.ControlSummary, n)
 	if len(page) > q.limit {
 		page = page[:q.limit]
 		last := page[len(page)-1]

@@ -253,6 +253,11 @@ func (s *Server) Handler() http.Handler {
 	route := func(pattern string, h handlerFunc) { mux.HandleFunc(pattern, s.handle(h)) }
 	route("POST /v1/enroll", s.handleEnroll)
 	route("POST /v1/evidence", s.agentOnly(s.handleIngest))
+	// People's attestations: the signature by a registered person's key is
+	// the credential, and a document upload must hash to an attested one.
+	route("POST /v1/attestations", s.handleAttest)
+	route("PUT /v1/attestations/files/{sha256}", s.handleAttestedFileUpload)
+	route("GET /v1/persons/by-key/{keyid}", s.handlePersonByKey)
 
 	read := []string{RoleAdmin, RoleAnalyst, RoleAuditor}
 	route("GET /v1/hosts", s.require(read, serveList(s.queryHosts)))
@@ -263,6 +268,9 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/history", s.require(read, serveList(s.queryHistory)))
 	route("GET /v1/agents/{id}/keys", s.require(read, s.handleAgentKeys))
 
+	route("GET /v1/attestations", s.require(read, serveList(s.queryAttestations)))
+	route("GET /v1/attestations/files/{sha256}", s.require(read, s.handleAttestedFile))
+	route("GET /v1/persons", s.require(read, serveList(s.queryPersons)))
 	route("GET /v1/soa", s.require(read, serveList(s.querySoA)))
 	route("GET /v1/scope", s.require(read, serveList(s.queryScope)))
 	route("GET /v1/soa/history", s.require(read, serveList(s.querySoAHistory)))
@@ -279,6 +287,8 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, apiv1.Checks{Checks: s.mapping.CheckIDs()})
 		return nil
 	}))
+	route("POST /v1/persons", s.require(admin, s.handlePersonAdd))
+	route("POST /v1/persons/{id}/revoke", s.require(admin, s.handlePersonRevoke))
 	route("PUT /v1/soa/{id}", s.require(admin, s.handleSoAUpdate))
 	route("PUT /v1/scope", s.require(admin, s.handleScopeSet))
 	route("POST /v1/webhooks", s.require(admin, s.handleWebhookCreate))

@@ -36,7 +36,8 @@ func (s *Server) querySoA(ctx context.Context, v url.Values) (*apiv1.SoAResponse
 	for _, c := range controls.Controls {
 		line := apiv1.SoAControl{ID: c.ID, Theme: c.Theme, Title: c.Title, Applicable: true,
 			Evidence: apiv1.SoAEvidence{Automated: c.Automated, Checks: c.Checks, Assets: c.Assets, Passing: c.Passing,
-				Failing: c.Failing, Error: c.Error, Stale: c.Stale, NotApplicable: c.NotApplicable}}
+				Failing: c.Failing, Error: c.Error, Stale: c.Stale, NotApplicable: c.NotApplicable,
+				Attested: c.Attested, AttestedExpiring: c.AttestedExpiring, AttestedStale: c.AttestedStale}}
 		if e, ok := entries[c.ID]; ok {
 			line.Assessed, line.Applicable, line.Status, line.Owner, line.Justification = true, e.Applicable, e.Status, e.Owner, e.Justification
 			line.UpdatedAt, line.UpdatedBy = e.UpdatedAt, e.UpdatedBy
@@ -66,6 +67,9 @@ func soaFlags(c apiv1.SoAControl) []string {
 		if ev.Assets > 0 {
 			f = append(f, fmt.Sprintf("excluded, yet %d assets report evidence for it", ev.Assets))
 		}
+		if n := ev.Attested + ev.AttestedStale; n > 0 {
+			f = append(f, fmt.Sprintf("excluded, yet %d people attest it", n))
+		}
 		return f
 	}
 	if !c.Assessed {
@@ -74,10 +78,17 @@ func soaFlags(c apiv1.SoAControl) []string {
 		f = append(f, "no implementation status")
 	}
 	switch {
+	case ev.Attested > 0:
+		// People vouch for it; the automated state, if any, below.
+	case ev.AttestedStale > 0 && (!ev.Automated || ev.Assets == 0):
+		f = append(f, fmt.Sprintf("stale: the attestation of %d people has lapsed, and nothing else evidences it", ev.AttestedStale))
 	case !ev.Automated:
 		f = append(f, "no evidence: no automated check covers it, and it has no attestation")
 	case ev.Assets == 0:
 		f = append(f, "no evidence: no asset has reported on its checks ("+strings.Join(ev.Checks, ", ")+")")
+	}
+	if ev.AttestedExpiring > 0 {
+		f = append(f, fmt.Sprintf("the attestation of %d people lapses within 30 days", ev.AttestedExpiring))
 	}
 	if ev.Failing > 0 {
 		f = append(f, fmt.Sprintf("failing on %d of %d assets", ev.Failing, ev.Assets))

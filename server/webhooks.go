@@ -212,7 +212,8 @@ func (d *dispatcher) produce(ctx context.Context) error {
 				return err
 			}
 		}
-		return nil
+		// Attestations about to lapse: their controls go stale.
+		return s.remindAttestations(ctx, tx, hooks, now)
 	})
 	if err != nil {
 		return err

@@ -173,11 +173,18 @@ func putSoA(cmd *cobra.Command, g *globals, control string, req apiv1.SoARequest
 }
 
 func soaEvidence(e apiv1.SoAEvidence) string {
-	if !e.Automated {
-		return "people (no automated check)"
+	var parts []string
+	switch {
+	case !e.Automated:
+	case e.Assets == 0:
+		parts = append(parts, "no asset yet")
+	default:
+		parts = append(parts, fmt.Sprintf("%d assets: %d pass, %d fail, %d error, %d stale", e.Assets, e.Passing, e.Failing, e.Error, e.Stale))
 	}
-	if e.Assets == 0 {
-		return "no asset yet"
+	if e.Attested+e.AttestedStale > 0 {
+		parts = append(parts, fmt.Sprintf("attested by %d (%d lapsed)", e.Attested+e.AttestedStale, e.AttestedStale))
+	} else if !e.Automated {
+		parts = append(parts, "people (no automated check, no attestation)")
 	}
-	return fmt.Sprintf("%d assets: %d pass, %d fail, %d error, %d stale", e.Assets, e.Passing, e.Failing, e.Error, e.Stale)
+	return strings.Join(parts, "; ")
 }

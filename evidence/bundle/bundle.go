@@ -14,10 +14,12 @@
 //	keyevents.jsonl               key events before the period, with inclusion proofs
 //	boundaries.json               each agent's last record before and first after the period
 //	keys.json                     each agent's keys and seq ranges, as the key events say
+//	attestations.jsonl            attestations from before the period still in force at its start, with inclusion proofs
 //	evidence.jsonl                the log's entries for the period, one leaf's exact bytes per line
 //	summary.json                  per control and asset, what the records show
 //	oscal-assessment-results.json the same as OSCAL 1.2.2 assessment-results
 //	soa.json                      the Statement of Applicability at the period's end (a claim the verifier compares with the evidence)
+//	files/<sha256>                the documents attestations vouch for, as uploaded, named by their sha256
 //	manifest.json                 DSSE envelope, signed with the log key: scope, counts, sha256 of every file
 package bundle
 
@@ -49,16 +51,20 @@ const (
 	FileKeyEvents        = "keyevents.jsonl"
 	FileBoundaries       = "boundaries.json"
 	FileKeys             = "keys.json"
+	FileAttestations     = "attestations.jsonl"
 	FileEvidence         = "evidence.jsonl"
 	FileSummary          = "summary.json"
 	FileOSCAL            = "oscal-assessment-results.json"
 	FileSoA              = "soa.json"
 	FileManifest         = "manifest.json"
+	// DirFiles holds the attested documents, any number of them, each
+	// named by the hex sha256 of its content.
+	DirFiles = "files/"
 )
 
 // Order is the order files must appear in.
 var Order = []string{FileMapping, FileCheckpointStart, FileCheckpointEnd, FileCheckpointLatest, FileProof, FileKeyEvents,
-	FileBoundaries, FileKeys, FileEvidence, FileSummary, FileOSCAL, FileSoA, FileManifest}
+	FileBoundaries, FileKeys, FileAttestations, FileEvidence, FileSummary, FileOSCAL, FileSoA, DirFiles, FileManifest}
 
 // ManifestPayloadType is the DSSE payload type of manifest.json.
 const ManifestPayloadType = "application/vnd.annexa.bundle-manifest+json"
@@ -120,6 +126,9 @@ type AgentKeys struct {
 	// Assets are the external assets the agent holds a grant for, at this
 	// point of the log.
 	Assets []evidence.Asset `json:"assets,omitempty"`
+	// Person is set when the key is a person's: it signs attestations
+	// only, and an agent's key never does.
+	Person *evidence.PersonInfo `json:"person,omitempty"`
 }
 
 // MayReport says whether the agent's records may be about asset, as the
@@ -151,17 +160,17 @@ func NewKeyState() *KeyState { return &KeyState{agents: map[string]*AgentKeys{}}
 func (k *KeyState) Apply(ev *evidence.KeyEvent, payload []byte) error {
 	a := k.agents[ev.AgentID]
 	switch ev.Kind {
-	case evidence.Enroll:
+	case evidence.Enroll, evidence.Person:
 		if a != nil {
-			return fmt.Errorf("agent %s enrolled twice", ev.AgentID)
+			return fmt.Errorf("%s %s registered twice", ev.Kind, ev.AgentID)
 		}
-		a = &AgentKeys{AgentID: ev.AgentID, Genesis: evidence.Digest(payload), Labels: ev.Labels, Assets: slices.Clone(ev.Assets),
+		a = &AgentKeys{AgentID: ev.AgentID, Genesis: evidence.Digest(payload), Labels: ev.Labels, Assets: slices.Clone(ev.Assets), Person: ev.Person,
 			Keys: []KeyRange{{KeyID: ev.KeyID, PublicKey: ev.PublicKey, KeySpan: evidence.KeySpan{From: ev.FromSeq}, prepared: prepare(ev.PublicKey)}}}
 		k.agents[ev.AgentID] = a
 		k.order = append(k.order, ev.AgentID)
 	case evidence.Rotate:
-		if a == nil {
-			return fmt.Errorf("rotation for unknown agent %s", ev.AgentID)
+		if a == nil || a.Person != nil {
+			return fmt.Errorf("rotation for %s, which is not an enrolled agent", ev.AgentID)
 		}
 		a.Keys = evidence.RotateKeys(a.Keys, ev.FromSeq, KeyRange{KeyID: ev.KeyID, PublicKey: ev.PublicKey, prepared: prepare(ev.PublicKey)})
 	case evidence.Revoke:
@@ -170,8 +179,8 @@ func (k *KeyState) Apply(ev *evidence.KeyEvent, payload []byte) error {
 		}
 		a.Revoked, a.RevokedAfter = true, ev.AfterSeq
 	case evidence.Grant, evidence.Ungrant:
-		if a == nil {
-			return fmt.Errorf("%s for unknown agent %s", ev.Kind, ev.AgentID)
+		if a == nil || a.Person != nil {
+			return fmt.Errorf("%s for %s, which is not an enrolled agent", ev.Kind, ev.AgentID)
 		}
 		a.Assets = slices.Clone(a.Assets) // copies All() handed out stay as they were
 		for _, x := range ev.Assets {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/annexa-dev/annexa/evidence"
 )
 
 // uuid5ish derives a stable RFC 4122 (version 5 layout) UUID from parts, so
@@ -43,9 +45,27 @@ func OSCAL(s *Summary, createdAt time.Time, origin string) ([]byte, error) {
 	var controlIDs []map[string]string
 	var items []oscalInventoryItem
 	itemSeen := map[string]bool{}
+	var parties []oscalParty
 	for _, c := range s.Controls {
 		controlIDs = append(controlIDs, map[string]string{"control-id": "a." + c.Control})
 		for _, a := range c.Assets {
+			if strings.HasPrefix(a.Asset, evidence.PersonAssetKind+":") {
+				// A person's attestation: an observation by a party,
+				// not a test of an inventory item.
+				o, f, p := attestationOSCAL(c.Control, a)
+				if !itemSeen[a.Asset] {
+					itemSeen[a.Asset] = true
+					parties = append(parties, p)
+				}
+				for _, x := range o {
+					if !seen[x.UUID] {
+						seen[x.UUID] = true
+						obs = append(obs, x)
+					}
+				}
+				finds = append(finds, f)
+				continue
+			}
 			if !itemSeen[a.Asset] {
 				itemSeen[a.Asset] = true
 				kind, _, _ := strings.Cut(a.Asset, ":")
@@ -115,14 +135,18 @@ func OSCAL(s *Summary, createdAt time.Time, origin string) ([]byte, error) {
 	if len(finds) > 0 {
 		result["findings"] = finds
 	}
+	metadata := map[string]any{
+		"title":         "ISO/IEC 27001:2022 Annex A automated assessment results",
+		"last-modified": createdAt.UTC().Format(time.RFC3339Nano),
+		"version":       "1",
+		"oscal-version": "1.2.2",
+	}
+	if len(parties) > 0 {
+		metadata["parties"] = parties
+	}
 	doc := map[string]any{"assessment-results": map[string]any{
-		"uuid": uuid5ish("assessment-results", origin, s.Scope.From.String(), s.Scope.To.String()),
-		"metadata": map[string]any{
-			"title":         "ISO/IEC 27001:2022 Annex A automated assessment results",
-			"last-modified": createdAt.UTC().Format(time.RFC3339Nano),
-			"version":       "1",
-			"oscal-version": "1.2.2",
-		},
+		"uuid":      uuid5ish("assessment-results", origin, s.Scope.From.String(), s.Scope.To.String()),
+		"metadata":  metadata,
 		"import-ap": map[string]any{"href": "#" + planUUID},
 		"results":   []any{result},
 		"back-matter": map[string]any{"resources": []any{map[string]any{
@@ -140,6 +164,50 @@ func OSCAL(s *Summary, createdAt time.Time, origin string) ([]byte, error) {
 		}}},
 	}}
 	return json.MarshalIndent(doc, "", "  ")
+}
+
+// attestationOSCAL renders a person's attestations of a control: an
+// observation per attestation (method EXAMINE, the person as its origin, its
+// expiry), the finding, and the person as a party.
+func attestationOSCAL(control string, a AssetStatus) ([]oscalObservation, oscalFinding, oscalParty) {
+	party := oscalParty{UUID: uuid5ish("party", a.Asset), Type: "person", Props: []oscalProp{prop("person", a.Asset)}}
+	var obs []oscalObservation
+	var rel []oscalRelatedObservation
+	for _, r := range a.Checks {
+		if r.Person != "" {
+			party.Name = r.Person
+		}
+		if r.Role != "" {
+			party.Props = append(party.Props[:1], prop("role", r.Role))
+		}
+		id := uuid5ish("attestation", a.Asset, fmt.Sprint(r.LogIndex))
+		rel = append(rel, oscalRelatedObservation{id})
+		ev := []oscalEvidenceRef{{Href: fmt.Sprintf("evidence.jsonl#index-%d", r.LogIndex),
+			Description: "DSSE envelope signed by " + a.Asset + ", log index " + fmt.Sprint(r.LogIndex) + ", sha256 " + r.Digest}}
+		if r.FileSHA256 != "" {
+			ev = append(ev, oscalEvidenceRef{Href: "files/" + r.FileSHA256, Description: "the attested document " + r.File + ", sha256 " + r.FileSHA256})
+		}
+		obs = append(obs, oscalObservation{
+			UUID: id, Title: "Attestation of " + control, Description: r.Reason, Methods: []string{"EXAMINE"},
+			Props:            []oscalProp{prop("check", r.Check), prop("log-index", fmt.Sprint(r.LogIndex)), prop("record-sha256", r.Digest), prop("stale", fmt.Sprint(r.Stale))},
+			Origins:          []oscalOrigin{{Actors: []oscalActor{{Type: "party", ActorUUID: party.UUID}}}},
+			RelevantEvidence: ev,
+			Collected:        r.CollectedAt.Format(time.RFC3339Nano),
+			Expires:          r.ValidUntil.Format(time.RFC3339Nano),
+		})
+	}
+	target := oscalTarget{Type: "objective-id", TargetID: "a." + control, Status: oscalStatus{State: "satisfied", Reason: "pass"}}
+	if a.Status != "passing" {
+		target.Status = oscalStatus{State: "not-satisfied", Reason: "other", Remarks: "The attestation has lapsed."}
+	}
+	f := oscalFinding{
+		UUID: uuid5ish("finding", control, a.Asset), Title: "Annex A " + control + " attested by " + a.Asset,
+		Description:         fmt.Sprintf("%s (%s) attests ISO/IEC 27001:2022 Annex A control %s: %s", party.Name, a.Asset, control, a.Status),
+		Props:               []oscalProp{prop("asset-status", a.Status)},
+		Target:              target,
+		RelatedObservations: rel,
+	}
+	return obs, f, party
 }
 
 // The OSCAL assessment-results fields Annexa fills, named as the schema
@@ -172,9 +240,24 @@ type oscalObservation struct {
 	Description      string             `json:"description"`
 	Props            []oscalProp        `json:"props"`
 	Methods          []string           `json:"methods"`
-	Subjects         []oscalSubject     `json:"subjects"`
+	Origins          []oscalOrigin      `json:"origins,omitempty"`
+	Subjects         []oscalSubject     `json:"subjects,omitempty"`
 	RelevantEvidence []oscalEvidenceRef `json:"relevant-evidence"`
 	Collected        string             `json:"collected"`
+	Expires          string             `json:"expires,omitempty"`
+}
+type oscalOrigin struct {
+	Actors []oscalActor `json:"actors"`
+}
+type oscalActor struct {
+	Type      string `json:"type"`
+	ActorUUID string `json:"actor-uuid"`
+}
+type oscalParty struct {
+	UUID  string      `json:"uuid"`
+	Type  string      `json:"type"`
+	Name  string      `json:"name,omitempty"`
+	Props []oscalProp `json:"props"`
 }
 type oscalStatus struct {
 	State   string `json:"state"`

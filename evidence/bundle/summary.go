@@ -3,6 +3,7 @@ package bundle
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/annexa-dev/annexa/evidence"
@@ -35,7 +36,19 @@ type CheckRef struct {
 	Stale       bool      `json:"stale,omitempty"`
 	LogIndex    int64     `json:"log_index"`
 	Digest      string    `json:"digest"`
+	// An attestation's: who vouches, until when, for which document (its
+	// sha256 names files/<sha256> in the bundle when it was uploaded).
+	Person     string    `json:"person,omitempty"`
+	Role       string    `json:"role,omitempty"`
+	ValidUntil time.Time `json:"valid_until,omitzero"`
+	File       string    `json:"file,omitempty"`
+	FileSHA256 string    `json:"file_sha256,omitempty"`
 }
+
+// AttestationCheck is the check name an attestation stands under in a
+// summary: a person is an asset of the controls they attest, passing while
+// the attestation holds and stale once it has lapsed.
+const AttestationCheck = "attestation"
 
 // AssetStatus is an asset's status for a control at the period's end.
 type AssetStatus struct {
@@ -70,12 +83,19 @@ type Builder struct {
 	labels  map[string]map[string]string // agent → labels, from enrollments
 	latest  map[[2]string]CheckRef       // (asset, check) → newest result
 	owner   map[string]string            // asset → agent
+	// attested is the newest attestation per (person asset, control).
+	attested map[[2]string]CheckRef
+	persons  map[string]*evidence.PersonInfo
 }
 
 // NewBuilder starts a summary for scope under mapping.
 func NewBuilder(scope Scope, mapping *catalog.Mapping) *Builder {
-	return &Builder{scope: scope, mapping: mapping, labels: map[string]map[string]string{}, latest: map[[2]string]CheckRef{}, owner: map[string]string{}}
+	return &Builder{scope: scope, mapping: mapping, labels: map[string]map[string]string{}, latest: map[[2]string]CheckRef{}, owner: map[string]string{},
+		attested: map[[2]string]CheckRef{}, persons: map[string]*evidence.PersonInfo{}}
 }
+
+// Person records who a person id is (from its registration key event).
+func (b *Builder) Person(id string, p *evidence.PersonInfo) { b.persons[id] = p }
 
 // Enrolled records an agent's labels (from its enrollment key event).
 func (b *Builder) Enrolled(agentID string, labels map[string]string) { b.labels[agentID] = labels }
@@ -83,6 +103,19 @@ func (b *Builder) Enrolled(agentID string, labels map[string]string) { b.labels[
 // Add takes a verified record at a log index.
 func (b *Builder) Add(index int64, rec *evidence.Record) {
 	asset := string(rec.Asset())
+	if a := rec.Attestation; a != nil {
+		ref := CheckRef{Check: AttestationCheck, Status: string(evidence.Pass), Reason: a.Statement, CollectedAt: a.AttestedAt.UTC(),
+			LogIndex: index, Digest: rec.Digest, ValidUntil: a.ValidUntil.UTC(), FileSHA256: rec.Subject[0].Digest["sha256"]}
+		if a.File != nil {
+			ref.File = a.File.Name
+		} else {
+			ref.FileSHA256 = ""
+		}
+		for _, ctl := range a.Controls {
+			b.attested[[2]string{asset, ctl}] = ref
+		}
+		return
+	}
 	b.owner[asset] = rec.Predicate.AgentID
 	// Records come in log order, and state advances in log order: a later
 	// record replaces an earlier one whatever collected_at it claims.
@@ -140,6 +173,18 @@ func (b *Builder) Summary() (*Summary, error) {
 			}
 		}
 		roll.Add(controls, asset, compliance.Of(ref.Status, ref.Stale), ref)
+	}
+	// Attestations are about the organisation, not a host: the scope's
+	// labels do not narrow them. One lapsed by the period's end is stale.
+	for k, ref := range b.attested {
+		if len(want) > 0 && !want[k[1]] {
+			continue
+		}
+		ref.Stale = !b.scope.To.Before(ref.ValidUntil)
+		if p := b.persons[strings.TrimPrefix(k[0], evidence.PersonAssetKind+":")]; p != nil {
+			ref.Person, ref.Role = p.Name, p.Role
+		}
+		roll.Add([]string{k[1]}, k[0], compliance.Of(ref.Status, ref.Stale), ref)
 	}
 	s := &Summary{Scope: b.scope, Controls: []ControlSummary{}}
 	for _, id := range roll.Controls() {

@@ -48,16 +48,19 @@ func (p Problem) String() string {
 
 // Report is the verifier's outcome.
 type Report struct {
-	OK        bool           `json:"ok"`
-	Origin    string         `json:"origin"`
-	Scope     *Scope         `json:"scope,omitempty"`
-	Entries   int64          `json:"entries"`
-	Records   int64          `json:"records"`
-	KeyEvents int64          `json:"key_events"`
-	Agents    int            `json:"agents"`
-	Explained []ExplainedGap `json:"explained_gaps,omitempty"`
-	Notes     []string       `json:"notes,omitempty"`
-	Problems  []Problem      `json:"problems,omitempty"`
+	OK        bool   `json:"ok"`
+	Origin    string `json:"origin"`
+	Scope     *Scope `json:"scope,omitempty"`
+	Entries   int64  `json:"entries"`
+	Records   int64  `json:"records"`
+	KeyEvents int64  `json:"key_events"`
+	Agents    int    `json:"agents"`
+	// Attestations are the people's attestations verified, in the period
+	// and in force from before it.
+	Attestations int64          `json:"attestations,omitempty"`
+	Explained    []ExplainedGap `json:"explained_gaps,omitempty"`
+	Notes        []string       `json:"notes,omitempty"`
+	Problems     []Problem      `json:"problems,omitempty"`
 }
 
 // ExplainedGap is a signed gap record: loss the agent owned up to.
@@ -116,6 +119,11 @@ type verifier struct {
 	summary    []byte
 	oscal      []byte
 	soa        *SoA
+	// files are the attested documents the bundle holds, by sha256;
+	// cited, those the attestations verified so far name.
+	files     map[string]bool
+	fileSizes []fileSize
+	cited     map[string]citedFile
 }
 
 // Verify checks a bundle read from r, offline, against the pinned server
@@ -123,7 +131,7 @@ type verifier struct {
 // report lists them all.
 func Verify(r io.Reader, keys *ServerKeys, cat *catalog.Catalog) *Report {
 	v := &verifier{keys: keys, r: &Report{}, hashes: map[string]string{}, ks: NewKeyState(), boundaries: map[string]Boundary{},
-		checkers: map[string]*chain.Checker{}, cat: cat, endSize: -1}
+		checkers: map[string]*chain.Checker{}, cat: cat, endSize: -1, files: map[string]bool{}}
 	v.r.Origin = keys.Log.Name()
 	v.run(r)
 	v.r.OK = len(v.r.Problems) == 0
@@ -173,9 +181,15 @@ func (v *verifier) run(in io.Reader) {
 			v.fail(where("read", ""), "bundle truncated or corrupt: %v", err)
 			return
 		}
-		pos := -1
+		pos, name := -1, h.Name
+		if strings.HasPrefix(name, DirFiles) {
+			name = DirFiles // any number of them, together
+			if next > 0 && Order[next-1] == DirFiles {
+				next--
+			}
+		}
 		for i := next; i < len(Order); i++ {
-			if Order[i] == h.Name {
+			if Order[i] == name {
 				pos = i
 			}
 		}
@@ -186,9 +200,12 @@ func (v *verifier) run(in io.Reader) {
 		next = pos + 1
 		hasher := sha256.New()
 		body := io.TeeReader(tr, hasher)
-		if h.Name == FileEvidence {
+		switch {
+		case h.Name == FileEvidence:
 			v.evidence(body)
-		} else {
+		case name == DirFiles:
+			v.attestedFile(h.Name, body)
+		default:
 			b, err := io.ReadAll(io.LimitReader(body, 512<<20))
 			if err != nil {
 				v.fail(where("read", h.Name), "bundle truncated or corrupt: %v", err)

@@ -186,7 +186,13 @@ func (v *verifier) checkSubject(it *item) {
 		return
 	}
 	a := v.ks.Agent(it.rec.Predicate.AgentID)
-	if a != nil && !a.MayReport(it.rec.Asset()) {
+	switch {
+	case a == nil:
+	case it.rec.Attestation != nil && a.Person == nil:
+		it.err, it.errStep = fmt.Errorf("attestation signed by agent %s: only a registered person's key attests", a.AgentID), "subjects"
+	case it.rec.Attestation == nil && a.Person != nil:
+		it.err, it.errStep = fmt.Errorf("evidence record signed by person %s (%s): a person's key signs attestations only", a.AgentID, a.Person.Name), "subjects"
+	case it.rec.Attestation == nil && !a.MayReport(it.rec.Asset()):
 		it.err, it.errStep = fmt.Errorf("record about %s, which agent %s holds no grant for", it.rec.Asset(), a.AgentID), "subjects"
 	}
 }
@@ -240,6 +246,10 @@ func (v *verifier) tail(items []item) {
 			continue
 		}
 		v.r.Records++
+		if it.rec.Attestation != nil {
+			v.r.Attestations++
+			v.cite(it.index, it.rec)
+		}
 		v.checker(agent).Track(int(it.index), it.rec)
 		if g := it.rec.Predicate.Gap; g != nil {
 			v.r.Explained = append(v.r.Explained, ExplainedGap{Agent: agent, From: g.From, To: g.To, Reason: g.Reason})

@@ -102,6 +102,8 @@ func (v *verifier) small(name string, b []byte) {
 		if err := json.Unmarshal(b, &v.keysFile); err != nil {
 			v.fail(where("keys", name), "%v", err)
 		}
+	case FileAttestations:
+		v.priorAttestations(b)
 	case FileSummary:
 		v.summary = b
 	case FileOSCAL:

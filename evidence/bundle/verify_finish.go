@@ -18,6 +18,7 @@ import (
 func (v *verifier) finish(manifestRaw []byte) {
 	v.chains()
 	v.keysJSON()
+	v.attestedFiles()
 	m, ok := v.manifest(manifestRaw)
 	if !ok {
 		return
@@ -43,7 +44,11 @@ func (v *verifier) chains() {
 		bd := v.boundaries[a]
 		if bd.After == nil {
 			if ak := v.ks.Agent(a); ak != nil && !ak.Revoked {
-				v.r.Notes = append(v.r.Notes, fmt.Sprintf("agent %s has no record after the period yet: a cut tail cannot be ruled out", a))
+				who := "agent " + a
+				if ak.Person != nil {
+					who = "person " + a + " (" + ak.Person.Name + ")"
+				}
+				v.r.Notes = append(v.r.Notes, fmt.Sprintf("%s has no record after the period yet: a cut tail cannot be ruled out", who))
 			}
 			continue
 		}
@@ -131,6 +136,9 @@ func (v *verifier) recompute(m *Manifest) {
 	v.builder.scope = m.Scope
 	for _, a := range v.ks.All() {
 		v.builder.Enrolled(a.AgentID, a.Labels)
+		if a.Person != nil {
+			v.builder.Person(a.AgentID, a.Person)
+		}
 	}
 	s, err := v.builder.Summary()
 	if err != nil {

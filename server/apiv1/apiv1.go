@@ -99,6 +99,10 @@ const (
 	CodeBadTime        Code = "bad_time"          // collected_at in the future, or implausibly old
 	CodeTooMany        Code = "too_many_checks"   // more results in a record, or check states for an agent, than the server keeps
 	CodeUnknownCheck   Code = "unknown_check"     // a check the server's mapping does not know
+
+	// Attestations.
+	CodeUnknownPerson Code = "unknown_person" // an attestation by no registered person
+	CodeNotAttested   Code = "not_attested"   // a document upload no attestation cites
 )
 
 // Error is the body of every 4xx/5xx answer (inside IngestResponse for
@@ -204,6 +208,12 @@ type ControlSummary struct {
 	Error         int  `json:"error"`
 	Stale         int  `json:"stale"`
 	NotApplicable int  `json:"not_applicable"`
+	// People's attestations of the control in force: Attested people vouch
+	// for it now (AttestedExpiring of them lapse within 30 days);
+	// AttestedStale people's newest attestation has lapsed.
+	Attested         int `json:"attested,omitempty"`
+	AttestedExpiring int `json:"attested_expiring,omitempty"`
+	AttestedStale    int `json:"attested_stale,omitempty"`
 }
 
 // ControlsResponse is GET /v1/controls.
@@ -233,6 +243,9 @@ type ControlDetail struct {
 	// (?limit=, default 1000); Next continues it (?cursor=).
 	AssetsDetail []AssetControl `json:"assets_detail"`
 	Next         string         `json:"next,omitempty"`
+	// Attestations are the people's attestations of the control in force
+	// at At (each person's newest), valid, expiring or expired.
+	Attestations []Attestation `json:"attestations"`
 }
 
 // Host is an enrolled agent's host with a count of its checks by status.
@@ -406,6 +419,11 @@ type SoAEvidence struct {
 	Error         int      `json:"error"`
 	Stale         int      `json:"stale"`
 	NotApplicable int      `json:"not_applicable"`
+	// People's attestations: valid now (expiring within 30 days among
+	// them), and lapsed.
+	Attested         int `json:"attested,omitempty"`
+	AttestedExpiring int `json:"attested_expiring,omitempty"`
+	AttestedStale    int `json:"attested_stale,omitempty"`
 }
 
 // SoAControl is one control's line of the Statement of Applicability.
@@ -452,4 +470,72 @@ type SoAChange struct {
 type Scope struct {
 	Selector string `json:"selector"`
 	Agents   int    `json:"agents,omitempty"`
+}
+
+// PersonRequest is POST /v1/persons: an admin registers a person's public
+// key (made on their own machine by annexa person init) with a name and role.
+type PersonRequest struct {
+	Name      string `json:"name"`
+	Role      string `json:"role,omitempty"`
+	PublicKey []byte `json:"public_key"`
+}
+
+// Person is someone registered to attest, and where their chain stands.
+type Person struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role,omitempty"`
+	KeyID     string    `json:"keyid"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by,omitempty"`
+	// NextSeq and Prev are what the person's next attestation carries.
+	NextSeq      uint64 `json:"next_seq"`
+	Prev         string `json:"prev"`
+	Revoked      bool   `json:"revoked,omitempty"`
+	RevokedAfter uint64 `json:"revoked_after,omitempty"`
+	// LogIndex is the registration's place in the log (in answers to
+	// POST /v1/persons).
+	LogIndex int64 `json:"log_index,omitempty"`
+}
+
+// AttestResponse is POST /v1/attestations: where the log holds the
+// attestation, with the checkpoint that covers it.
+type AttestResponse struct {
+	Receipt
+	PersonID   string `json:"person_id"`
+	Duplicate  bool   `json:"duplicate,omitempty"`
+	Checkpoint string `json:"checkpoint"`
+	// FileWanted: the attested document may be uploaded (PUT
+	// /v1/attestations/files/{sha256}) and is not stored yet.
+	FileWanted bool `json:"file_wanted,omitempty"`
+}
+
+// Attestation is an accepted attestation: GET /v1/attestations.
+type Attestation struct {
+	LogIndex   int64     `json:"log_index"`
+	PersonID   string    `json:"person_id"`
+	Person     string    `json:"person"`
+	Role       string    `json:"role,omitempty"`
+	Seq        uint64    `json:"seq"`
+	Digest     string    `json:"digest"`
+	Controls   []string  `json:"controls"`
+	Statement  string    `json:"statement"`
+	SHA256     string    `json:"sha256"`
+	FileName   string    `json:"file_name,omitempty"`
+	FileSize   int64     `json:"file_size,omitempty"`
+	MediaType  string    `json:"media_type,omitempty"`
+	FileStored bool      `json:"file_stored,omitempty"`
+	AttestedAt time.Time `json:"attested_at"`
+	ValidUntil time.Time `json:"valid_until"`
+	// Status is "valid", "expiring" (within the reminder window) or
+	// "expired", at the answer's instant. Superseded: a later attestation
+	// by the same person covers all its controls.
+	Status     string `json:"status"`
+	Superseded bool   `json:"superseded,omitempty"`
+}
+
+// AttestationsResponse is GET /v1/attestations.
+type AttestationsResponse struct {
+	At           time.Time     `json:"at"`
+	Attestations []Attestation `json:"attestations"`
 }

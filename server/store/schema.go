@@ -201,6 +201,48 @@ CREATE INDEX soa_changes_at ON soa_changes (at);
 `,
 	// 8: read tokens limited to a label selector (an external auditor's).
 	`ALTER TABLE tokens ADD COLUMN selector TEXT NOT NULL DEFAULT '';`,
+	// 9: people who attest, their attestations (an index of the log's
+	// entries: the signed envelopes are there) and the documents uploaded
+	// for them, by sha256.
+	`
+CREATE TABLE persons (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL,
+	role TEXT NOT NULL,
+	keyid TEXT NOT NULL UNIQUE,
+	public_key {blob} NOT NULL,
+	created_at BIGINT NOT NULL,
+	created_by TEXT NOT NULL,
+	last_seq BIGINT NOT NULL,
+	link TEXT NOT NULL,
+	revoked_at BIGINT NOT NULL,
+	revoked_after BIGINT NOT NULL
+);
+CREATE TABLE attestations (
+	log_index BIGINT PRIMARY KEY,
+	person_id TEXT NOT NULL,
+	seq BIGINT NOT NULL,
+	digest TEXT NOT NULL,
+	controls TEXT NOT NULL,
+	statement TEXT NOT NULL,
+	subject_sha256 TEXT NOT NULL,
+	file_name TEXT NOT NULL,
+	file_size BIGINT NOT NULL,
+	media_type TEXT NOT NULL,
+	attested_at BIGINT NOT NULL,
+	valid_until BIGINT NOT NULL,
+	received_at BIGINT NOT NULL,
+	reminded INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX attestations_valid ON attestations (valid_until);
+CREATE INDEX attestations_subject ON attestations (subject_sha256);
+CREATE TABLE attested_files (
+	sha256 TEXT PRIMARY KEY,
+	size BIGINT NOT NULL,
+	data {blob} NOT NULL,
+	uploaded_at BIGINT NOT NULL
+);
+`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

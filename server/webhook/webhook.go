@@ -30,12 +30,15 @@ const (
 	// ServerLagging: a server's database is slow or its disk nearly full:
 	// ingest is at risk.
 	ServerLagging = "server.lagging"
+	// AttestationExpiring: a person's attestation lapses within 30 days;
+	// its controls then go stale unless it is renewed (annexa attest).
+	AttestationExpiring = "attestation.expiring"
 	// Ping is what `annexa webhook test` sends.
 	Ping = "ping"
 )
 
 // Events are the events a webhook can subscribe to.
-var Events = []string{CheckFailing, ControlFailing, HostStale, AgentRevoked, ServerLagging}
+var Events = []string{CheckFailing, ControlFailing, HostStale, AgentRevoked, AttestationExpiring, ServerLagging}
 
 // CheckEvents validates a subscription: known events, none twice. Empty
 // subscribes to all.
