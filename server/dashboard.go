@@ -289,7 +289,7 @@ func (s *Server) checkRecord(ctx context.Context, e *store.LogEntry, env *dsse.E
 	}
 	p := &rec.Predicate
 	v.Asset, v.Collector, v.Collected = string(rec.Asset()), p.Collector, p.CollectedAt
-	keys, err := s.db.AgentKeys(ctx, p.AgentID)
+	keys, err := s.principalKeys(ctx, p.AgentID, rec.Attestation != nil)
 	if err != nil {
 		v.Signature = dashboard.Verdict{Detail: fmt.Sprintf("the agent's keys could not be read: %v", err)}
 	} else if k, err := evidence.KeyAt(keys, evidence.Revocation{}, p.Seq); err != nil {
@@ -300,6 +300,35 @@ func (s *Server) checkRecord(ctx context.Context, e *store.LogEntry, env *dsse.E
 		v.Signature = dashboard.Verdict{OK: true, Detail: fmt.Sprintf("ed25519 over the DSSE PAE, under key %s, %s's key from seq %d", keys[k].KeyID, p.AgentID, keys[k].From)}
 	}
 	v.Chain = s.checkLink(ctx, rec)
+}
+
+// principalKeys are an agent's keys, or a person's one key (for an
+// attestation).
+func (s *Server) principalKeys(ctx context.Context, id string, person bool) ([]store.AgentKey, error) {
+	if !person {
+		return s.db.AgentKeys(ctx, id)
+	}
+	p, err := s.db.Person(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return []store.AgentKey{{AgentID: id, KeySpan: evidence.KeySpan{From: 1}, KeyID: p.KeyID, Public: p.PublicKey}}, nil
+}
+
+// AttestedFile is a document an attestation cites, as uploaded.
+func (p pages) AttestedFile(ctx context.Context, sha256 string) (string, string, []byte, error) {
+	a, err := p.s.db.AttestationCiting(ctx, sha256)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", "", nil, notFound("no attested document with sha256 %s", sha256)
+	}
+	if err != nil {
+		return "", "", nil, err
+	}
+	data, err := p.s.db.AttestedFile(ctx, sha256)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", "", nil, notFound("%s was attested but never uploaded", a.FileName)
+	}
+	return a.FileName, a.MediaType, data, err
 }
 
 // checkLink checks a record's prev: the digest of the agent's record at

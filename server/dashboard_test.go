@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/annexa-dev/annexa/client"
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/server"
 	"github.com/annexa-dev/annexa/server/apiv1"
@@ -351,4 +355,37 @@ func TestDashboardISMSScope(t *testing.T) {
 	assert.Contains(t, page, "1 assets: 1 failing")
 	_, page = b.get("/soa/print")
 	assert.Contains(t, page, "agents labelled <code>env=prod</code>")
+}
+
+// A control's page lists the people who attest it, with the document to
+// download (never rendered in the dashboard's origin); the SoA counts them.
+func TestDashboardAttestations(t *testing.T) {
+	srv, _, _ := dashboardServer(t)
+	alice, _ := person(t, srv, "Alice Martin", "ciso")
+	doc := filepath.Join(t.TempDir(), "policy.html")
+	require.NoError(t, os.WriteFile(doc, []byte("<script>alert(1)</script>"), 0o600))
+	res, err := srv.Client("").Attest(context.Background(), alice, client.Attestation{Controls: []string{"5.1"}, Statement: "Policy v3 approved by the board",
+		File: doc, ValidFor: 365 * 24 * time.Hour, Upload: true}, time.Now())
+	require.NoError(t, err)
+	require.True(t, res.Uploaded)
+
+	auditor := newBrowser(t, srv.URL)
+	auditor.signIn(srv.Token(server.RoleAuditor, apiv1.TokenRequest{}))
+	resp, page := auditor.get("/controls/5.1")
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Contains(t, page, "Alice Martin")
+	assert.Contains(t, page, "Policy v3 approved by the board")
+	assert.Contains(t, page, `href="/attestations/files/`+res.SHA256+`"`)
+	resp, page = auditor.get("/attestations/files/" + res.SHA256)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "<script>alert(1)</script>", page)
+	assert.Contains(t, resp.Header.Get("Content-Disposition"), "attachment")
+	assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "sandbox")
+	_, page = auditor.get("/controls")
+	assert.Contains(t, page, "5.1")
+	_, page = auditor.get("/soa")
+	assert.Contains(t, page, "attested by 1")
+	resp, page = auditor.get("/evidence/" + strconv.FormatInt(res.Index, 10))
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, page, "ed25519 over the DSSE PAE", "the attestation's signature checks under the person's key")
 }

@@ -46,6 +46,9 @@ type Backend interface {
 	SoA(ctx context.Context, v url.Values) (*apiv1.SoAResponse, error)
 	UpdateSoA(ctx context.Context, by *Principal, control string, req apiv1.SoARequest) (*apiv1.SoAControl, error)
 	SoAHistory(ctx context.Context, v url.Values) (*apiv1.Page[apiv1.SoAChange], error)
+	// AttestedFile is a document an attestation cites: its name, media
+	// type and bytes.
+	AttestedFile(ctx context.Context, sha256 string) (name, mediaType string, data []byte, err error)
 	// Scope is the ISMS scope (clause 4.3) and how many agents it selects.
 	Scope(ctx context.Context) (*apiv1.Scope, error)
 

@@ -145,7 +145,12 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
 	},
 	"statusClass": func(s string) string { return "st-" + strings.ReplaceAll(s, "_", "-") },
-	"label":       func(s string) string { return strings.ReplaceAll(s, "_", " ") },
+	// attestClass shows an attestation's status in a control status's
+	// colour: lapsed is stale.
+	"attestClass": func(s string) string {
+		return map[string]string{"valid": "passing", "expiring": "error", "expired": "stale"}[s]
+	},
+	"label": func(s string) string { return strings.ReplaceAll(s, "_", " ") },
 	"labels": func(m map[string]string) []string {
 		out := make([]string, 0, len(m))
 		for k, v := range m {

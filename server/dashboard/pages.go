@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"sort"
@@ -65,8 +66,9 @@ type controlRow struct {
 // Status is the control's one-word state: its worst status present, or
 // not covered / not automated.
 func (c controlRow) Status() string {
+	attested := c.Attested + c.AttestedStale
 	switch {
-	case !c.Automated:
+	case !c.Automated && attested == 0:
 		return "not_automated"
 	case !c.Covered:
 		return "not_covered"
@@ -74,9 +76,10 @@ func (c controlRow) Status() string {
 		return "failing"
 	case c.Error > 0:
 		return "error"
-	case c.Stale > 0:
+	case c.Stale > 0, c.AttestedStale > 0 && c.Attested == 0:
+		// A lapsed attestation makes its control stale until renewed.
 		return "stale"
-	case c.Passing > 0:
+	case c.Passing > 0, c.Attested > 0:
 		return "passing"
 	}
 	return "not_applicable"
@@ -463,6 +466,23 @@ func (d *Dashboard) record(w http.ResponseWriter, r *http.Request, p *page) erro
 	p.Title, p.Nav = fmt.Sprintf("Log entry %d", idx), ""
 	p.Data = rec
 	d.render(w, http.StatusOK, "record", p)
+	return nil
+}
+
+// attestedFile serves an attested document as a download, never rendered
+// in the dashboard's origin: whoever uploaded it chose its bytes.
+func (d *Dashboard) attestedFile(w http.ResponseWriter, r *http.Request, p *page) error {
+	name, mt, data, err := d.b.AttestedFile(r.Context(), r.PathValue("sha256"))
+	if err != nil {
+		return err
+	}
+	if mt == "" {
+		mt = "application/octet-stream"
+	}
+	w.Header().Set("Content-Type", mt)
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+	w.Header().Set("Content-Security-Policy", "sandbox")
+	_, _ = w.Write(data)
 	return nil
 }
 
