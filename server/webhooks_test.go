@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/annexa-dev/annexa/client"
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/server"
 	"github.com/annexa-dev/annexa/server/apiv1"
@@ -273,6 +274,33 @@ func TestWebhooksHostStale(t *testing.T) {
 	assert.Equal(t, "quiet-1", d["hostname"])
 	time.Sleep(200 * time.Millisecond)
 	assert.Len(t, rc.events()[webhook.HostStale], 1, "reported once")
+}
+
+// An attestation about to lapse is announced once, 30 days ahead, so that
+// its person renews it before its controls go stale.
+func TestWebhooksAttestationExpiring(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	cfg := fastWebhooks()
+	cfg.Now = func() time.Time { return time.Unix(0, now.Load()) }
+	s := servertest.New(t, cfg)
+	rc := &receiver{now: cfg.Now}
+	listen(t, s, rc, webhook.AttestationExpiring)
+	alice, p := person(t, s, "Alice Martin", "ciso")
+	_, err := s.Client("").Attest(context.Background(), alice, client.Attestation{Controls: []string{"5.1"}, Statement: "Policy v3 approved",
+		ValidFor: 90 * 24 * time.Hour}, cfg.Now())
+	require.NoError(t, err)
+	time.Sleep(200 * time.Millisecond)
+	assert.Empty(t, rc.events()[webhook.AttestationExpiring], "90 days ahead: no reminder yet")
+	now.Add(int64(61 * 24 * time.Hour))
+	require.Eventually(t, func() bool { return len(rc.events()[webhook.AttestationExpiring]) == 1 }, 10*time.Second, 20*time.Millisecond, s.Log.String())
+	d := rc.events()[webhook.AttestationExpiring][0].Data.(map[string]any)
+	assert.Equal(t, p.ID, d["person_id"])
+	assert.Equal(t, "Alice Martin", d["person"])
+	assert.Equal(t, []any{"5.1"}, d["controls"])
+	time.Sleep(200 * time.Millisecond)
+	assert.Len(t, rc.events()[webhook.AttestationExpiring], 1, "reminded once")
+	assert.Empty(t, rc.bad)
 }
 
 func TestWebhookRequestsAreChecked(t *testing.T) {
