@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +91,5 @@ func TestAttestWithTheCLI(t *testing.T) {
 	require.Equal(t, doc, f.data)
 	oscal := file(files, bundle.FileOSCAL).data
 	validateOSCAL(t, oscal)
-	require.True(t, strings.Contains(string(oscal), `"Alice Martin"`), "the person is a party of the assessment results")
+	require.Contains(t, string(oscal), `"Alice Martin"`, "the person is a party of the assessment results")
 }
