@@ -315,6 +315,14 @@ func (s *Server) principalKeys(ctx context.Context, id string, person bool) ([]s
 	return []store.AgentKey{{AgentID: id, KeySpan: evidence.KeySpan{From: 1}, KeyID: p.KeyID, Public: p.PublicKey}}, nil
 }
 
+func (p pages) Frameworks(ctx context.Context) ([]apiv1.Framework, error) {
+	return p.s.queryFrameworks(ctx, nil)
+}
+
+func (p pages) Framework(ctx context.Context, name string, v url.Values) (*apiv1.FrameworkState, error) {
+	return viewed(p, ctx, func(ctx context.Context) (*apiv1.FrameworkState, error) { return p.s.queryFramework(ctx, name, v) })
+}
+
 // AttestedFile is a document an attestation cites, as uploaded.
 func (p pages) AttestedFile(ctx context.Context, sha256 string) (string, string, []byte, error) {
 	a, err := p.s.db.AttestationCiting(ctx, sha256)

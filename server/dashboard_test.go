@@ -389,3 +389,31 @@ func TestDashboardAttestations(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, page, "ed25519 over the DSSE PAE", "the attestation's signature checks under the person's key")
 }
+
+// Another framework's requirements through its mapping: the shipped ISO
+// 27001:2013 Annex A, in the dashboard and the API alike.
+func TestDashboardFrameworks(t *testing.T) {
+	srv, _, _ := dashboardServer(t)
+	analyst := newBrowser(t, srv.URL)
+	analyst.signIn(srv.Token(server.RoleAnalyst, apiv1.TokenRequest{}))
+	resp, page := analyst.get("/frameworks")
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Contains(t, page, `href="/frameworks/iso27001-2013"`)
+	assert.Contains(t, page, "ISO/IEC 27002:2022, Annex B")
+	resp, page = analyst.get("/frameworks/iso27001-2013")
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Equal(t, 114, strings.Count(page, `<tr id="r-`))
+	var st apiv1.FrameworkState
+	require.NoError(t, srv.Client(srv.Admin).Do(context.Background(), http.MethodGet, "/v1/frameworks/iso27001-2013", nil, nil, &st))
+	byID := map[string]apiv1.RequirementState{}
+	for _, r := range st.Requirements {
+		byID[r.ID] = r
+	}
+	// A.10.1.1 (cryptographic controls) is 8.24, which one of the two
+	// hosts fails; A.5.1.1 (policies) has no evidence.
+	assert.Equal(t, "failing", byID["A.10.1.1"].Status)
+	assert.Equal(t, "not_covered", byID["A.5.1.1"].Status)
+	assert.Contains(t, page, `<tr id="r-A.10.1.1">`)
+	resp, _ = analyst.get("/frameworks/nist-csf-9")
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}

@@ -33,6 +33,9 @@ type Config struct {
 	Database string // empty: SQLite in DataDir
 	Origin   string // the log's name; default annexa/<hostname>
 	Mapping  string // check→control mapping file; empty: the shipped one
+	// Frameworks is a directory of an organisation's own framework
+	// mappings (<name>.csv), besides the shipped configs/frameworks.
+	Frameworks string
 	// Freshness is how long a result stays current unless the mapping says
 	// otherwise for its check.
 	Freshness time.Duration
@@ -66,6 +69,8 @@ type Server struct {
 	db      *store.DB
 	keys    *Keys
 	catalog *catalog.Catalog
+	// frameworks are the other frameworks' mappings onto Annex A, by name.
+	frameworks map[string]*catalog.Framework
 	mapping *catalog.Mapping
 	// mappingRaw is the mapping file's bytes, shipped in bundles so the
 	// auditor recomputes the summary with the same mapping.
@@ -143,6 +148,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	frameworks, err := configs.Frameworks(cat, cfg.Frameworks)
+	if err != nil {
+		return nil, fmt.Errorf("framework mappings: %w", err)
+	}
 	keys, _, err := loadOrCreateKeys(cfg.DataDir, cfg.Origin)
 	if err != nil {
 		return nil, fmt.Errorf("server keys: %w", err)
@@ -152,7 +161,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, db: db, keys: keys, catalog: cat, mapping: mapping, mappingRaw: mappingRaw, log: cfg.Logger,
+		cfg: cfg, db: db, keys: keys, catalog: cat, mapping: mapping, mappingRaw: mappingRaw, frameworks: frameworks, log: cfg.Logger,
 		metrics: newMetrics(), inflight: make(chan struct{}, cfg.MaxInflight), now: cfg.Now,
 		budget: semaphore.NewWeighted(cfg.IngestMemory),
 	}
@@ -271,6 +280,8 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/attestations", s.require(read, serveList(s.queryAttestations)))
 	route("GET /v1/attestations/files/{sha256}", s.require(read, s.handleAttestedFile))
 	route("GET /v1/persons", s.require(read, serveList(s.queryPersons)))
+	route("GET /v1/frameworks", s.require(read, serveList(s.queryFrameworks)))
+	route("GET /v1/frameworks/{id}", s.require(read, serveOne(s.queryFramework)))
 	route("GET /v1/soa", s.require(read, serveList(s.querySoA)))
 	route("GET /v1/scope", s.require(read, serveList(s.queryScope)))
 	route("GET /v1/soa/history", s.require(read, serveList(s.querySoAHistory)))

@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/annexa-dev/annexa/client"
 	"github.com/annexa-dev/annexa/evidence/compliance"
 	"github.com/annexa-dev/annexa/server/apiv1"
 )
@@ -151,29 +153,44 @@ func newHost(g *globals) *cobra.Command {
 func newControls(g *globals) *cobra.Command {
 	f := &filters{}
 	var automated, covered bool
+	var framework string
 	cmd := &cobra.Command{
 		Use:   "controls",
-		Short: "The fleet's state for each of the 93 Annex A controls",
-		Args:  cobra.NoArgs,
+		Short: "The fleet's state for each of the 93 Annex A controls, or per requirement of another framework",
+		Long: `The fleet's state for each of the 93 Annex A controls: assets passing, failing,
+in error or stale, and the people who attest it.
+
+With --framework, the state per requirement of another framework through its
+mapping onto Annex A (annexa frameworks lists them; the server's --frameworks
+directory adds an organisation's own): each requirement is as bad as its worst
+mapped control, partial when some of its controls have no evidence.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
+			if framework != "" {
+				return frameworkState(cmd, g, c, framework, f.values())
+			}
 			var resp apiv1.ControlsResponse
 			if err := c.Do(cmd.Context(), http.MethodGet, "/v1/controls", f.values(), nil, &resp); err != nil {
 				return err
 			}
-			t := &table{header: []string{"CONTROL", "THEME", "TITLE", "ASSETS", "PASSING", "FAILING", "ERROR", "STALE", "N/A"}, raw: resp}
+			t := &table{header: []string{"CONTROL", "THEME", "TITLE", "ASSETS", "PASSING", "FAILING", "ERROR", "STALE", "N/A", "ATTESTED"}, raw: resp}
 			for _, s := range resp.Controls {
 				if (automated && !s.Automated) || (covered && !s.Covered) {
 					continue
 				}
+				attested := "-"
+				if n := s.Attested + s.AttestedStale; n > 0 {
+					attested = fmt.Sprintf("%d (%d lapsed)", n, s.AttestedStale)
+				}
 				if !s.Automated {
-					t.add(s.ID, s.Theme, s.Title, "-", "-", "-", "-", "-", "-")
+					t.add(s.ID, s.Theme, s.Title, "-", "-", "-", "-", "-", "-", attested)
 					continue
 				}
-				t.add(s.ID, s.Theme, s.Title, itoa(s.Assets), itoa(s.Passing), itoa(s.Failing), itoa(s.Error), itoa(s.Stale), itoa(s.NotApplicable))
+				t.add(s.ID, s.Theme, s.Title, itoa(s.Assets), itoa(s.Passing), itoa(s.Failing), itoa(s.Error), itoa(s.Stale), itoa(s.NotApplicable), attested)
 			}
 			if err := render(cmd.OutOrStdout(), g.output, t); err != nil {
 				return err
@@ -187,7 +204,60 @@ func newControls(g *globals) *cobra.Command {
 	f.register(cmd, "tl")
 	cmd.Flags().BoolVar(&automated, "automated", false, "only controls with a check mapped to them")
 	cmd.Flags().BoolVar(&covered, "covered", false, "only controls with evidence from at least one asset")
+	cmd.Flags().StringVar(&framework, "framework", "", "per requirement of this framework (e.g. iso27001-2013; annexa frameworks lists them)")
 	return cmd
+}
+
+// frameworkState prints GET /v1/frameworks/{name}.
+func frameworkState(cmd *cobra.Command, g *globals, c *client.Client, name string, q url.Values) error {
+	var resp apiv1.FrameworkState
+	if err := c.Do(cmd.Context(), http.MethodGet, "/v1/frameworks/"+url.PathEscape(name), q, nil, &resp); err != nil {
+		return err
+	}
+	t := &table{header: []string{"REQUIREMENT", "TITLE", "STATUS", "ANNEX A CONTROLS"}, raw: resp}
+	for _, r := range resp.Requirements {
+		var cs []string
+		for _, rc := range r.Controls {
+			cs = append(cs, rc.ID+" "+strings.ReplaceAll(rc.Status, "_", " "))
+		}
+		t.add(r.ID, r.Title, strings.ReplaceAll(r.Status, "_", " "), strings.Join(cs, ", "))
+	}
+	if err := render(cmd.OutOrStdout(), g.output, t); err != nil {
+		return err
+	}
+	if g.output == "table" {
+		var parts []string
+		for _, st := range []string{"failing", "error", "stale", "passing", "partial", "not_covered", "not_applicable"} {
+			if n := resp.Counts[st]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, strings.ReplaceAll(st, "_", " ")))
+			}
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "\n%s: %d requirements: %s (as of %s)\nmapping: %s\n", resp.Title, len(resp.Requirements), strings.Join(parts, ", "), ts(resp.At), resp.Source)
+	}
+	return nil
+}
+
+func newFrameworks(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "frameworks",
+		Short: "The frameworks whose requirements the server maps onto Annex A (for annexa controls --framework)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var fws []apiv1.Framework
+			if err := c.Do(cmd.Context(), http.MethodGet, "/v1/frameworks", nil, nil, &fws); err != nil {
+				return err
+			}
+			t := &table{header: []string{"NAME", "TITLE", "REQUIREMENTS", "SOURCE"}, raw: fws}
+			for _, f := range fws {
+				t.add(f.Name, f.Title, itoa(f.Requirements), f.Source)
+			}
+			return render(cmd.OutOrStdout(), g.output, t)
+		},
+	}
 }
 
 func newControl(g *globals) *cobra.Command {

@@ -55,7 +55,7 @@ The server URL, API token and CA certificate come from --server, --token and
 		return checkOutput(cmd, g.output)
 	}
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or csv")
-	root.AddCommand(newPerson(g), newAttest(g), newAttestations(g), newScope(g), newSoA(g), newWebhook(g), newHosts(g), newHost(g), newControls(g), newControl(g), newEvidence(g), newHistory(g),
+	root.AddCommand(newPerson(g), newAttest(g), newAttestations(g), newScope(g), newSoA(g), newWebhook(g), newHosts(g), newHost(g), newControls(g), newFrameworks(g), newControl(g), newEvidence(g), newHistory(g),
 		newToken(g), newAgent(g), newLog(g), newExport(g), newVerify(g))
 	return root
 }

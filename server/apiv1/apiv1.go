@@ -539,3 +539,82 @@ type AttestationsResponse struct {
 	At           time.Time     `json:"at"`
 	Attestations []Attestation `json:"attestations"`
 }
+
+// Framework describes a framework mapping: GET /v1/frameworks.
+type Framework struct {
+	Name         string `json:"name"`
+	Title        string `json:"title"`
+	Source       string `json:"source"`
+	Note         string `json:"note,omitempty"`
+	Requirements int    `json:"requirements"`
+}
+
+// FrameworkState is GET /v1/frameworks/{name}: the fleet's state per
+// requirement of another framework, through its mapping onto Annex A.
+type FrameworkState struct {
+	Framework
+	At           time.Time          `json:"at"`
+	Counts       map[string]int     `json:"counts"` // requirements by status
+	Requirements []RequirementState `json:"requirements"`
+}
+
+// RequirementState is one requirement: its worst mapped control's status,
+// and each control's.
+type RequirementState struct {
+	ID       string               `json:"id"`
+	Title    string               `json:"title"`
+	Status   string               `json:"status"`
+	Controls []RequirementControl `json:"controls"`
+}
+
+// RequirementControl is a mapped control and its status.
+type RequirementControl struct {
+	ID     string `json:"id"`
+	Title  string `json:"title"`
+	Status string `json:"status"`
+}
+
+// Status is a control's one-word state: its worst status present, or why
+// it has none. Attestations count beside the assets: a lapsed one makes
+// the control stale until renewed.
+func (c ControlSummary) Status() string {
+	switch {
+	case !c.Automated && c.Attested+c.AttestedStale == 0:
+		return "not_automated"
+	case !c.Covered:
+		return "not_covered"
+	case c.Failing > 0:
+		return "failing"
+	case c.Error > 0:
+		return "error"
+	case c.Stale > 0, c.AttestedStale > 0 && c.Attested == 0:
+		return "stale"
+	case c.Passing > 0, c.Attested > 0:
+		return "passing"
+	}
+	return "not_applicable"
+}
+
+// RequirementStatus rolls a requirement's controls' statuses up: the worst
+// of failing, error and stale; passing when every control passes; partial
+// when some pass and others have no evidence; not_covered when none has.
+func RequirementStatus(controls []string) string {
+	has := map[string]bool{}
+	for _, s := range controls {
+		has[s] = true
+	}
+	for _, s := range []string{"failing", "error", "stale"} {
+		if has[s] {
+			return s
+		}
+	}
+	switch {
+	case has["passing"] && (has["not_covered"] || has["not_automated"]):
+		return "partial"
+	case has["passing"]:
+		return "passing"
+	case has["not_applicable"]:
+		return "not_applicable"
+	}
+	return "not_covered"
+}

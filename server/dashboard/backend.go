@@ -49,6 +49,10 @@ type Backend interface {
 	// AttestedFile is a document an attestation cites: its name, media
 	// type and bytes.
 	AttestedFile(ctx context.Context, sha256 string) (name, mediaType string, data []byte, err error)
+	// Frameworks are the other frameworks mapped onto Annex A; Framework
+	// the fleet's state per requirement of one (as of ?at=).
+	Frameworks(ctx context.Context) ([]apiv1.Framework, error)
+	Framework(ctx context.Context, name string, v url.Values) (*apiv1.FrameworkState, error)
 	// Scope is the ISMS scope (clause 4.3) and how many agents it selects.
 	Scope(ctx context.Context) (*apiv1.Scope, error)
 

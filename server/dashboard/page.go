@@ -145,6 +145,10 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
 	},
 	"statusClass": func(s string) string { return "st-" + strings.ReplaceAll(s, "_", "-") },
+	// statusOrder is the order statuses are counted in, worst first.
+	"statusOrder": func() []string {
+		return []string{"failing", "error", "stale", "partial", "passing", "not_covered", "not_automated", "not_applicable"}
+	},
 	// attestClass shows an attestation's status in a control status's
 	// colour: lapsed is stale.
 	"attestClass": func(s string) string {

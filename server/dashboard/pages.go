@@ -63,28 +63,6 @@ type controlRow struct {
 	TrendMax int
 }
 
-// Status is the control's one-word state: its worst status present, or
-// not covered / not automated.
-func (c controlRow) Status() string {
-	attested := c.Attested + c.AttestedStale
-	switch {
-	case !c.Automated && attested == 0:
-		return "not_automated"
-	case !c.Covered:
-		return "not_covered"
-	case c.Failing > 0:
-		return "failing"
-	case c.Error > 0:
-		return "error"
-	case c.Stale > 0, c.AttestedStale > 0 && c.Attested == 0:
-		// A lapsed attestation makes its control stale until renewed.
-		return "stale"
-	case c.Passing > 0, c.Attested > 0:
-		return "passing"
-	}
-	return "not_applicable"
-}
-
 type themeGroup struct {
 	Name     string
 	Label    string
@@ -466,6 +444,32 @@ func (d *Dashboard) record(w http.ResponseWriter, r *http.Request, p *page) erro
 	p.Title, p.Nav = fmt.Sprintf("Log entry %d", idx), ""
 	p.Data = rec
 	d.render(w, http.StatusOK, "record", p)
+	return nil
+}
+
+// frameworks lists the framework mappings.
+func (d *Dashboard) frameworks(w http.ResponseWriter, r *http.Request, p *page) error {
+	fws, err := d.b.Frameworks(r.Context())
+	if err != nil {
+		return err
+	}
+	p.Title, p.Nav, p.Data = "Frameworks", "frameworks", fws
+	d.render(w, http.StatusOK, "frameworks", p)
+	return nil
+}
+
+// framework is the fleet's state per requirement of one framework.
+func (d *Dashboard) framework(w http.ResponseWriter, r *http.Request, p *page) error {
+	v, err := p.asOf()
+	if err != nil {
+		return err
+	}
+	st, err := d.b.Framework(r.Context(), r.PathValue("name"), v)
+	if err != nil {
+		return err
+	}
+	p.Title, p.Nav, p.Data = st.Title, "frameworks", st
+	d.render(w, http.StatusOK, "framework", p)
 	return nil
 }
 

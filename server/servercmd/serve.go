@@ -67,6 +67,7 @@ database (copy enroll.key and log.key to each).`,
 	f.BoolVar(&insecureHTTP, "insecure-http", false, "serve plain HTTP (only behind a TLS-terminating proxy, or for local tests)")
 	f.StringVar(&cfg.Origin, "origin", "", "the log's name in checkpoints (default annexa/<hostname>; fixed at first start by the key)")
 	f.StringVar(&cfg.Mapping, "mapping", "", "check→control mapping file (default: the shipped configs/mapping.yaml)")
+	f.StringVar(&cfg.Frameworks, "frameworks", "", "directory of your own framework mappings (NAME.csv: id,title,annex_a_2022, with # title: and # source: lines), besides the shipped ones")
 	f.DurationVar(&cfg.Freshness, "freshness", 26*time.Hour, "how long a result stays current before it counts as stale")
 	f.Int64Var(&cfg.MaxBody, "max-body", 16<<20, "largest request body in bytes, after decompression")
 	f.IntVar(&cfg.MaxInflight, "max-inflight", 64, "concurrent ingest batches; past it clients get 503 + Retry-After")

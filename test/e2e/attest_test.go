@@ -70,6 +70,11 @@ func TestAttestWithTheCLI(t *testing.T) {
 			require.Equal(t, 1, l.Evidence.Attested)
 		}
 	}
+	// Read through another framework: 2013's A.5.1.1 is 2022's 5.1.
+	out, err = s.cli(auditor, "controls", "--framework", "iso27001-2013")
+	require.NoError(t, err, out)
+	require.Regexp(t, `A\.5\.1\.1\s+Policies for information security\s+passing\s+5\.1 passing`, out)
+	require.Contains(t, out, "mapping: ISO/IEC 27002:2022, Annex B")
 	got := filepath.Join(dir, "got.pdf")
 	out, err = s.cli(auditor, "attestations", "file", digest, "--out", got)
 	require.NoError(t, err, out)

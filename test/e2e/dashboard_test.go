@@ -292,6 +292,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(shots, "14-soa-print.pdf"), pdf, 0o644))
 	assert.True(t, bytes.HasPrefix(pdf, []byte("%PDF")), "the printable SoA prints")
 
+	// Another framework through its mapping, in the browser.
+	do("framework", chromedp.Navigate(s.URL+"/frameworks/iso27001-2013"), chromedp.WaitVisible(chromedp.CSS(`tr[id="r-A.10.1.1"]`)))
+	page = text()
+	assert.Contains(t, page, "ISO/IEC 27001:2013 Annex A")
+	assert.Contains(t, page, "Policy on the use of cryptographic controls")
+	shot("15-framework-iso27001-2013")
+
 	// A form posted without its CSRF token is refused.
 	do("no csrf", chromedp.Navigate(s.URL+"/admin"), chromedp.WaitVisible(chromedp.ID("t-role")),
 		chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action="/admin/tokens"] input[name=csrf]').remove()`),
