@@ -71,7 +71,7 @@ type Server struct {
 	catalog *catalog.Catalog
 	// frameworks are the other frameworks' mappings onto Annex A, by name.
 	frameworks map[string]*catalog.Framework
-	mapping *catalog.Mapping
+	mapping    *catalog.Mapping
 	// mappingRaw is the mapping file's bytes, shipped in bundles so the
 	// auditor recomputes the summary with the same mapping.
 	mappingRaw []byte
