@@ -273,6 +273,13 @@ func (s *Server) recordView(ctx context.Context, index int64) (*dashboard.Record
 			v.Signature = dashboard.Verdict{OK: true, Detail: "signed by the server's enrollment authority (the enroll key in server.pub)"}
 		}
 		v.Chain = dashboard.Verdict{OK: true, Detail: "key events are not chained: each is signed by the authority and placed by the log"}
+	case store.KindSoAChange:
+		if _, err := evidence.OpenSoAChange(env, s.keys.EnrollPublic()); err != nil {
+			v.Signature = dashboard.Verdict{Detail: fmt.Sprintf("not signed by this server's enrollment authority: %v", err)}
+		} else {
+			v.Signature = dashboard.Verdict{OK: true, Detail: "a Statement of Applicability change, signed by the server's enrollment authority (the enroll key in server.pub)"}
+		}
+		v.Chain = dashboard.Verdict{OK: true, Detail: "SoA changes are not chained: each is signed by the authority and placed by the log"}
 	}
 	if err := s.proveInclusion(ctx, e, v); err != nil {
 		return nil, err

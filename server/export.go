@@ -307,8 +307,12 @@ func (x *exporter) evidence(b *bundle.Builder, m *bundle.Manifest) error {
 				return err
 			}
 			m.Counts.Entries++
-			if e.Kind == store.KindKeyEvent {
+			switch e.Kind {
+			case store.KindKeyEvent:
 				m.Counts.KeyEvents++
+				return nil
+			case store.KindSoAChange:
+				m.Counts.SoAChanges++
 				return nil
 			}
 			m.Counts.Records++

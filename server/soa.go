@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/bundle"
 	"github.com/annexa-dev/annexa/server/apiv1"
 	"github.com/annexa-dev/annexa/server/store"
@@ -140,7 +142,9 @@ func (s *Server) updateSoA(ctx context.Context, id string, req apiv1.SoARequest,
 			e.Status = "" // an excluded control is not implemented or planned
 		}
 		return nil
-	}, by, s.now().UTC())
+	}, by, s.now().UTC(), func(tx *store.Tx, e store.SoAEntry, diff map[string][2]string) error {
+		return s.logSoAChange(ctx, tx, e, diff)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -256,4 +260,27 @@ func (s *Server) soaAt(ctx context.Context, t time.Time) (*bundle.SoA, error) {
 		out.Controls = append(out.Controls, line)
 	}
 	return out, nil
+}
+
+// logSoAChange appends a change to the transparency log, signed by the
+// enrollment authority, in the change's transaction.
+func (s *Server) logSoAChange(ctx context.Context, tx *store.Tx, e store.SoAEntry, diff map[string][2]string) error {
+	env, err := evidence.SignSoAChange(s.keys.Enroll, &evidence.SoAChange{Control: e.Control, By: e.UpdatedBy, Time: e.UpdatedAt,
+		Applicable: e.Applicable, Status: e.Status, Owner: e.Owner, Justification: e.Justification, Changes: diff})
+	if err != nil {
+		return err
+	}
+	raw, err := json.Marshal(env)
+	if err != nil {
+		return err
+	}
+	app, err := tx.NewAppender(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := app.Append(&store.LogEntry{Kind: store.KindSoAChange, Digest: evidence.Digest(env.Payload), Envelope: raw, ReceivedAt: s.now().UTC()}); err != nil {
+		return err
+	}
+	_, err = s.checkpoint(ctx, tx, app)
+	return err
 }

@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -20,6 +23,7 @@ import (
 	"github.com/annexa-dev/annexa/configs"
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/bundle"
+	"github.com/annexa-dev/annexa/evidence/dsse"
 	"github.com/annexa-dev/annexa/server"
 	"github.com/annexa-dev/annexa/server/apiv1"
 	"github.com/annexa-dev/annexa/server/servertest"
@@ -89,6 +93,7 @@ func TestBundleCarriesTheSoAAtThePeriodsEnd(t *testing.T) {
 	require.NoError(t, err)
 	rep := bundle.Verify(bytes.NewReader(buf.Bytes()), keys, cat)
 	require.True(t, rep.OK, "%v", rep.Problems)
+	assert.Equal(t, int64(2), rep.SoAChanges, "the period's SoA changes are log entries")
 	notes := strings.Join(rep.Notes, "\n")
 	assert.Contains(t, notes, "statement of applicability: 8.24 is implemented, yet 1 of 2 assets fail it")
 	assert.NotContains(t, notes, "7.4", "excluded and not evidenced: no contradiction")
@@ -100,6 +105,37 @@ func TestBundleCarriesTheSoAAtThePeriodsEnd(t *testing.T) {
 	rep = bundle.Verify(bytes.NewReader(tampered), keys, cat)
 	require.False(t, rep.OK)
 	assert.Contains(t, problemsText(rep), bundle.FileSoA)
+
+	// Even the server's own log key cannot rewrite the SoA's history: a
+	// re-signed manifest over an edited soa.json disagrees with the
+	// changes the log committed to.
+	resigned := resignManifest(t, tampered, s.Keys().LogPriv)
+	rep = bundle.Verify(bytes.NewReader(resigned), keys, cat)
+	require.False(t, rep.OK)
+	assert.Contains(t, problemsText(rep), "8.24 differs from its last change logged in the period")
+	assert.NotContains(t, problemsText(rep), "sha256", "the manifest itself holds")
+}
+
+// resignManifest recomputes manifest.json over the bundle's files and signs
+// it with key: what an insider holding the log key could do.
+func resignManifest(t *testing.T, tgz []byte, key ed25519.PrivateKey) []byte {
+	t.Helper()
+	raw := readBundleFile(t, tgz, bundle.FileManifest)
+	env, err := dsse.Parse(raw)
+	require.NoError(t, err)
+	var m bundle.Manifest
+	require.NoError(t, json.Unmarshal(env.Payload, &m))
+	for name := range m.Files {
+		sum := sha256.Sum256(readBundleFile(t, tgz, name))
+		m.Files[name] = hex.EncodeToString(sum[:])
+	}
+	payload, err := json.Marshal(m)
+	require.NoError(t, err)
+	signed, err := dsse.Sign(key, bundle.ManifestPayloadType, payload)
+	require.NoError(t, err)
+	b, err := json.Marshal(signed)
+	require.NoError(t, err)
+	return rewriteBundleFile(t, tgz, bundle.FileManifest, func([]byte) []byte { return b })
 }
 
 // The checks of a Statement of Applicability itself.

@@ -195,6 +195,9 @@ func printReport(w io.Writer, name string, r *bundle.Report) {
 		fmt.Fprintf(w, "period:   %s to %s\n", r.Scope.From.Format(time.RFC3339), r.Scope.To.Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "entries:  %d (%d records from %d agents, %d key events)\n", r.Entries, r.Records, r.Agents, r.KeyEvents)
+	if r.SoAChanges > 0 {
+		fmt.Fprintf(w, "soa changes: %d logged in the period, soa.json agrees with the last of each\n", r.SoAChanges)
+	}
 	if r.Attestations > 0 {
 		fmt.Fprintf(w, "attestations: %d signed by people, checked like agents' records (the attested documents are under files/<sha256>)\n", r.Attestations)
 	}

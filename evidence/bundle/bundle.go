@@ -88,6 +88,9 @@ type Counts struct {
 	Records   int64 `json:"records"`
 	KeyEvents int64 `json:"key_events"`
 	Agents    int   `json:"agents"`
+	// SoAChanges are the Statement of Applicability's changes logged in
+	// the period.
+	SoAChanges int64 `json:"soa_changes,omitempty"`
 }
 
 // Proof is proof.json.

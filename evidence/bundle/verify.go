@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/catalog"
 	"github.com/annexa-dev/annexa/evidence/chain"
 	"github.com/annexa-dev/annexa/evidence/checkpoint"
@@ -57,10 +58,13 @@ type Report struct {
 	Agents    int    `json:"agents"`
 	// Attestations are the people's attestations verified, in the period
 	// and in force from before it.
-	Attestations int64          `json:"attestations,omitempty"`
-	Explained    []ExplainedGap `json:"explained_gaps,omitempty"`
-	Notes        []string       `json:"notes,omitempty"`
-	Problems     []Problem      `json:"problems,omitempty"`
+	Attestations int64 `json:"attestations,omitempty"`
+	// SoAChanges are the Statement of Applicability changes the period's
+	// entries log, checked against soa.json.
+	SoAChanges int64          `json:"soa_changes,omitempty"`
+	Explained  []ExplainedGap `json:"explained_gaps,omitempty"`
+	Notes      []string       `json:"notes,omitempty"`
+	Problems   []Problem      `json:"problems,omitempty"`
 }
 
 // ExplainedGap is a signed gap record: loss the agent owned up to.
@@ -124,6 +128,8 @@ type verifier struct {
 	files     map[string]bool
 	fileSizes []fileSize
 	cited     map[string]citedFile
+	// soaChanges is each control's last SoA change in the period.
+	soaChanges map[string]*evidence.SoAChange
 }
 
 // Verify checks a bundle read from r, offline, against the pinned server

@@ -24,8 +24,10 @@ type item struct {
 	env   *dsse.Envelope
 	rec   *evidence.Record
 	isKey bool
-	key   *dsse.PreparedKey
-	err   error
+	// soa is a Statement of Applicability change, signed by the authority.
+	soa *evidence.SoAChange
+	key *dsse.PreparedKey
+	err error
 	// errStep is the report step err belongs to ("signatures" when empty).
 	errStep string
 }
@@ -128,6 +130,13 @@ func (v *verifier) batch(items []item) {
 		it.env = env
 		if env.PayloadType == evidence.KeyEventPayloadType {
 			it.isKey = true
+			return
+		}
+		if env.PayloadType == evidence.SoAChangePayloadType {
+			it.soa, it.err = evidence.OpenSoAChange(env, v.keys.Enroll)
+			if it.err != nil {
+				it.err = fmt.Errorf("not a Statement of Applicability change signed by the pinned enrollment authority: %w", it.err)
+			}
 			return
 		}
 		if it.rec, it.err = evidence.ParseRecord(env.Payload); it.err != nil {
@@ -243,6 +252,14 @@ func (v *verifier) tail(items []item) {
 			continue
 		}
 		if it.isKey {
+			continue
+		}
+		if it.soa != nil {
+			v.r.SoAChanges++
+			if v.soaChanges == nil {
+				v.soaChanges = map[string]*evidence.SoAChange{}
+			}
+			v.soaChanges[it.soa.Control] = it.soa // the last one of the period stands
 			continue
 		}
 		v.r.Records++

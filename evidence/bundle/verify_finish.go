@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/annexa-dev/annexa/evidence"
 	"github.com/annexa-dev/annexa/evidence/dsse"
@@ -152,6 +153,7 @@ func (v *verifier) recompute(m *Manifest) {
 	if err != nil || !bytes.Equal(want, v.oscal) {
 		v.fail(where("summary", FileOSCAL), "differs from the OSCAL document recomputed from the verified records%s", firstDiff(v.oscal, want))
 	}
+	v.soaLogged()
 	if v.soa != nil {
 		// The Statement of Applicability is a claim: malformed is a
 		// problem, disagreeing with the evidence is reported.
@@ -180,4 +182,34 @@ func firstDiff(got, want []byte) string {
 		}
 	}
 	return ""
+}
+
+// soaLogged checks soa.json against the SoA changes the period's entries
+// log: a control changed in the period stands in soa.json as its last
+// change left it. (Changes after the period's end are not in the bundle;
+// soa.json is as of the end.)
+func (v *verifier) soaLogged() {
+	if len(v.soaChanges) == 0 {
+		return
+	}
+	if v.soa == nil {
+		v.fail(where("statement of applicability", FileSoA), "the period logs %d changes of the Statement of Applicability, and the bundle has no soa.json", len(v.soaChanges))
+		return
+	}
+	lines := map[string]SoALine{}
+	for _, l := range v.soa.Controls {
+		lines[l.Control] = l
+	}
+	ids := make([]string, 0, len(v.soaChanges))
+	for id := range v.soaChanges {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		c, l := v.soaChanges[id], lines[id]
+		if !l.Assessed || l.Applicable != c.Applicable || l.Status != c.Status || l.Owner != c.Owner || l.Justification != c.Justification {
+			v.fail(where("statement of applicability", FileSoA), "%s differs from its last change logged in the period (%s by %s): the log says applicable=%v status=%q owner=%q",
+				id, c.Time.Format(time.RFC3339), c.By, c.Applicable, c.Status, c.Owner)
+		}
+	}
 }

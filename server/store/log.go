@@ -15,6 +15,9 @@ import (
 const (
 	KindRecord   = "record"
 	KindKeyEvent = "key_event"
+	// KindSoAChange is a Statement of Applicability change, signed by the
+	// enrollment authority.
+	KindSoAChange = "soa_change"
 )
 
 // LogEntry is one leaf of the transparency log. Envelope is the leaf's data:

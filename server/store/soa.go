@@ -52,7 +52,12 @@ func (s *DB) SoA(ctx context.Context) (map[string]SoAEntry, error) {
 // UpdateSoA applies change to a control's entry (from def when it has none
 // yet) and records what changed, by whom, in one transaction. It returns
 // the entry as it now stands.
-func (s *DB) UpdateSoA(ctx context.Context, control string, def SoAEntry, change func(*SoAEntry) error, by string, at time.Time) (SoAEntry, error) {
+//
+// logged, when set, runs in the same transaction after a change was made,
+// with the entry after it and the fields it changed: the server appends
+// the change to the transparency log there.
+func (s *DB) UpdateSoA(ctx context.Context, control string, def SoAEntry, change func(*SoAEntry) error, by string, at time.Time,
+	logged func(*Tx, SoAEntry, map[string][2]string) error) (SoAEntry, error) {
 	var e SoAEntry
 	err := s.InTx(ctx, func(t *Tx) error {
 		var applicable int
@@ -103,8 +108,13 @@ func (s *DB) UpdateSoA(ctx context.Context, control string, def SoAEntry, change
 			return err
 		}
 		b, _ := json.Marshal(diff)
-		_, err = t.exec(ctx, `INSERT INTO soa_changes (at, control_id, changed_by, change) VALUES (?,?,?,?)`, nanos(at), control, by, string(b))
-		return err
+		if _, err = t.exec(ctx, `INSERT INTO soa_changes (at, control_id, changed_by, change) VALUES (?,?,?,?)`, nanos(at), control, by, string(b)); err != nil {
+			return err
+		}
+		if logged != nil {
+			return logged(t, e, diff)
+		}
+		return nil
 	})
 	return e, err
 }
