@@ -258,7 +258,7 @@ func TestAttestationsFromSigningToOfflineVerification(t *testing.T) {
 	rep = bundle.Verify(bytes.NewReader(export(t0.Add(31*24*time.Hour), t0.Add(32*24*time.Hour))), keys, cat)
 	require.False(t, rep.OK)
 	text := problemsText(rep)
-	assert.Contains(t, text, "revocation")
+	assert.Contains(t, text, "attestation by Alice Martin ("+ap.ID+"), whose key was not valid at seq 2")
 	assert.Contains(t, text, "only a registered person's key attests")
 }
 

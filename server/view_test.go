@@ -104,6 +104,12 @@ func TestLimitedTokenSeesOnlyItsSelector(t *testing.T) {
 			assert.Equal(t, 1, l.Evidence.Assets)
 		}
 	}
+	// Another framework's view is the controls' under the same view: 2013's
+	// A.10.1.1 is 8.24, which only the finance host reports on here.
+	var fw apiv1.FrameworkState
+	require.NoError(t, c.Do(ctx, http.MethodGet, "/v1/frameworks/iso27001-2013", nil, nil, &fw))
+	assert.Equal(t, "failing", fw.Requirements[39].Status)
+	require.Equal(t, "A.10.1.1", fw.Requirements[39].ID)
 	// No export: a bundle holds the whole log of its period.
 	err := c.Do(ctx, http.MethodGet, "/v1/export", url.Values{"from": {now.Add(-time.Hour).Format(time.RFC3339)}, "to": {now.Add(time.Hour).Format(time.RFC3339)}}, nil, nil)
 	var ce *client.Error
@@ -119,7 +125,7 @@ func TestLimitedTokenSeesOnlyItsSelector(t *testing.T) {
 		"/": http.StatusOK, "/controls": http.StatusOK, "/controls/8.24": http.StatusOK, "/hosts": http.StatusOK,
 		"/hosts/" + fin.ID: http.StatusOK, "/hosts/" + other.ID: http.StatusNotFound,
 		"/evidence/" + strconv.FormatInt(finIdx, 10): http.StatusOK, "/evidence/" + strconv.FormatInt(otherIdx, 10): http.StatusNotFound,
-		"/soa": http.StatusOK, "/soa/print": http.StatusOK,
+		"/soa": http.StatusOK, "/soa/print": http.StatusOK, "/frameworks": http.StatusOK, "/frameworks/iso27001-2013": http.StatusOK,
 		"/export/bundle?from=2020-01-01&to=2030-01-01": http.StatusForbidden,
 	} {
 		resp, page := b.get(path)

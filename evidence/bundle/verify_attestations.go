@@ -78,7 +78,7 @@ func (v *verifier) openAttestation(raw []byte) (*evidence.Record, error) {
 	}
 	k, err := evidence.KeyAt(a.Keys, a.Revocation(), rec.Predicate.Seq)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("attestation by %s (%s), whose key was not valid at seq %d: %w", a.Person.Name, a.AgentID, rec.Predicate.Seq, err)
 	}
 	if a.Keys[k].prepared == nil {
 		return nil, fmt.Errorf("the person's key is not a valid ed25519 key")

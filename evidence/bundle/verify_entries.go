@@ -216,6 +216,8 @@ func (v *verifier) assignKey(it *item) {
 	}
 	k, err := evidence.KeyAt(a.Keys, a.Revocation(), p.Seq)
 	switch {
+	case err != nil && a.Person != nil:
+		it.err = fmt.Errorf("attestation by %s (%s), whose key was not valid at seq %d: %w", a.Person.Name, a.AgentID, p.Seq, err)
 	case err != nil:
 		it.err = err
 	case a.Keys[k].prepared == nil:
