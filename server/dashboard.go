@@ -322,6 +322,12 @@ func (s *Server) principalKeys(ctx context.Context, id string, person bool) ([]s
 	return []store.AgentKey{{AgentID: id, KeySpan: evidence.KeySpan{From: 1}, KeyID: p.KeyID, Public: p.PublicKey}}, nil
 }
 
+func (p pages) Attestations(ctx context.Context, v url.Values) (*apiv1.AttestationsResponse, error) {
+	return p.s.queryAttestations(ctx, v)
+}
+
+func (p pages) Persons(ctx context.Context) ([]apiv1.Person, error) { return p.s.queryPersons(ctx, nil) }
+
 func (p pages) Frameworks(ctx context.Context) ([]apiv1.Framework, error) {
 	return p.s.queryFrameworks(ctx, nil)
 }

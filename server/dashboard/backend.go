@@ -46,6 +46,10 @@ type Backend interface {
 	SoA(ctx context.Context, v url.Values) (*apiv1.SoAResponse, error)
 	UpdateSoA(ctx context.Context, by *Principal, control string, req apiv1.SoARequest) (*apiv1.SoAControl, error)
 	SoAHistory(ctx context.Context, v url.Values) (*apiv1.Page[apiv1.SoAChange], error)
+	// Attestations are the people's attestations (as of ?at=, filtered as
+	// GET /v1/attestations), Persons the people registered to attest.
+	Attestations(ctx context.Context, v url.Values) (*apiv1.AttestationsResponse, error)
+	Persons(ctx context.Context) ([]apiv1.Person, error)
 	// AttestedFile is a document an attestation cites: its name, media
 	// type and bytes.
 	AttestedFile(ctx context.Context, sha256 string) (name, mediaType string, data []byte, err error)

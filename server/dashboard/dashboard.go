@@ -120,6 +120,7 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	mux.Handle("GET /hosts/{id}", d.secure(d.user(read, d.host)))
 	mux.Handle("GET /evidence/{index}", d.secure(d.user(read, d.record)))
 	mux.Handle("GET /attestations/files/{sha256}", d.secure(d.user(read, d.attestedFile)))
+	mux.Handle("GET /attestations", d.secure(d.user(read, d.attestations)))
 	mux.Handle("GET /frameworks", d.secure(d.user(read, d.frameworks)))
 	mux.Handle("GET /frameworks/{name}", d.secure(d.user(read, d.framework)))
 	mux.Handle("GET /soa", d.secure(d.user(read, d.soa)))

@@ -447,6 +447,38 @@ func (d *Dashboard) record(w http.ResponseWriter, r *http.Request, p *page) erro
 	return nil
 }
 
+// attestations lists the people's attestations in force (?status=,
+// ?all=1 for superseded ones too) and the people registered to attest.
+func (d *Dashboard) attestations(w http.ResponseWriter, r *http.Request, p *page) error {
+	v, err := p.asOf()
+	if err != nil {
+		return err
+	}
+	if st := p.Query.Get("status"); st != "" {
+		v.Set("status", st)
+	}
+	if p.Query.Get("all") != "" {
+		v.Set("all", "true")
+	}
+	list, err := d.b.Attestations(r.Context(), v)
+	if err != nil {
+		return err
+	}
+	persons, err := d.b.Persons(r.Context())
+	if err != nil {
+		return err
+	}
+	p.Title, p.Nav = "Attestations", "attestations"
+	p.Data = struct {
+		List    *apiv1.AttestationsResponse
+		Persons []apiv1.Person
+		Status  string
+		All     bool
+	}{list, persons, p.Query.Get("status"), p.Query.Get("all") != ""}
+	d.render(w, http.StatusOK, "attestations", p)
+	return nil
+}
+
 // frameworks lists the framework mappings.
 func (d *Dashboard) frameworks(w http.ResponseWriter, r *http.Request, p *page) error {
 	fws, err := d.b.Frameworks(r.Context())

@@ -298,6 +298,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	assert.Contains(t, page, "ISO/IEC 27001:2013 Annex A")
 	assert.Contains(t, page, "Policy on the use of cryptographic controls")
 	shot("15-framework-iso27001-2013")
+	do("attestations", chromedp.Navigate(s.URL+"/attestations"), chromedp.WaitVisible(chromedp.ID("a-status")))
+	assert.Contains(t, text(), "annexa person init")
+	shot("16-attestations")
 
 	// A form posted without its CSRF token is refused.
 	do("no csrf", chromedp.Navigate(s.URL+"/admin"), chromedp.WaitVisible(chromedp.ID("t-role")),
