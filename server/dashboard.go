@@ -326,7 +326,9 @@ func (p pages) Attestations(ctx context.Context, v url.Values) (*apiv1.Attestati
 	return p.s.queryAttestations(ctx, v)
 }
 
-func (p pages) Persons(ctx context.Context) ([]apiv1.Person, error) { return p.s.queryPersons(ctx, nil) }
+func (p pages) Persons(ctx context.Context) ([]apiv1.Person, error) {
+	return p.s.queryPersons(ctx, nil)
+}
 
 func (p pages) Frameworks(ctx context.Context) ([]apiv1.Framework, error) {
 	return p.s.queryFrameworks(ctx, nil)

@@ -145,7 +145,7 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
 	},
 	"statusClass": func(s string) string { return "st-" + strings.ReplaceAll(s, "_", "-") },
-	"minus": func(a, b uint64) uint64 { return a - b },
+	"minus":       func(a, b uint64) uint64 { return a - b },
 	// statusOrder is the order statuses are counted in, worst first.
 	"statusOrder": func() []string {
 		return []string{"failing", "error", "stale", "partial", "passing", "not_covered", "not_automated", "not_applicable"}
