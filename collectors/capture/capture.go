@@ -44,6 +44,39 @@ type Manifest struct {
 	Files []File `json:"files"`
 	// Redacted says what was taken out before writing, and why.
 	Redacted []string `json:"redacted,omitempty"`
+	// Provenance says where the outputs come from: "captured" (annexa-agent
+	// capture on a real machine), "published" (real outputs someone
+	// published, each cited in its command's Source), "composed" (written
+	// from a vendor's documentation: the parser has not met a real
+	// machine with it) or "mixed" (the commands' Sources say which).
+	// Empty is "captured".
+	Provenance string `json:"provenance,omitempty"`
+	// Source describes the machine or the publication.
+	Source string `json:"source,omitempty"`
+}
+
+// The provenances of a capture.
+const (
+	Captured  = "captured"
+	Published = "published"
+	Composed  = "composed"
+	Mixed     = "mixed"
+)
+
+// Real says whether the capture holds a real machine's outputs (captured,
+// or published by someone who ran the commands).
+func (m *Manifest) Real() bool {
+	switch m.Provenance {
+	case "", Captured, Published:
+		return true
+	case Mixed:
+		for _, c := range m.Commands {
+			if c.Source != "" && !strings.HasPrefix(c.Source, Composed) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Command is one command a collector ran.
@@ -56,6 +89,9 @@ type Command struct {
 	// Err is a failure that was neither an exit code nor a missing command
 	// (a timeout, a signal).
 	Err string `json:"error,omitempty"`
+	// Source cites where this output comes from, in a capture assembled
+	// from published or composed outputs ("composed: …" for the latter).
+	Source string `json:"source,omitempty"`
 }
 
 // File is one host path a collector reached for.
@@ -77,7 +113,8 @@ const maxFile = 8 << 20
 // come and go under /proc).
 type Recorder struct {
 	Host *host.Host
-	exec host.ExecRunner
+	exec host.FullRunner
+	root string // where host paths are read from ("" for the machine's own)
 
 	mu       sync.Mutex
 	commands []Command
@@ -93,29 +130,57 @@ type staged struct {
 
 // NewRecorder wraps the live machine.
 func NewRecorder() *Recorder {
-	r := &Recorder{outputs: map[string][2][]byte{}, staging: map[string]*staged{}}
 	live := host.Live()
-	r.exec = live.Runner.(host.ExecRunner)
-	live.Runner = r
-	live.Touched = func(p string) {
+	// One instant for the whole capture: what collectors derive from the
+	// clock (a log's lookback window, a command's --since) is the same
+	// when the capture is replayed at that instant.
+	at := time.Now().UTC().Truncate(time.Second)
+	live.Clock = func() time.Time { return at }
+	return Record(live)
+}
+
+// Record wraps any host whose runner gives standard error too (the live
+// machine, or a test's replayed fixtures, to turn them into a capture). Its
+// clock should be stopped: the capture is replayed at its instant.
+func Record(h *host.Host) *Recorder {
+	r := &Recorder{outputs: map[string][2][]byte{}, staging: map[string]*staged{}}
+	rec := *h
+	r.exec = fullRunner{h.Runner}
+	if h.Root != "/" {
+		r.root = h.Root
+	}
+	rec.Runner = r
+	rec.Touched = func(p string) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if !strings.ContainsAny(p, "*?[") {
 			r.stage(p)
 			return
 		}
-		matches, _ := filepath.Glob(p)
+		matches, _ := filepath.Glob(filepath.Join(r.root, filepath.FromSlash(p)))
 		for _, m := range matches {
-			r.stage(filepath.ToSlash(m))
+			rel, err := filepath.Rel(r.root, m)
+			if r.root == "" {
+				rel, err = m, nil
+			}
+			if err == nil {
+				r.stage("/" + strings.TrimPrefix(filepath.ToSlash(rel), "/"))
+			}
 		}
 	}
-	// One instant for the whole capture: what collectors derive from the
-	// clock (a log's lookback window, a command's --since) is the same
-	// when the capture is replayed at that instant.
-	at := time.Now().UTC().Truncate(time.Second)
-	live.Clock = func() time.Time { return at }
-	r.Host = live
+	r.Host = &rec
 	return r
+}
+
+// fullRunner gives a runner's standard error where it can.
+type fullRunner struct{ host.Runner }
+
+func (f fullRunner) RunFull(ctx context.Context, name string, args ...string) ([]byte, []byte, error) {
+	if fr, ok := f.Runner.(host.FullRunner); ok {
+		return fr.RunFull(ctx, name, args...)
+	}
+	out, err := f.Run(ctx, name, args...)
+	return out, nil, err
 }
 
 // Run implements host.Runner: it runs the command and records it.
@@ -211,7 +276,11 @@ func (r *Recorder) stage(p string) {
 	if _, done := r.staging[p]; done {
 		return
 	}
-	st, err := os.Stat(p)
+	src := p
+	if r.root != "" {
+		src = filepath.Join(r.root, filepath.FromSlash(p))
+	}
+	st, err := os.Stat(src)
 	if err != nil {
 		r.staging[p] = nil // not there: absent in the replay too
 		return
@@ -230,7 +299,7 @@ func (r *Recorder) stage(p string) {
 		f.Kind = "stand-in"
 		content = []byte(fmt.Sprintf("annexa capture: stand-in for a %d-byte file (mode %o), kept by name, mode and size only\n", st.Size(), st.Mode().Perm()))
 	} else {
-		if content, err = os.ReadFile(p); err != nil {
+		if content, err = os.ReadFile(src); err != nil {
 			r.staging[p] = nil // unreadable to the capturing user: absent in the replay
 			return
 		}

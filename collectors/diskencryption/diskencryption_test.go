@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/annexa-dev/annexa/collectors/capture"
 	"github.com/annexa-dev/annexa/collectors/collectortest"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
@@ -25,6 +26,14 @@ func collect(t *testing.T, osName, root string, outputs map[string]string) map[s
 
 func status(rs map[string]evidence.Result) [3]evidence.Status {
 	return [3]evidence.Status{rs[checkSystem].Status, rs[checkData].Status, rs[checkSwap].Status}
+}
+
+// The real Debian 12 VM's fixture, kept as a capture.
+func TestLinuxCapture(t *testing.T) {
+	h := &host.Host{Root: "testdata/vm-plain", OS: "linux", Runner: &host.Replay{Dir: "testdata", Outputs: map[string]string{lsblkNew: "vm-plain/lsblk.json"}}, Clock: time.Now}
+	collectortest.Capture(t, Collector{}, h, "testdata/captures/debian12-vm-plain", collectortest.CaptureMeta{
+		OSVersion: "Debian GNU/Linux 12 (bookworm), util-linux 2.38.1", Locale: "C", Provenance: capture.Captured,
+		Source: "this project's Debian 12 build VM: a virtio disk, unencrypted, no swap"})
 }
 
 func TestLinux(t *testing.T) {
@@ -190,7 +199,14 @@ func TestNestedLUKS(t *testing.T) {
 // Windows 11 device encryption and Intune set up (a real published output).
 func TestWindowsUsedSpaceOnly(t *testing.T) {
 	mm := "reg query " + regMemory
-	rs := collect(t, "windows", "", map[string]string{"manage-bde -status": "windows/manage-bde-used-space-only.txt", mm: "windows/mm-system-managed.txt"})
+	outputs := map[string]string{"manage-bde -status": "windows/manage-bde-used-space-only.txt", mm: "windows/mm-system-managed.txt"}
+	collectortest.Capture(t, Collector{}, &host.Host{OS: "windows", Runner: &host.Replay{Dir: "testdata", Outputs: outputs}, Clock: time.Now},
+		"testdata/captures/windows11-22h2-used-space-only", collectortest.CaptureMeta{
+			OSVersion: "Windows 11 22H2 (build 22621)", Provenance: capture.Mixed,
+			Source: "manage-bde -status of a Windows 11 22H2 laptop with BitLocker (password protector, Used Space Only Encrypted), published in a public how-to; the paging file's registry key composed",
+			Sources: map[string]string{"manage-bde -status": "published: a public BitLocker how-to's manage-bde -status C: (Windows 11 22H2, build 22621), CRLF, decimal commas of its author's locale",
+				mm: "composed: reg query of Memory Management with a system-managed paging file, as reg prints REG_MULTI_SZ"}})
+	rs := collect(t, "windows", "", outputs)
 	require.Equal(t, evidence.Pass, rs[checkSystem].Status, rs[checkSystem].Reason)
 	require.Equal(t, "C: is BitLocker-encrypted (AES 256, Used Space Only Encrypted), protection on", rs[checkSystem].Reason)
 }

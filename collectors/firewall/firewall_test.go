@@ -4,10 +4,12 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/capture"
 	"github.com/annexa-dev/annexa/collectors/collectortest"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
@@ -144,4 +146,12 @@ func TestWindowsProfiles(t *testing.T) {
 	en, _ = otherOS(t, "windows", map[string]string{cmd: "macos/stealth-on.txt"})
 	require.Equal(t, evidence.Error, en.Status)
 	require.Contains(t, en.Reason, "not JSON")
+}
+
+// The real Debian 12 machine's ruleset, kept as a capture.
+func TestCaptures(t *testing.T) {
+	h := &host.Host{OS: "linux", Runner: &host.Replay{Dir: "testdata", Outputs: map[string]string{"nft -j list ruleset": "nft-debian-default.json"}}, Clock: time.Now}
+	collectortest.Capture(t, Collector{}, h, "testdata/captures/debian12-nft-default", collectortest.CaptureMeta{
+		OSVersion: "Debian GNU/Linux 12 (bookworm), nftables 1.0.6", Locale: "C", Provenance: capture.Captured,
+		Source: "a Debian 12 machine's ruleset as Debian ships it"})
 }

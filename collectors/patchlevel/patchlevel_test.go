@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/capture"
 	"github.com/annexa-dev/annexa/collectors/collectortest"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
@@ -171,7 +172,7 @@ func TestMacOSRealOutputs(t *testing.T) {
 		"defaults read /Library/Preferences/com.apple.SoftwareUpdate": "macos/softwareupdate-prefs.txt",
 		"system_profiler SPInstallHistoryDataType -json":              "macos/install-history.json",
 	}
-	runWith := func(list, stderr, swvers string) map[string]evidence.Result {
+	macHost := func(list, stderr, swvers string) *host.Host {
 		out := map[string]string{}
 		for k, v := range base {
 			out[k] = v
@@ -184,9 +185,37 @@ func TestMacOSRealOutputs(t *testing.T) {
 		if stderr != "" {
 			r.Stderr = map[string]string{"softwareupdate -l": stderr}
 		}
-		h := &host.Host{OS: "darwin", Clock: func() time.Time { return at }, Runner: r}
-		return collectortest.Collect(t, Collector{}, h, nil)
+		return &host.Host{OS: "darwin", Clock: func() time.Time { return at }, Runner: r}
 	}
+	runWith := func(list, stderr, swvers string) map[string]evidence.Result {
+		return collectortest.Collect(t, Collector{}, macHost(list, stderr, swvers), nil)
+	}
+	// The real outputs, kept as captures that annexa-agent collect
+	// --replay reads on any machine.
+	composedBase := map[string]string{
+		"sw_vers -productVersion":                                     "composed: sw_vers -productVersion of that release",
+		"defaults read /Library/Preferences/com.apple.SoftwareUpdate": "composed: the SoftwareUpdate preferences as Apple documents their keys",
+	}
+	withSource := func(line, src string) map[string]string {
+		m := map[string]string{line: src}
+		for k, v := range composedBase {
+			m[k] = v
+		}
+		return m
+	}
+	// Without the install history: the composed one is a Sonoma's.
+	noHistory := func(h *host.Host) *host.Host {
+		delete(h.Runner.(*host.Replay).Outputs, "system_profiler SPInstallHistoryDataType -json")
+		return h
+	}
+	collectortest.Capture(t, Collector{}, noHistory(macHost("macos/softwareupdate-mojave.txt", "", "macos/sw_vers-10.14.txt")), "testdata/captures/macos-10.14-mojave-list", collectortest.CaptureMeta{
+		OSVersion: "macOS 10.14.6 (Mojave)", Locale: "en_US", Provenance: capture.Mixed,
+		Source:  "softwareupdate -l of a Mojave Mac as SaltStack's mac_softwareupdate unit tests keep it (MOJAVE_LIST_OUTPUT); the other commands composed",
+		Sources: withSource("softwareupdate -l", "published: SaltStack, tests/unit/modules/test_mac_softwareupdate.py, MOJAVE_LIST_OUTPUT")})
+	collectortest.Capture(t, Collector{}, noHistory(macHost("macos/softwareupdate-none.txt", "macos/softwareupdate-none-stderr.txt", "macos/sw_vers-10.15.txt")), "testdata/captures/macos-10.15-up-to-date", collectortest.CaptureMeta{
+		OSVersion: "macOS 10.15.7 (Catalina)", Locale: "en_US", Provenance: capture.Mixed,
+		Source:  "an up-to-date Mac of 10.12-10.15: softwareupdate -l answers on standard error; the other commands composed",
+		Sources: withSource("softwareupdate -l", "published: \"No new software available.\" on standard error, as 10.12-10.15 print it in users' published terminal sessions")})
 
 	rs := runWith("macos/softwareupdate-mojave.txt", "", "")
 	require.Equal(t, evidence.Fail, rs[checkPending].Status)

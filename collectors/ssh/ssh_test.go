@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/annexa-dev/annexa/collectors/capture"
 	"github.com/annexa-dev/annexa/collectors/collectortest"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
@@ -112,4 +113,13 @@ func FuzzParse(f *testing.F) {
 		c2 := &config{values: map[string]string{}}
 		_ = parseFile(&host.Host{Root: dir}, "/etc/ssh/sshd_config", c2, 0, "")
 	})
+}
+
+// The real Debian 12 machines, kept as captures.
+func TestCaptures(t *testing.T) {
+	for _, dir := range []string{"debian12-default", "debian12-hardened"} {
+		collectortest.Capture(t, Collector{}, fixture(dir, true), "testdata/captures/"+dir, collectortest.CaptureMeta{
+			OSVersion: "Debian GNU/Linux 12 (bookworm), openssh-server 1:9.2p1", Locale: "C", Provenance: capture.Captured,
+			Source: "a Debian 12 machine with Debian's openssh-server (" + dir + ")"})
+	}
 }

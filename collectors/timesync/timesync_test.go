@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/annexa-dev/annexa/collectors"
+	"github.com/annexa-dev/annexa/collectors/capture"
 	"github.com/annexa-dev/annexa/collectors/collectortest"
 	"github.com/annexa-dev/annexa/collectors/host"
 	"github.com/annexa-dev/annexa/evidence"
@@ -94,4 +95,12 @@ func TestWindowsAndMacOS(t *testing.T) {
 	require.Equal(t, "network time is on (server time.apple.com)", r.Reason)
 	r = run("darwin", map[string]string{"systemsetup -getusingnetworktime": "macos/using-off.txt"})
 	require.Equal(t, evidence.Fail, r.Status)
+}
+
+// The real Debian 12 machine's chrony, kept as a capture.
+func TestCaptures(t *testing.T) {
+	h := &host.Host{OS: "linux", Runner: &host.Replay{Dir: "testdata", Outputs: map[string]string{"timedatectl show": "!exit 1", "chronyc tracking": "chrony-unsynced.txt"}}, Clock: time.Now}
+	collectortest.Capture(t, Collector{}, h, "testdata/captures/debian12-chrony-unsynced", collectortest.CaptureMeta{
+		OSVersion: "Debian GNU/Linux 12 (bookworm), chrony 4.3", Locale: "C", Provenance: capture.Captured,
+		Source: "a Debian 12 machine, chronyd started with -x and no reachable server"})
 }
