@@ -72,7 +72,7 @@ func HostFacts(ctx context.Context, h *host.Host) (Facts, error) {
 		f["cpus"] = fmt.Sprint(runtime.NumCPU())
 		// What a replay of this machine reads instead (a capture keeps
 		// the files a collector touches).
-		_, _ = h.Exists("/etc/os-release"), h.Exists("/proc/sys/kernel/osrelease")
+		_, _, _ = h.Exists("/etc/os-release"), h.Exists("/proc/sys/kernel/osrelease"), h.Exists("/etc/debian_version")
 	} else {
 		b, err := h.ReadFile("/etc/os-release")
 		if err != nil {
@@ -80,6 +80,12 @@ func HostFacts(ctx context.Context, h *host.Host) (Facts, error) {
 		}
 		osr := parseOSRelease(b)
 		f["os"], f["platform"], f["platform_version"] = h.OS, osr["ID"], osr["VERSION_ID"]
+		if osr["ID"] == "debian" {
+			// Debian's point release, as gopsutil reads it live.
+			if b, err := h.ReadFile("/etc/debian_version"); err == nil && strings.TrimSpace(string(b)) != "" {
+				f["platform_version"] = strings.TrimSpace(string(b))
+			}
+		}
 		if k, err := h.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 			f["kernel"] = strings.TrimSpace(string(k))
 		}
