@@ -145,18 +145,7 @@ func (c *Client) doRaw(ctx context.Context, method, path string, body io.Reader,
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return readError(resp)
-	}
-	if out == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: bad answer: %w", method, path, err)
-	}
-	return nil
+	return decodeAnswer(resp, method, path, out)
 }
 
 // sized is a body whose length is known, so the request carries a

@@ -106,6 +106,12 @@ func (c *Client) Do(ctx context.Context, method, path string, q url.Values, body
 	if err != nil {
 		return err
 	}
+	return decodeAnswer(resp, method, path, out)
+}
+
+// decodeAnswer reads an answer into out: JSON, or the bytes for a *[]byte;
+// nil discards it. A non-2xx answer is an *Error.
+func decodeAnswer(resp *http.Response, method, path string, out any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		return readError(resp)
@@ -115,6 +121,7 @@ func (c *Client) Do(ctx context.Context, method, path string, q url.Values, body
 		return nil
 	}
 	if p, ok := out.(*[]byte); ok {
+		var err error
 		*p, err = io.ReadAll(resp.Body)
 		return err
 	}

@@ -109,21 +109,33 @@ func SignKeyEvent(authority ed25519.PrivateKey, ev *KeyEvent) (*dsse.Envelope, e
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return nil, err
-	}
-	return dsse.Sign(authority, KeyEventPayloadType, b)
+	return signByAuthority(authority, KeyEventPayloadType, ev)
 }
 
 // OpenKeyEvent verifies a key event under the enrollment authority's public
 // key and parses it.
 func OpenKeyEvent(env *dsse.Envelope, authority ed25519.PublicKey) (*KeyEvent, error) {
-	v := dsse.Verifier{Keys: []dsse.TrustedKey{{ID: dsse.KeyID(authority), Key: authority}}, PayloadTypes: []string{KeyEventPayloadType}}
-	if _, err := v.Verify(env); err != nil {
+	if err := verifyByAuthority(env, authority, KeyEventPayloadType); err != nil {
 		return nil, fmt.Errorf("key event: %w", err)
 	}
 	return ParseKeyEvent(env.Payload)
+}
+
+// signByAuthority signs a statement of the server's enrollment authority
+// (a key event, a Statement of Applicability change) as payloadType.
+func signByAuthority(authority ed25519.PrivateKey, payloadType string, v any) (*dsse.Envelope, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return dsse.Sign(authority, payloadType, b)
+}
+
+// verifyByAuthority checks such a statement's signature and payload type.
+func verifyByAuthority(env *dsse.Envelope, authority ed25519.PublicKey, payloadType string) error {
+	v := dsse.Verifier{Keys: []dsse.TrustedKey{{ID: dsse.KeyID(authority), Key: authority}}, PayloadTypes: []string{payloadType}}
+	_, err := v.Verify(env)
+	return err
 }
 
 // ParseKeyEvent parses a key event payload without checking its signature.

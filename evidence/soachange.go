@@ -43,17 +43,12 @@ func SignSoAChange(authority ed25519.PrivateKey, c *SoAChange) (*dsse.Envelope, 
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return nil, err
-	}
-	return dsse.Sign(authority, SoAChangePayloadType, b)
+	return signByAuthority(authority, SoAChangePayloadType, c)
 }
 
 // OpenSoAChange verifies a change under the authority's key and parses it.
 func OpenSoAChange(env *dsse.Envelope, authority ed25519.PublicKey) (*SoAChange, error) {
-	v := dsse.Verifier{Keys: []dsse.TrustedKey{{ID: dsse.KeyID(authority), Key: authority}}, PayloadTypes: []string{SoAChangePayloadType}}
-	if _, err := v.Verify(env); err != nil {
+	if err := verifyByAuthority(env, authority, SoAChangePayloadType); err != nil {
 		return nil, fmt.Errorf("soa change: %w", err)
 	}
 	var c SoAChange

@@ -239,16 +239,7 @@ func (s *Server) Attest(ctx context.Context, env *dsse.Envelope, rec *evidence.R
 			return clientError(http.StatusUnprocessableEntity, apiv1.CodeBadTime, "attested_at %s: an attestation reaches the server within %s of being signed, and not from the future (server time %s)",
 				a.AttestedAt.Format(time.RFC3339), maxAttestAge, now.Format(time.RFC3339))
 		}
-		v, other, err := decideSeq(p.LastSeq, p.Link, a.Seq, a.Prev, rec.Digest, func(seq uint64) (string, int64, bool, error) {
-			prior, err := tx.RecordAt(ctx, p.ID, seq)
-			if errors.Is(err, store.ErrNotFound) {
-				return "", 0, false, nil
-			}
-			if err != nil {
-				return "", 0, false, err
-			}
-			return prior.Digest, prior.Index, true, nil
-		})
+		v, other, err := decideSeq(p.LastSeq, p.Link, a.Seq, a.Prev, rec.Digest, recordAt(ctx, tx, p.ID))
 		if err != nil {
 			return err
 		}

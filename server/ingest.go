@@ -483,18 +483,12 @@ func (s *Server) applyJob(ctx context.Context, tx *store.Tx, app **store.Appende
 			stop = reject(http.StatusUnprocessableEntity, apiv1.CodeBadTime, i, p.Seq, "%v", err)
 			break
 		}
+		inLog := recordAt(ctx, tx, agentID)
 		v, other, err := decideSeq(lastSeq, link, p.Seq, p.Prev, it.rec.Digest, func(seq uint64) (string, int64, bool, error) {
 			if r, ok := inBatch[seq]; ok {
 				return r.Digest, r.Index, true, nil
 			}
-			prior, err := tx.RecordAt(ctx, agentID, seq)
-			if errors.Is(err, store.ErrNotFound) {
-				return "", 0, false, nil
-			}
-			if err != nil {
-				return "", 0, false, err
-			}
-			return prior.Digest, prior.Index, true, nil
+			return inLog(seq)
 		})
 		if err != nil {
 			return err
@@ -635,6 +629,21 @@ func plausibleTime(collected, now time.Time) error {
 		return fmt.Errorf("collected_at %s is implausibly old (over ten years before the server's time %s)", collected.Format(time.RFC3339), now.Format(time.RFC3339))
 	}
 	return nil
+}
+
+// recordAt is decideSeq's lookup of what the log holds of a principal (an
+// agent, or a person's attestations) at a seq.
+func recordAt(ctx context.Context, tx *store.Tx, principal string) func(seq uint64) (string, int64, bool, error) {
+	return func(seq uint64) (string, int64, bool, error) {
+		prior, err := tx.RecordAt(ctx, principal, seq)
+		if errors.Is(err, store.ErrNotFound) {
+			return "", 0, false, nil
+		}
+		if err != nil {
+			return "", 0, false, err
+		}
+		return prior.Digest, prior.Index, true, nil
+	}
 }
 
 // seqVerdict is what ingest does with a record, given the agent's head.
