@@ -59,7 +59,13 @@ func (s *Server) agentVisible(ctx context.Context, agentID string) (bool, error)
 	}
 	a, err := s.db.Agent(ctx, agentID)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		// A person's attestations are the organisation's, not a host's:
+		// every view sees them, as it sees GET /v1/attestations.
+		_, err := s.db.Person(ctx, agentID)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
 	}
 	if err != nil {
 		return false, err

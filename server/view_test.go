@@ -110,8 +110,17 @@ func TestLimitedTokenSeesOnlyItsSelector(t *testing.T) {
 	require.NoError(t, c.Do(ctx, http.MethodGet, "/v1/frameworks/iso27001-2013", nil, nil, &fw))
 	assert.Equal(t, "failing", fw.Requirements[39].Status)
 	require.Equal(t, "A.10.1.1", fw.Requirements[39].ID)
+	// People's attestations are the organisation's: a limited token reads
+	// them, and their log entries, like any reader.
+	alice, _ := person(t, s, "Alice Martin", "ciso")
+	att, err := s.Client("").Attest(ctx, alice, client.Attestation{Controls: []string{"5.1"}, Statement: "Policy approved", ValidFor: 24 * time.Hour}, now)
+	require.NoError(t, err)
+	var atts apiv1.AttestationsResponse
+	require.NoError(t, c.Do(ctx, http.MethodGet, "/v1/attestations", nil, nil, &atts))
+	require.Len(t, atts.Attestations, 1)
+	require.NoError(t, c.Do(ctx, http.MethodGet, "/v1/log/entries/"+strconv.FormatInt(att.Index, 10), nil, nil, new([]byte)))
 	// No export: a bundle holds the whole log of its period.
-	err := c.Do(ctx, http.MethodGet, "/v1/export", url.Values{"from": {now.Add(-time.Hour).Format(time.RFC3339)}, "to": {now.Add(time.Hour).Format(time.RFC3339)}}, nil, nil)
+	err = c.Do(ctx, http.MethodGet, "/v1/export", url.Values{"from": {now.Add(-time.Hour).Format(time.RFC3339)}, "to": {now.Add(time.Hour).Format(time.RFC3339)}}, nil, nil)
 	var ce *client.Error
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, http.StatusForbidden, ce.Status)
