@@ -20,7 +20,13 @@ import (
 // state, the SoA and a bundle that annexa verify accepts offline, with the
 // document under its digest and an OSCAL document the schema accepts.
 func TestAttestWithTheCLI(t *testing.T) {
-	s := startServer(t, "sqlite", "", "")
+	for _, b := range backends(t) {
+		t.Run(b, func(t *testing.T) { attestWithTheCLI(t, b) })
+	}
+}
+
+func attestWithTheCLI(t *testing.T, backend string) {
+	s := startServer(t, backend, "", "")
 	admin := s.token("admin", apiv1.TokenRequest{})
 	dir := t.TempDir()
 	key := filepath.Join(dir, "person.key")
