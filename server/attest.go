@@ -291,8 +291,14 @@ func (s *Server) Attest(ctx context.Context, env *dsse.Envelope, rec *evidence.R
 		resp.Checkpoint = string(note)
 	}
 	if a.File != nil && a.File.Size <= MaxAttestedFile {
-		if _, err := s.db.AttestedFile(ctx, rec.Subject[0].Digest["sha256"]); errors.Is(err, store.ErrNotFound) {
+		_, err := s.db.AttestedFile(ctx, rec.Subject[0].Digest["sha256"])
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			resp.FileWanted = true
+		case err != nil:
+			return nil, err
+		default:
+			resp.FileStored = true
 		}
 	}
 	return resp, nil

@@ -226,8 +226,10 @@ and a webhook (attestation.expiring) reminds 30 days before.
 				fmt.Fprintf(cmd.ErrOrStderr(), "the document was not uploaded (its digest is attested all the same): %v\n", res.UploadError)
 			case !a.Upload:
 				fmt.Fprintf(out, "document not uploaded (--no-upload); its sha256 %s is attested\n", res.SHA256)
-			default:
+			case res.FileStored:
 				fmt.Fprintf(out, "document already on the server (sha256 %s)\n", res.SHA256)
+			default:
+				fmt.Fprintf(out, "document not uploaded: larger than the server keeps (32 MiB); its sha256 %s is attested, keep the document for the auditor\n", res.SHA256)
 			}
 			return nil
 		},

@@ -506,8 +506,11 @@ type AttestResponse struct {
 	Duplicate  bool   `json:"duplicate,omitempty"`
 	Checkpoint string `json:"checkpoint"`
 	// FileWanted: the attested document may be uploaded (PUT
-	// /v1/attestations/files/{sha256}) and is not stored yet.
+	// /v1/attestations/files/{sha256}) and is not stored yet; FileStored:
+	// the server holds it already. Neither: it is larger than the server
+	// keeps (its digest is attested all the same).
 	FileWanted bool `json:"file_wanted,omitempty"`
+	FileStored bool `json:"file_stored,omitempty"`
 }
 
 // Attestation is an accepted attestation: GET /v1/attestations.
