@@ -2,7 +2,6 @@ package evidence
 
 import (
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -103,14 +102,7 @@ func SignAttestation(priv ed25519.PrivateKey, a Attestation, fileDigest string) 
 	if err := st.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedRecord, err)
 	}
-	payload, err := json.Marshal(st)
-	if err != nil {
-		return nil, fmt.Errorf("encode attestation: %w", err)
-	}
-	if len(payload) > MaxRecordSize {
-		return nil, fmt.Errorf("%w: attestation is %d bytes, at most %d", ErrMalformedRecord, len(payload), MaxRecordSize)
-	}
-	return dsse.Sign(priv, PayloadType, payload)
+	return signInToto(priv, st, "attestation")
 }
 
 // parseAttestation parses payload as an attestation statement.

@@ -145,12 +145,19 @@ func NewStatement(asset Asset, pred Predicate) (*Statement, error) {
 // SignStatement serialises st and signs it. The returned envelope's Payload
 // is the exact byte string that was signed.
 func SignStatement(priv ed25519.PrivateKey, st *Statement) (*dsse.Envelope, error) {
+	return signInToto(priv, st, "record")
+}
+
+// signInToto serialises an in-toto statement (a record's, an attestation's)
+// and signs it as the in-toto payload type, within the size a record may
+// have.
+func signInToto(priv ed25519.PrivateKey, st any, what string) (*dsse.Envelope, error) {
 	payload, err := json.Marshal(st)
 	if err != nil {
-		return nil, fmt.Errorf("encode statement: %w", err)
+		return nil, fmt.Errorf("encode %s: %w", what, err)
 	}
 	if len(payload) > MaxRecordSize {
-		return nil, fmt.Errorf("%w: record is %d bytes, at most %d", ErrMalformedRecord, len(payload), MaxRecordSize)
+		return nil, fmt.Errorf("%w: %s is %d bytes, at most %d", ErrMalformedRecord, what, len(payload), MaxRecordSize)
 	}
 	return dsse.Sign(priv, PayloadType, payload)
 }

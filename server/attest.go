@@ -522,7 +522,7 @@ func (n *attested) add(status string) {
 // attestSummary adds a control's attestations to its summary: a control
 // people vouch for is covered, as one machines report on is.
 func attestSummary(cs *apiv1.ControlSummary, n attested) {
-	cs.Attested, cs.AttestedExpiring, cs.AttestedStale = n.Valid, n.Expiring, n.Stale
+	cs.AttestedCounts = apiv1.AttestedCounts{Attested: n.Valid, AttestedExpiring: n.Expiring, AttestedStale: n.Stale}
 	cs.Covered = cs.Covered || n.Valid+n.Stale > 0
 }
 

@@ -38,8 +38,7 @@ func (s *Server) querySoA(ctx context.Context, v url.Values) (*apiv1.SoAResponse
 	for _, c := range controls.Controls {
 		line := apiv1.SoAControl{ID: c.ID, Theme: c.Theme, Title: c.Title, Applicable: true,
 			Evidence: apiv1.SoAEvidence{Automated: c.Automated, Checks: c.Checks, Assets: c.Assets, Passing: c.Passing,
-				Failing: c.Failing, Error: c.Error, Stale: c.Stale, NotApplicable: c.NotApplicable,
-				Attested: c.Attested, AttestedExpiring: c.AttestedExpiring, AttestedStale: c.AttestedStale}}
+				Failing: c.Failing, Error: c.Error, Stale: c.Stale, NotApplicable: c.NotApplicable, AttestedCounts: c.AttestedCounts}}
 		if e, ok := entries[c.ID]; ok {
 			line.Assessed, line.Applicable, line.Status, line.Owner, line.Justification = true, e.Applicable, e.Status, e.Owner, e.Justification
 			line.UpdatedAt, line.UpdatedBy = e.UpdatedAt, e.UpdatedBy

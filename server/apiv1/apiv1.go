@@ -208,9 +208,13 @@ type ControlSummary struct {
 	Error         int  `json:"error"`
 	Stale         int  `json:"stale"`
 	NotApplicable int  `json:"not_applicable"`
-	// People's attestations of the control in force: Attested people vouch
-	// for it now (AttestedExpiring of them lapse within 30 days);
-	// AttestedStale people's newest attestation has lapsed.
+	AttestedCounts
+}
+
+// AttestedCounts are people's attestations of a control in force: Attested
+// people vouch for it now (AttestedExpiring of them lapse within 30 days);
+// AttestedStale people's newest attestation has lapsed.
+type AttestedCounts struct {
 	Attested         int `json:"attested,omitempty"`
 	AttestedExpiring int `json:"attested_expiring,omitempty"`
 	AttestedStale    int `json:"attested_stale,omitempty"`
@@ -419,11 +423,7 @@ type SoAEvidence struct {
 	Error         int      `json:"error"`
 	Stale         int      `json:"stale"`
 	NotApplicable int      `json:"not_applicable"`
-	// People's attestations: valid now (expiring within 30 days among
-	// them), and lapsed.
-	Attested         int `json:"attested,omitempty"`
-	AttestedExpiring int `json:"attested_expiring,omitempty"`
-	AttestedStale    int `json:"attested_stale,omitempty"`
+	AttestedCounts
 }
 
 // SoAControl is one control's line of the Statement of Applicability.
