@@ -359,25 +359,28 @@ func (s *Server) handleAttestedFile(w http.ResponseWriter, r *http.Request) erro
 	return err
 }
 
-// attestView is what the API shows of the attestations at an instant: who
-// attested, their status then, and whether a later attestation by the
-// same person supersedes one.
-func (s *Server) attestView(ctx context.Context, at time.Time) ([]apiv1.Attestation, error) {
+// attestView is what the API shows of the attestations at an instant: their
+// status then, and whether a later attestation by the same person
+// supersedes one; with detail, who the person is and whether the document
+// is stored (the counts of /v1/controls need neither).
+func (s *Server) attestView(ctx context.Context, at time.Time, detail bool) ([]apiv1.Attestation, error) {
 	rows, err := s.db.Attestations(ctx, -1)
 	if err != nil {
 		return nil, err
 	}
-	persons, err := s.db.Persons(ctx)
-	if err != nil {
-		return nil, err
-	}
-	files, err := s.db.AttestedFiles(ctx)
-	if err != nil {
-		return nil, err
-	}
 	byID := map[string]store.Person{}
-	for _, p := range persons {
-		byID[p.ID] = p
+	var files map[string]int64
+	if detail && len(rows) > 0 {
+		persons, err := s.db.Persons(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range persons {
+			byID[p.ID] = p
+		}
+		if files, err = s.db.AttestedFiles(ctx); err != nil {
+			return nil, err
+		}
 	}
 	latest := map[[2]string]int{} // (person, control) → position of the newest attestation then
 	out := make([]apiv1.Attestation, 0, len(rows))
@@ -386,9 +389,7 @@ func (s *Server) attestView(ctx context.Context, at time.Time) ([]apiv1.Attestat
 			break // in log order: the ones after at are not known then
 		}
 		p := byID[a.PersonID]
-		v := apiv1.Attestation{LogIndex: a.LogIndex, PersonID: a.PersonID, Person: p.Name, Role: p.Role, Seq: a.Seq, Digest: a.Digest,
-			Controls: a.Controls, Statement: a.Statement, SHA256: a.SHA256, FileName: a.FileName, FileSize: a.FileSize, MediaType: a.MediaType,
-			AttestedAt: a.AttestedAt, ValidUntil: a.ValidUntil, Status: attestStatus(a.ValidUntil, at)}
+		v := apiv1.Attestation{AttestationEntry: a, Person: p.Name, Role: p.Role, Status: attestStatus(a.ValidUntil, at)}
 		if a.FileName != "" {
 			_, v.FileStored = files[a.SHA256]
 		}
@@ -430,7 +431,7 @@ func (s *Server) queryAttestations(ctx context.Context, q url.Values) (*apiv1.At
 			return nil, badQuery(err)
 		}
 	}
-	list, err := s.attestView(ctx, at)
+	list, err := s.attestView(ctx, at, true)
 	if err != nil {
 		return nil, err
 	}
@@ -469,7 +470,7 @@ func containsString(list []string, s string) bool {
 // control: each person counts once, by their newest attestation of it,
 // valid while it holds, stale once lapsed.
 func (s *Server) attestedCounts(ctx context.Context, at time.Time) (map[string]attested, error) {
-	list, err := s.attestView(ctx, at)
+	list, err := s.attestView(ctx, at, false)
 	if err != nil {
 		return nil, err
 	}

@@ -444,7 +444,7 @@ func (s *Server) queryControl(ctx context.Context, id string, v url.Values) (*ap
 		page = pageAssets(all, afterRank, after, q.limit+1)
 	}
 	d.Attestations = []apiv1.Attestation{}
-	all, err := s.attestView(ctx, q.at)
+	all, err := s.attestView(ctx, q.at, true)
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}

@@ -513,12 +513,11 @@ type AttestResponse struct {
 	FileStored bool `json:"file_stored,omitempty"`
 }
 
-// Attestation is an accepted attestation: GET /v1/attestations.
-type Attestation struct {
+// AttestationEntry is an accepted attestation as the server indexes it
+// (the signed envelope is the log entry at LogIndex).
+type AttestationEntry struct {
 	LogIndex   int64     `json:"log_index"`
 	PersonID   string    `json:"person_id"`
-	Person     string    `json:"person"`
-	Role       string    `json:"role,omitempty"`
 	Seq        uint64    `json:"seq"`
 	Digest     string    `json:"digest"`
 	Controls   []string  `json:"controls"`
@@ -527,9 +526,17 @@ type Attestation struct {
 	FileName   string    `json:"file_name,omitempty"`
 	FileSize   int64     `json:"file_size,omitempty"`
 	MediaType  string    `json:"media_type,omitempty"`
-	FileStored bool      `json:"file_stored,omitempty"`
 	AttestedAt time.Time `json:"attested_at"`
 	ValidUntil time.Time `json:"valid_until"`
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// Attestation is an accepted attestation: GET /v1/attestations.
+type Attestation struct {
+	AttestationEntry
+	Person     string `json:"person"`
+	Role       string `json:"role,omitempty"`
+	FileStored bool   `json:"file_stored,omitempty"`
 	// Status is "valid", "expiring" (within the reminder window) or
 	// "expired", at the answer's instant. Superseded: a later attestation
 	// by the same person covers all its controls.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/annexa-dev/annexa/evidence"
+	"github.com/annexa-dev/annexa/server/apiv1"
 )
 
 // Person is someone registered to attest, and where their chain stands:
@@ -113,23 +114,9 @@ func (t *Tx) RevokePerson(ctx context.Context, id string, at time.Time, after ui
 	return err
 }
 
-// Attestation is an accepted attestation as the server indexes it; the
-// signed envelope is the log entry at LogIndex.
-type Attestation struct {
-	LogIndex   int64     `json:"log_index"`
-	PersonID   string    `json:"person_id"`
-	Seq        uint64    `json:"seq"`
-	Digest     string    `json:"digest"`
-	Controls   []string  `json:"controls"`
-	Statement  string    `json:"statement"`
-	SHA256     string    `json:"sha256"`
-	FileName   string    `json:"file_name,omitempty"`
-	FileSize   int64     `json:"file_size,omitempty"`
-	MediaType  string    `json:"media_type,omitempty"`
-	AttestedAt time.Time `json:"attested_at"`
-	ValidUntil time.Time `json:"valid_until"`
-	ReceivedAt time.Time `json:"received_at"`
-}
+// Attestation is apiv1.AttestationEntry: the API shows it as the store
+// keeps it.
+type Attestation = apiv1.AttestationEntry
 
 const attestationCols = `log_index, person_id, seq, digest, controls, statement, subject_sha256, file_name, file_size, media_type, attested_at, valid_until, received_at`
 
