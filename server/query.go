@@ -296,6 +296,13 @@ func badQuery(err error) error {
 // (the control page needs them, the controls list does not).
 func (s *Server) controlRollup(ctx context.Context, q *query, detail bool) (*compliance.Rollup[apiv1.CheckState], error) {
 	roll := compliance.NewRollup[apiv1.CheckState](detail)
+	if q.atGiven && !detail {
+		// Statuses and staleness are all a rollup reads: a past instant
+		// may be answered from the state snapshots.
+		pq := *q
+		pq.filter.Freshness = func(check string) time.Duration { return s.mapping.Freshness(check, s.cfg.Freshness) }
+		q = &pq
+	}
 	err := s.states(ctx, q, func(cs *apiv1.CheckState) error {
 		roll.Add(cs.Controls, cs.Asset, compliance.Of(cs.Status, cs.Stale), *cs)
 		return nil

@@ -56,6 +56,10 @@ type Config struct {
 	// failed attempt, doubling after each (default 10s); WebhookTimeout one
 	// attempt's limit (default 10s).
 	WebhookInterval, WebhookBackoff, WebhookTimeout time.Duration
+	// SnapshotInterval is how often the state is snapshotted for
+	// point-in-time queries (default 1h; negative: never, and ?at= reads
+	// every result up to the instant).
+	SnapshotInterval time.Duration
 	// PlainHTTP says the server answers over plain HTTP (--insecure-http):
 	// the dashboard's cookies then go without the Secure attribute.
 	PlainHTTP bool
@@ -85,6 +89,7 @@ type Server struct {
 	committer  *committer
 	trends     trendCache
 	webhooks   *dispatcher
+	snapshots  *snapshotter
 	now        func() time.Time
 	// AdminToken is the bootstrap admin token when this start created it
 	// (first start only), so the caller can print it once.
@@ -189,6 +194,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.committer = newCommitter(s)
+	s.snapshots = s.startSnapshots()
 	// Load the fleet's state now, not on the first dashboard request.
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -247,6 +253,7 @@ func (s *Server) DB() *store.DB { return s.db }
 // Close releases the database.
 func (s *Server) Close() error {
 	s.webhooks.close()
+	s.snapshots.close()
 	s.committer.close()
 	return s.db.Close()
 }

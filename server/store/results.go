@@ -33,6 +33,10 @@ type ResultBatch struct {
 	transitions [][]any
 	state       map[stateKey]*stateRow
 	loaded      map[string]bool
+	// exact are the pairs a snapshot cannot answer for from now on (see
+	// snapshot.go): a result collected before the one it follows in the
+	// log, or from another agent.
+	exact map[stateKey]bool
 }
 
 type stateKey struct{ asset, check string }
@@ -44,7 +48,7 @@ type stateRow struct {
 
 // NewResultBatch starts a batch in t.
 func (t *Tx) NewResultBatch(ctx context.Context) *ResultBatch {
-	return &ResultBatch{t: t, ctx: ctx, state: map[stateKey]*stateRow{}, loaded: map[string]bool{}}
+	return &ResultBatch{t: t, ctx: ctx, state: map[stateKey]*stateRow{}, loaded: map[string]bool{}, exact: map[stateKey]bool{}}
 }
 
 // Add indexes one record's results. State advances in log order: a later
@@ -66,6 +70,9 @@ func (b *ResultBatch) Add(asset string, rs []Result) error {
 			// Never: results come in log order. Kept so a caller's mistake
 			// cannot move the state back.
 		default:
+			if r.CollectedAt.Before(old.CollectedAt) || r.AgentID != old.AgentID {
+				b.exact[k] = true
+			}
 			since := old.Since
 			if old.Status != r.Status {
 				since = r.CollectedAt
@@ -131,6 +138,11 @@ func (t *Tx) StateRows(ctx context.Context, agentID string) (int, error) {
 // entries and indexed results stay) and bumps the purge generation, so
 // every replica's state mirror reloads.
 func (t *Tx) PurgeState(ctx context.Context, agentID string) (int64, error) {
+	// A snapshot taken after the purge no longer holds these pairs; the
+	// results at instants before it still do.
+	if _, err := t.exec(ctx, `INSERT INTO exact_pairs (asset, check_id) SELECT asset, check_id FROM state WHERE agent_id = ? ON CONFLICT DO NOTHING`, agentID); err != nil {
+		return 0, err
+	}
 	r, err := t.exec(ctx, `DELETE FROM state WHERE agent_id = ?`, agentID)
 	if err != nil {
 		return 0, err
@@ -149,6 +161,33 @@ func (b *ResultBatch) Flush() error {
 	}
 	if err := b.t.insertRows(b.ctx, `INSERT INTO transitions (asset, check_id, status, prev_status, at, log_idx)`, 6, b.transitions, ""); err != nil {
 		return err
+	}
+	if len(b.transitions) > 0 {
+		// Changes collected at or before the newest snapshot's instant
+		// are late: the snapshot's reader finds them here.
+		lateBefore, err := b.t.lateBefore(b.ctx)
+		if err != nil {
+			return err
+		}
+		var late [][]any
+		for _, tr := range b.transitions {
+			if tr[4].(int64) <= lateBefore {
+				late = append(late, tr)
+			}
+		}
+		if err := b.t.insertRows(b.ctx, `INSERT INTO late_transitions (asset, check_id, status, prev_status, at, log_idx)`, 6, late, ""); err != nil {
+			return err
+		}
+	}
+	if len(b.exact) > 0 {
+		var ex [][]any
+		for k := range b.exact {
+			ex = append(ex, []any{k.asset, k.check})
+		}
+		clear(b.exact)
+		if err := b.t.insertRows(b.ctx, `INSERT INTO exact_pairs (asset, check_id)`, 2, ex, ` ON CONFLICT DO NOTHING`); err != nil {
+			return err
+		}
 	}
 	var up [][]any
 	for k, st := range b.state {
@@ -180,6 +219,13 @@ type StateFilter struct {
 	// At, when set, asks for the state as it was at that instant: the latest
 	// result per asset and check collected at or before it.
 	At time.Time
+	// Freshness, with At and no Assets, lets the answer come from a state
+	// snapshot (snapshot.go) for a caller that rolls statuses up: each
+	// row's asset, agent, check and status are exact, and its CollectedAt
+	// is fresh at At (CollectedAt + Freshness(check) not before At) exactly
+	// when the newest result's is; Reason, Since and LogIndex may be
+	// empty, and rows come in no particular order.
+	Freshness func(check string) time.Duration
 	// None matches nothing: a filter that resolved to no check or agent
 	// (a control without automated checks, a label no agent has).
 	None bool
@@ -215,6 +261,14 @@ func whereClause(conds []string) string {
 
 // States calls fn for every state row matching f.
 func (s *DB) States(ctx context.Context, f StateFilter, fn func(*State) error) error {
+	if !f.At.IsZero() && len(f.Assets) > 0 {
+		return s.statesOfAssets(ctx, f, fn)
+	}
+	if !f.At.IsZero() && f.Freshness != nil {
+		if ok, err := s.statesFromSnapshot(ctx, f, fn); ok || err != nil {
+			return err
+		}
+	}
 	var q string
 	var args []any
 	if f.At.IsZero() {

@@ -243,6 +243,47 @@ CREATE TABLE attested_files (
 	uploaded_at BIGINT NOT NULL
 );
 `,
+	// 10: point-in-time state at scale. Periodic snapshots of the state
+	// table (one blob per check), the status changes that arrived after a
+	// snapshot newer than them (late: an outbox replayed, a record in
+	// flight), and the pairs no snapshot can answer for (results that went
+	// back in time, an asset another agent reported, state purged).
+	`
+CREATE TABLE state_snapshots (
+	taken_at BIGINT PRIMARY KEY,
+	log_size BIGINT NOT NULL,
+	pairs BIGINT NOT NULL,
+	bytes BIGINT NOT NULL
+);
+CREATE TABLE state_snapshot_checks (
+	taken_at BIGINT NOT NULL,
+	check_id TEXT NOT NULL,
+	data {blob} NOT NULL,
+	PRIMARY KEY (taken_at, check_id)
+);
+CREATE TABLE late_transitions (
+	asset TEXT NOT NULL,
+	check_id TEXT NOT NULL,
+	status TEXT NOT NULL,
+	prev_status TEXT NOT NULL,
+	at BIGINT NOT NULL,
+	log_idx BIGINT NOT NULL
+);
+CREATE INDEX late_transitions_at ON late_transitions (at);
+CREATE INDEX late_transitions_new ON late_transitions (log_idx) WHERE prev_status = '';
+CREATE TABLE exact_pairs (
+	asset TEXT NOT NULL,
+	check_id TEXT NOT NULL,
+	PRIMARY KEY (asset, check_id)
+);
+INSERT INTO exact_pairs (asset, check_id)
+SELECT DISTINCT asset, check_id FROM (
+	SELECT asset, check_id, agent_id, collected_at,
+		LAG(agent_id) OVER w AS prev_agent, LAG(collected_at) OVER w AS prev_collected
+	FROM results WINDOW w AS (PARTITION BY asset, check_id ORDER BY log_idx, pos)
+) x WHERE prev_collected > collected_at OR prev_agent <> agent_id
+UNION SELECT DISTINCT asset, check_id FROM results WHERE agent_id IN (SELECT id FROM agents WHERE revoked_at > 0);
+`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {
