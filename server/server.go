@@ -60,6 +60,9 @@ type Config struct {
 	// point-in-time queries (default 1h; negative: never, and ?at= reads
 	// every result up to the instant).
 	SnapshotInterval time.Duration
+	// SnapshotRetention is how long snapshots are kept (0: always); an
+	// instant before the oldest kept is answered from the results alone.
+	SnapshotRetention time.Duration
 	// PlainHTTP says the server answers over plain HTTP (--insecure-http):
 	// the dashboard's cookies then go without the Secure attribute.
 	PlainHTTP bool

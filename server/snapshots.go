@@ -90,5 +90,12 @@ func (sn *snapshotter) takeIfDue() (time.Duration, error) {
 		return 0, err
 	}
 	sn.s.log.Info("state snapshot taken", "pairs", info.Pairs, "bytes", info.Bytes, "log_size", info.LogSize, "took", time.Since(start).Round(time.Millisecond))
+	if r := sn.s.cfg.SnapshotRetention; r > 0 {
+		if n, err := sn.s.db.PruneSnapshots(ctx, now.Add(-r)); err != nil {
+			return 0, err
+		} else if n > 0 {
+			sn.s.log.Info("state snapshots pruned", "deleted", n, "before", now.Add(-r))
+		}
+	}
 	return sn.interval, nil
 }

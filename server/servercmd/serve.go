@@ -70,6 +70,7 @@ database (copy enroll.key and log.key to each).`,
 	f.StringVar(&cfg.Frameworks, "frameworks", "", "directory of your own framework mappings (NAME.csv: id,title,annex_a_2022, with # title: and # source: lines), besides the shipped ones")
 	f.DurationVar(&cfg.Freshness, "freshness", 26*time.Hour, "how long a result stays current before it counts as stale")
 	f.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", time.Hour, "how often the state is snapshotted for point-in-time (?at=) queries; negative: never")
+	f.DurationVar(&cfg.SnapshotRetention, "snapshot-retention", 0, "how long state snapshots are kept (0: always); ?at= before the oldest reads the results alone")
 	f.Int64Var(&cfg.MaxBody, "max-body", 16<<20, "largest request body in bytes, after decompression")
 	f.IntVar(&cfg.MaxInflight, "max-inflight", 64, "concurrent ingest batches; past it clients get 503 + Retry-After")
 	f.Int64Var(&cfg.IngestMemory, "ingest-memory", 64<<20, "bytes of decompressed batches in flight at once (reading or being stored); past it clients get 503 + Retry-After")

@@ -600,3 +600,24 @@ func (s *DB) statesOfAssets(ctx context.Context, f StateFilter, fn func(*State) 
 	}
 	return nil
 }
+
+// PruneSnapshots deletes the snapshots taken before t: a past instant
+// before the oldest one left is answered from the results alone.
+func (s *DB) PruneSnapshots(ctx context.Context, t time.Time) (int64, error) {
+	var n int64
+	err := s.InTx(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `DELETE FROM state_snapshot_checks WHERE taken_at < ?`, nanos(t)); err != nil {
+			return err
+		}
+		r, err := tx.exec(ctx, `DELETE FROM state_snapshots WHERE taken_at < ?`, nanos(t))
+		if err != nil {
+			return err
+		}
+		n, _ = r.RowsAffected()
+		// Late changes below every remaining snapshot's log size are read
+		// by no query any more.
+		_, err = tx.exec(ctx, `DELETE FROM late_transitions WHERE log_idx < COALESCE((SELECT MIN(log_size) FROM state_snapshots), (SELECT size FROM log_head WHERE id = 1))`)
+		return err
+	})
+	return n, err
+}
