@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -716,6 +717,16 @@ func (s *Server) queryHost(ctx context.Context, id string, v url.Values) (*apiv1
 		return nil, badQuery(err)
 	}
 	q.filter.Agents = []string{a.ID}
+	if q.atGiven {
+		// A past instant reads each of the host's pairs by index: its
+		// own asset and the external ones it may report on or holds
+		// state for, not every agent's history.
+		assets, err := s.agentAssets(ctx, a.ID)
+		if err != nil {
+			return nil, fmt.Errorf("host: %w", err)
+		}
+		q.filter.Assets = append(q.filter.Assets, assets...)
+	}
 	d := apiv1.HostDetail{Host: s.host(a), Facts: a.Facts, Results: []apiv1.CheckState{}}
 	err = s.states(ctx, q, func(cs *apiv1.CheckState) error {
 		d.Counts[checkStatus(cs)]++
@@ -732,6 +743,24 @@ func (s *Server) queryHost(ctx context.Context, id string, v url.Values) (*apiv1
 		return d.Results[i].Check < d.Results[j].Check
 	})
 	return &d, nil
+}
+
+// agentAssets are the assets an agent reports on: its host, the external
+// assets it is granted, and any it holds state for.
+func (s *Server) agentAssets(ctx context.Context, agentID string) ([]string, error) {
+	seen := map[string]bool{string(evidence.HostAsset(agentID)): true}
+	grants, err := s.db.AgentGrants(ctx, agentID)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range grants {
+		seen[string(g)] = true
+	}
+	err = s.db.States(ctx, store.StateFilter{Agents: []string{agentID}}, func(st *store.State) error {
+		seen[st.Asset] = true
+		return nil
+	})
+	return slices.Sorted(maps.Keys(seen)), err
 }
 
 // queryEvidence is GET /v1/evidence: every result in log order, filtered

@@ -221,10 +221,12 @@ type StateFilter struct {
 	At time.Time
 	// Freshness, with At and no Assets, lets the answer come from a state
 	// snapshot (snapshot.go) for a caller that rolls statuses up: each
-	// row's asset, agent, check and status are exact, and its CollectedAt
-	// is fresh at At (CollectedAt + Freshness(check) not before At) exactly
-	// when the newest result's is; Reason, Since and LogIndex may be
-	// empty, and rows come in no particular order.
+	// row's asset, agent and check are exact, its CollectedAt is fresh at
+	// At (CollectedAt + Freshness(check) not before At) exactly when the
+	// newest result's is, and a fresh row's status is exact (a stale one's
+	// may be an earlier result's: stale is all a rollup says of it);
+	// Reason, Since and LogIndex may be empty, and rows come in no
+	// particular order.
 	Freshness func(check string) time.Duration
 	// None matches nothing: a filter that resolved to no check or agent
 	// (a control without automated checks, a label no agent has).

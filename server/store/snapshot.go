@@ -470,6 +470,10 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 			return true, fmt.Errorf("snapshot %s, check %s: %w", fromNanos(t).Format(time.RFC3339Nano), check, err)
 		}
 		fresh := int64(f.Freshness(check))
+		// Pairs stale by the snapshot and the changes: stale at At unless
+		// they reported since without a change, which the results index
+		// says for many of them in one query.
+		var stale []*State
 		for i := range es {
 			e := &es[i]
 			k := stateKey{e.asset, check}
@@ -489,13 +493,28 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 			if changed {
 				status, c = ch.status, max(c, ch.at)
 			}
+			st := &State{Result: Result{Asset: e.asset, AgentID: e.agent, Check: check, Status: status, CollectedAt: fromNanos(c)}}
 			if c+fresh < at {
-				// Stale by what the snapshot and the changes say; it
-				// may have reported since without a change.
-				lookups = append(lookups, k)
+				if len(agents) == 0 || agents[e.agent] {
+					stale = append(stale, st)
+				}
 				continue
 			}
-			if err := emit(&State{Result: Result{Asset: e.asset, AgentID: e.agent, Check: check, Status: status, CollectedAt: fromNanos(c)}}); err != nil {
+			if err := emit(st); err != nil {
+				return true, err
+			}
+		}
+		reported, err := s.reportedWithin(ctx, check, stale, at-fresh, at)
+		if err != nil {
+			return true, err
+		}
+		for _, st := range stale {
+			if reported[st.Asset] {
+				// Fresh after all: its newest result decides.
+				lookups = append(lookups, stateKey{st.Asset, check})
+				continue
+			}
+			if err := fn(st); err != nil {
 				return true, err
 			}
 		}
@@ -527,6 +546,41 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 		}
 	}
 	return true, nil
+}
+
+// reportedWithin says which of the states' assets have a result of check
+// collected in [from, to]: a batch of index seeks in one query per
+// chunk, where a query per pair would cost a round trip each.
+func (s *DB) reportedWithin(ctx context.Context, check string, states []*State, from, to int64) (map[string]bool, error) {
+	out := map[string]bool{}
+	const chunk = 500
+	for len(states) > 0 {
+		n := min(chunk, len(states))
+		assets := make([]string, n)
+		for i, st := range states[:n] {
+			assets[i] = st.Asset
+		}
+		states = states[n:]
+		conds, args := in("asset", assets, []string{"check_id = ?"}, []any{check})
+		args = append(args, from, to)
+		rows, err := s.query(ctx, `SELECT DISTINCT asset FROM results WHERE `+strings.Join(conds, " AND ")+` AND collected_at >= ? AND collected_at <= ?`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var a string
+			if err := rows.Scan(&a); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[a] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // stateAt is the newest result of one pair collected at or before at (the

@@ -20,7 +20,8 @@ import (
 // purged, records in flight while a snapshot is read, checks first seen
 // after a snapshot. For each random world, every instant asked (before the
 // first snapshot, on one, between them, after the last) and filters by
-// check and agent give the same asset, agent, check, status and staleness;
+// check and agent give the same asset, agent, check and status (stale, or
+// the result's);
 // a filter naming assets gives the full rows, reason and since included.
 func TestSnapshotStatesMatchFullScan(t *testing.T) {
 	each(t, func(t *testing.T, db *store.DB) {
@@ -62,6 +63,7 @@ func snapshotWorld(t *testing.T, db *store.DB, seed uint64) {
 	logIdx := int64(0)
 	seq := map[string]uint64{}
 	var snaps []time.Time
+	var collected []time.Time
 	deliver := func(agent string) {
 		queue := outbox[agent]
 		if len(queue) == 0 {
@@ -125,6 +127,7 @@ func snapshotWorld(t *testing.T, db *store.DB, seed uint64) {
 		}
 		if len(rs) > 0 {
 			outbox[agent] = append(outbox[agent], pending{asset, agent, rs})
+			collected = append(collected, c)
 		}
 		switch r := rng.IntN(20); {
 		case r < 12 && agent != "a5":
@@ -165,8 +168,12 @@ func snapshotWorld(t *testing.T, db *store.DB, seed uint64) {
 			if full {
 				out[k] = *st
 			} else {
-				stale := st.CollectedAt.Add(fresh[st.Check]).Before(f.At)
-				out[k] = fmt.Sprintf("%s %s stale=%v", st.AgentID, st.Status, stale)
+				// A stale result counts as stale, whatever its status.
+				status := st.Status
+				if st.CollectedAt.Add(fresh[st.Check]).Before(f.At) {
+					status = "stale"
+				}
+				out[k] = st.AgentID + " " + status
 			}
 			return nil
 		}))
@@ -175,6 +182,11 @@ func snapshotWorld(t *testing.T, db *store.DB, seed uint64) {
 	instants := []time.Time{t0.Add(-time.Hour), t0, now.Add(time.Hour)}
 	for _, s := range snaps {
 		instants = append(instants, s, s.Add(-time.Nanosecond), s.Add(2*time.Minute), s.Add(30*time.Minute))
+	}
+	// The instants a result turns stale at, exactly.
+	for range 8 {
+		c := collected[rng.IntN(len(collected))]
+		instants = append(instants, c.Add(fresh["c.fast"]), c.Add(fresh["c.mid"]))
 	}
 	for range 8 {
 		instants = append(instants, t0.Add(time.Duration(rng.Int64N(int64(now.Sub(t0)+time.Hour)))))
