@@ -411,14 +411,16 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 		}
 		return rows.Err()
 	}
+	// The time range is the one to search by ("+ 0" keeps a planner off
+	// the log index, which after an old snapshot selects most rows).
 	const cols = `SELECT asset, check_id, status, at, log_idx FROM `
-	if err := collect(cols+`transitions WHERE at > ? AND at <= ? AND log_idx >= ?`, t, at, logSize); err != nil {
+	if err := collect(cols+`transitions WHERE at > ? AND at <= ? AND log_idx + 0 >= ?`, t, at, logSize); err != nil {
 		return true, err
 	}
 	// Late changes of pairs the snapshot holds matter only if they can be
 	// the newest at At of a pair fresh at At: collected within the longest
 	// freshness before it. A stale pair is looked up below anyway.
-	if err := collect(cols+`late_transitions WHERE at > ? AND at <= ? AND log_idx >= ?`, at-int64(maxFresh), at, logSize); err != nil {
+	if err := collect(cols+`late_transitions WHERE at > ? AND at <= ? AND log_idx + 0 >= ?`, at-int64(maxFresh), at, logSize); err != nil {
 		return true, err
 	}
 	if err := collect(cols+`late_transitions WHERE prev_status = '' AND log_idx >= ? AND at <= ?`, logSize, at); err != nil {
@@ -504,15 +506,13 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 				return true, err
 			}
 		}
-		reported, err := s.reportedWithin(ctx, check, stale, at-fresh, at)
+		newest, err := s.newestWithin(ctx, check, stale, at-fresh, at)
 		if err != nil {
 			return true, err
 		}
 		for _, st := range stale {
-			if reported[st.Asset] {
-				// Fresh after all: its newest result decides.
-				lookups = append(lookups, stateKey{st.Asset, check})
-				continue
+			if n, ok := newest[st.Asset]; ok {
+				st = n // fresh after all: its newest result decides
 			}
 			if err := fn(st); err != nil {
 				return true, err
@@ -548,11 +548,13 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 	return true, nil
 }
 
-// reportedWithin says which of the states' assets have a result of check
-// collected in [from, to]: a batch of index seeks in one query per
-// chunk, where a query per pair would cost a round trip each.
-func (s *DB) reportedWithin(ctx context.Context, check string, states []*State, from, to int64) (map[string]bool, error) {
-	out := map[string]bool{}
+// newestWithin is, for each of the states' assets that has a result of
+// check collected in [from, to], the newest of those (the later in the log
+// of two collected at once): index range scans batched in one query per
+// 500 assets, where a query per pair would cost a round trip each. The
+// range is a freshness long, so it holds a few results per asset.
+func (s *DB) newestWithin(ctx context.Context, check string, states []*State, from, to int64) (map[string]*State, error) {
+	out := map[string]*State{}
 	const chunk = 500
 	for len(states) > 0 {
 		n := min(chunk, len(states))
@@ -563,17 +565,22 @@ func (s *DB) reportedWithin(ctx context.Context, check string, states []*State, 
 		states = states[n:]
 		conds, args := in("asset", assets, []string{"check_id = ?"}, []any{check})
 		args = append(args, from, to)
-		rows, err := s.query(ctx, `SELECT DISTINCT asset FROM results WHERE `+strings.Join(conds, " AND ")+` AND collected_at >= ? AND collected_at <= ?`, args...)
+		rows, err := s.query(ctx, `SELECT asset, agent_id, status, collected_at, log_idx FROM results WHERE `+strings.Join(conds, " AND ")+
+			` AND collected_at >= ? AND collected_at <= ?`, args...)
 		if err != nil {
 			return nil, err
 		}
 		for rows.Next() {
-			var a string
-			if err := rows.Scan(&a); err != nil {
+			st := &State{Result: Result{Check: check}}
+			var c int64
+			if err := rows.Scan(&st.Asset, &st.AgentID, &st.Status, &c, &st.LogIndex); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			out[a] = true
+			st.CollectedAt = fromNanos(c)
+			if old, ok := out[st.Asset]; !ok || c > nanos(old.CollectedAt) || (c == nanos(old.CollectedAt) && st.LogIndex > old.LogIndex) {
+				out[st.Asset] = st
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
