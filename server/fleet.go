@@ -524,6 +524,35 @@ func (s *Server) withFleet(ctx context.Context, fn func(*fleetState) error) erro
 	return fn(s.fleet)
 }
 
+// staleAt is when asset's latest result for check goes stale, as of the
+// last refresh; ok is false if the fleet holds none. The caller holds f.mu.
+func (f *fleetState) staleAt(asset, check string) (at int64, ok bool) {
+	ai, ok := f.assetIdx[asset]
+	if !ok {
+		return 0, false
+	}
+	ci, ok := f.checkIdx[check]
+	if !ok {
+		return 0, false
+	}
+	for _, c := range f.assets[ai].cells {
+		if c.check == ci {
+			return c.staleAt, true
+		}
+	}
+	return 0, false
+}
+
+// unmoved says asset's latest result for check is still the one collected
+// at collected, as of a refresh: a past instant's answer then needs no
+// lookup for a pair stale at that instant (store.StateFilter.Unmoved).
+func (s *Server) unmoved(asset, check string, collected time.Time) bool {
+	s.fleet.mu.Lock()
+	defer s.fleet.mu.Unlock()
+	at, ok := s.fleet.staleAt(asset, check)
+	return ok && at == collected.UnixNano()+int64(s.mapping.Freshness(check, s.cfg.Freshness))
+}
+
 // agentLabels reads an agent's labels as "k=v".
 func (s *Server) agentLabels(ctx context.Context, id string) ([]string, error) {
 	a, err := s.db.Agent(ctx, id)

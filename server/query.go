@@ -302,6 +302,12 @@ func (s *Server) controlRollup(ctx context.Context, q *query, detail bool) (*com
 		// may be answered from the state snapshots.
 		pq := *q
 		pq.filter.Freshness = func(check string) time.Duration { return s.mapping.Freshness(check, s.cfg.Freshness) }
+		// The fleet's state, brought up to date now, knows which pairs
+		// nothing reached since the snapshot.
+		if err := s.withFleet(ctx, func(*fleetState) error { return nil }); err != nil {
+			return nil, err
+		}
+		pq.filter.Unmoved = s.unmoved
 		q = &pq
 	}
 	err := s.states(ctx, q, func(cs *apiv1.CheckState) error {

@@ -228,6 +228,11 @@ type StateFilter struct {
 	// Reason, Since and LogIndex may be empty, and rows come in no
 	// particular order.
 	Freshness func(check string) time.Duration
+	// Unmoved, with Freshness, says a pair's newest result is still the
+	// one collected at that instant (nothing newer arrived): a pair the
+	// snapshot holds stale needs no lookup then. A caller that keeps the
+	// current state in memory knows it without a query.
+	Unmoved func(asset, check string, collected time.Time) bool
 	// None matches nothing: a filter that resolved to no check or agent
 	// (a control without automated checks, a label no agent has).
 	None bool

@@ -497,7 +497,14 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 			}
 			st := &State{Result: Result{Asset: e.asset, AgentID: e.agent, Check: check, Status: status, CollectedAt: fromNanos(c)}}
 			if c+fresh < at {
-				if len(agents) == 0 || agents[e.agent] {
+				switch {
+				case len(agents) > 0 && !agents[e.agent]:
+				case f.Unmoved != nil && f.Unmoved(e.asset, check, st.CollectedAt):
+					// Nothing arrived since: stale it stays.
+					if err := fn(st); err != nil {
+						return true, err
+					}
+				default:
 					stale = append(stale, st)
 				}
 				continue

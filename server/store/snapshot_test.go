@@ -195,6 +195,11 @@ func snapshotWorld(t *testing.T, db *store.DB, seed uint64) {
 	}
 	sort.Slice(instants, func(i, j int) bool { return instants[i].Before(instants[j]) })
 	compared := 0
+	current := map[string]store.State{}
+	require.NoError(t, db.States(ctx, store.StateFilter{}, func(st *store.State) error {
+		current[st.Asset+"|"+st.Check] = *st
+		return nil
+	}))
 	for _, at := range instants {
 		filters := []store.StateFilter{
 			{At: at},
@@ -206,8 +211,13 @@ func snapshotWorld(t *testing.T, db *store.DB, seed uint64) {
 		for _, f := range filters {
 			want := answer(f, false)
 			f.Freshness = freshness
-			got := answer(f, false)
-			require.Equal(t, want, got, "at %s, filter checks %v agents %v", at, f.Checks, f.Agents)
+			require.Equal(t, want, answer(f, false), "at %s, filter checks %v agents %v", at, f.Checks, f.Agents)
+			// A caller that knows which pairs nothing newer reached.
+			f.Unmoved = func(asset, check string, collected time.Time) bool {
+				st, ok := current[asset+"|"+check]
+				return ok && st.CollectedAt.Equal(collected)
+			}
+			require.Equal(t, want, answer(f, false), "at %s, filter checks %v agents %v, unmoved known", at, f.Checks, f.Agents)
 			compared += len(want)
 		}
 		for _, asset := range []string{"host:a2", "aws:123", "host:a5"} {

@@ -36,7 +36,10 @@ func BenchmarkDashboardPages(b *testing.B) {
 	hosts, checks := fleetHosts(), 30
 	ctx := context.Background()
 	dir := b.TempDir()
-	srv, err := server.Open(ctx, server.Config{DataDir: dir, Origin: "annexa.bench/log", PlainHTTP: true})
+	// The fleet reported three hours ago and the state was snapshotted
+	// then (below), as the server does every hour: "as of two hours ago"
+	// reads that snapshot and what changed after it.
+	srv, err := server.Open(ctx, server.Config{DataDir: dir, Origin: "annexa.bench/log", PlainHTTP: true, SnapshotInterval: -1})
 	require.NoError(b, err)
 	defer srv.Close()
 	ids := srv.Mapping().CheckIDs()[:checks]
@@ -68,7 +71,7 @@ func BenchmarkDashboardPages(b *testing.B) {
 					results[c] = evidence.Result{Check: ids[c], Status: st, Reason: "r", Observations: evidence.Observe(map[string]any{"examined": c, "host": id})}
 				}
 				stmt, err := evidence.NewStatement(evidence.HostAsset(id), evidence.Predicate{AgentID: id, Seq: 1, Prev: strings.Repeat("0", 64),
-					Collector: "bench", CollectorVersion: "1", CollectedAt: now.Add(-time.Hour), Results: results})
+					Collector: "bench", CollectorVersion: "1", CollectedAt: now.Add(-3*time.Hour), Results: results})
 				if err != nil {
 					return err
 				}
@@ -87,7 +90,7 @@ func BenchmarkDashboardPages(b *testing.B) {
 				}
 				rows := make([]store.Result, checks)
 				for c, r := range results {
-					rows[c] = store.Result{LogIndex: idx, Pos: c, AgentID: id, Asset: "host:" + id, Check: r.Check, Status: string(r.Status), Reason: r.Reason, CollectedAt: now.Add(-time.Hour)}
+					rows[c] = store.Result{LogIndex: idx, Pos: c, AgentID: id, Asset: "host:" + id, Check: r.Check, Status: string(r.Status), Reason: r.Reason, CollectedAt: now.Add(-3*time.Hour)}
 				}
 				if err := batch.Add("host:"+id, rows); err != nil {
 					return err
@@ -108,6 +111,8 @@ func BenchmarkDashboardPages(b *testing.B) {
 		}))
 	}
 	b.Logf("filled %d hosts × %d checks with %d signed records in %s", hosts, checks, hosts, time.Since(fill).Round(time.Second))
+	_, err = srv.DB().TakeSnapshot(ctx, now.Add(-175*time.Minute))
+	require.NoError(b, err)
 	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
 	require.NoError(b, err)
 	admin := strings.TrimSpace(string(tok))
