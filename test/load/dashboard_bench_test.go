@@ -71,7 +71,7 @@ func BenchmarkDashboardPages(b *testing.B) {
 					results[c] = evidence.Result{Check: ids[c], Status: st, Reason: "r", Observations: evidence.Observe(map[string]any{"examined": c, "host": id})}
 				}
 				stmt, err := evidence.NewStatement(evidence.HostAsset(id), evidence.Predicate{AgentID: id, Seq: 1, Prev: strings.Repeat("0", 64),
-					Collector: "bench", CollectorVersion: "1", CollectedAt: now.Add(-3*time.Hour), Results: results})
+					Collector: "bench", CollectorVersion: "1", CollectedAt: now.Add(-3 * time.Hour), Results: results})
 				if err != nil {
 					return err
 				}
@@ -90,7 +90,7 @@ func BenchmarkDashboardPages(b *testing.B) {
 				}
 				rows := make([]store.Result, checks)
 				for c, r := range results {
-					rows[c] = store.Result{LogIndex: idx, Pos: c, AgentID: id, Asset: "host:" + id, Check: r.Check, Status: string(r.Status), Reason: r.Reason, CollectedAt: now.Add(-3*time.Hour)}
+					rows[c] = store.Result{LogIndex: idx, Pos: c, AgentID: id, Asset: "host:" + id, Check: r.Check, Status: string(r.Status), Reason: r.Reason, CollectedAt: now.Add(-3 * time.Hour)}
 				}
 				if err := batch.Add("host:"+id, rows); err != nil {
 					return err
