@@ -22,13 +22,27 @@ const (
 	NotApplicable Status = "not_applicable"
 )
 
-var rank = map[Status]int{Failing: 0, Error: 1, Stale: 2, Passing: 3, NotApplicable: 4}
-
-// Rank is s's place in the order worst first (0: failing).
-func (s Status) Rank() int { return rank[s] }
+// Rank is s's place in the order worst first (0: failing); a status this
+// package does not name ranks with not applicable.
+func (s Status) Rank() int {
+	switch s {
+	case Failing:
+		return 0
+	case Error:
+		return 1
+	case Stale:
+		return 2
+	case Passing:
+		return 3
+	}
+	return 4
+}
 
 // Worse reports whether s is worse than other.
-func (s Status) Worse(other Status) bool { return rank[s] < rank[other] }
+func (s Status) Worse(other Status) bool { return s.Rank() < other.Rank() }
+
+// byRank are the statuses by rank.
+var byRank = [...]Status{Failing, Error, Stale, Passing, NotApplicable}
 
 // Of is one check result's contribution. A stale result says nothing about
 // now, whatever it said then; a result status it does not know counts as
@@ -83,37 +97,63 @@ type Asset[D any] struct {
 	Checks []D
 }
 
-// Rollup gathers check results into per-control, per-asset statuses.
+// Rollup gathers check results into per-control, per-asset statuses. It
+// numbers assets as they come and keeps, per control, each asset's worst
+// rank in a slice by that number: one map lookup per result, not one per
+// control and asset, since a fleet's rollup at a past instant adds millions.
 type Rollup[D any] struct {
-	controls map[string]map[string]*Asset[D]
+	assetIdx map[string]int32
+	assets   []string
+	controls map[string]*controlRoll[D]
 	keep     bool
+}
+
+type controlRoll[D any] struct {
+	rank   []int8 // by asset number: 1 + the worst rank, 0 for none
+	n      int
+	checks map[int32][]D
 }
 
 // NewRollup starts a rollup; keepChecks keeps each asset's check results
 // (a control's page needs them, a list of controls does not).
 func NewRollup[D any](keepChecks bool) *Rollup[D] {
-	return &Rollup[D]{controls: map[string]map[string]*Asset[D]{}, keep: keepChecks}
+	return &Rollup[D]{assetIdx: map[string]int32{}, controls: map[string]*controlRoll[D]{}, keep: keepChecks}
 }
 
 // Add takes one check result of asset, with status st, for each control
 // the check supports.
 func (r *Rollup[D]) Add(controls []string, asset string, st Status, check D) {
+	if len(controls) == 0 {
+		return
+	}
+	ai, ok := r.assetIdx[asset]
+	if !ok {
+		ai = int32(len(r.assets))
+		r.assets = append(r.assets, asset)
+		r.assetIdx[asset] = ai
+	}
+	rk := int8(st.Rank()) + 1
 	for _, ctl := range controls {
-		m := r.controls[ctl]
-		if m == nil {
-			m = map[string]*Asset[D]{}
-			r.controls[ctl] = m
+		c := r.controls[ctl]
+		if c == nil {
+			c = &controlRoll[D]{}
+			if r.keep {
+				c.checks = map[int32][]D{}
+			}
+			r.controls[ctl] = c
 		}
-		a := m[asset]
-		if a == nil {
-			a = &Asset[D]{Asset: asset, Status: NotApplicable}
-			m[asset] = a
+		if int(ai) >= len(c.rank) {
+			c.rank = append(c.rank, make([]int8, len(r.assets)-len(c.rank))...)
 		}
-		if st.Worse(a.Status) {
-			a.Status = st
+		switch old := c.rank[ai]; {
+		case old == 0:
+			c.rank[ai] = rk
+			c.n++
+		case rk < old:
+			c.rank[ai] = rk
 		}
 		if r.keep {
-			a.Checks = append(a.Checks, check)
+			c.checks[ai] = append(c.checks[ai], check)
 		}
 	}
 }
@@ -121,8 +161,10 @@ func (r *Rollup[D]) Add(controls []string, asset string, st Status, check D) {
 // Controls lists the controls with at least one asset, in catalog order.
 func (r *Rollup[D]) Controls() []string {
 	ids := make([]string, 0, len(r.controls))
-	for id := range r.controls {
-		ids = append(ids, id)
+	for id, c := range r.controls {
+		if c.n > 0 {
+			ids = append(ids, id)
+		}
 	}
 	sort.Slice(ids, func(i, j int) bool { return catalog.Less(ids[i], ids[j]) })
 	return ids
@@ -131,8 +173,12 @@ func (r *Rollup[D]) Controls() []string {
 // Counts counts a control's assets by status.
 func (r *Rollup[D]) Counts(control string) Counts {
 	var c Counts
-	for _, a := range r.controls[control] {
-		c.Add(a.Status)
+	if cr := r.controls[control]; cr != nil {
+		for _, rk := range cr.rank {
+			if rk > 0 {
+				c.Add(byRank[rk-1])
+			}
+		}
 	}
 	return c
 }
@@ -140,9 +186,19 @@ func (r *Rollup[D]) Counts(control string) Counts {
 // Assets lists a control's assets, worst first, then by asset id: a
 // deterministic order, the one people want to read.
 func (r *Rollup[D]) Assets(control string) []*Asset[D] {
-	out := make([]*Asset[D], 0, len(r.controls[control]))
-	for _, a := range r.controls[control] {
-		out = append(out, a)
+	cr := r.controls[control]
+	if cr == nil {
+		return []*Asset[D]{}
+	}
+	out := make([]*Asset[D], 0, cr.n)
+	for ai, rk := range cr.rank {
+		if rk > 0 {
+			a := &Asset[D]{Asset: r.assets[ai], Status: byRank[rk-1]}
+			if r.keep {
+				a.Checks = cr.checks[int32(ai)]
+			}
+			out = append(out, a)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Status != out[j].Status {
