@@ -478,13 +478,20 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 		var stale []*State
 		for i := range es {
 			e := &es[i]
+			// Both maps are small next to the snapshot: most entries
+			// skip them.
 			k := stateKey{e.asset, check}
-			if exact[k] {
+			if len(exact) > 0 && exact[k] {
 				continue
 			}
 			status, c := e.status, e.collected
-			ch, changed := changes[k]
-			delete(changes, k)
+			var ch change
+			var changed bool
+			if len(changes) > 0 {
+				if ch, changed = changes[k]; changed {
+					delete(changes, k)
+				}
+			}
 			if e.collected > at {
 				// The snapshot holds a result newer than At (collected
 				// after the snapshot's instant): the one before it is
