@@ -63,6 +63,15 @@ func (s *Server) queryScope(ctx context.Context, _ url.Values) (*apiv1.Scope, er
 	if err != nil {
 		return nil, err
 	}
+	if sel.Empty() {
+		// Every agent is in scope: a count, not a read of each (the
+		// dashboard's overview shows it on every render).
+		n, err := s.db.CountAgents(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &apiv1.Scope{Selector: sel.String(), Agents: n}, nil
+	}
 	agents, err := s.scopeAgents(ctx)
 	if err != nil {
 		return nil, err

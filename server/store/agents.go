@@ -197,3 +197,10 @@ func scanKeys(rows *sql.Rows) ([]AgentKey, error) {
 	}
 	return out, rows.Err()
 }
+
+// CountAgents counts the enrolled agents, revoked ones included.
+func (s *DB) CountAgents(ctx context.Context) (int, error) {
+	var n int
+	err := s.queryRow(ctx, `SELECT COUNT(*) FROM agents`).Scan(&n)
+	return n, err
+}
