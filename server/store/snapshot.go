@@ -426,25 +426,14 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 	if err := collect(cols+`late_transitions WHERE prev_status = '' AND log_idx >= ? AND at <= ?`, logSize, at); err != nil {
 		return true, err
 	}
-	exact := map[stateKey]bool{}
-	{
-		conds, a := in("check_id", f.Checks, nil, nil)
-		rows, err := s.query(ctx, `SELECT asset, check_id FROM exact_pairs`+whereClause(conds), a...)
-		if err != nil {
-			return true, err
-		}
-		for rows.Next() {
-			var k stateKey
-			if err := rows.Scan(&k.asset, &k.check); err != nil {
-				rows.Close()
-				return true, err
-			}
-			exact[k] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return true, err
-		}
+	conds, args := in("check_id", f.Checks, nil, nil)
+	exactPairs, err := s.pairs(ctx, `SELECT asset, check_id FROM exact_pairs`+whereClause(conds), args...)
+	if err != nil {
+		return true, err
+	}
+	exact := make(map[stateKey]bool, len(exactPairs))
+	for _, k := range exactPairs {
+		exact[k] = true
 	}
 	agents := map[string]bool{}
 	for _, a := range f.Agents {
@@ -645,21 +634,8 @@ func (s *DB) statesOfAssets(ctx context.Context, f StateFilter, fn func(*State) 
 	}
 	conds, args := in("asset", f.Assets, nil, nil)
 	conds, args = in("check_id", f.Checks, conds, args)
-	rows, err := s.query(ctx, `SELECT DISTINCT asset, check_id FROM transitions`+whereClause(conds)+` ORDER BY asset, check_id`, args...)
+	pairs, err := s.pairs(ctx, `SELECT DISTINCT asset, check_id FROM transitions`+whereClause(conds)+` ORDER BY asset, check_id`, args...)
 	if err != nil {
-		return err
-	}
-	var pairs []stateKey
-	for rows.Next() {
-		var k stateKey
-		if err := rows.Scan(&k.asset, &k.check); err != nil {
-			rows.Close()
-			return err
-		}
-		pairs = append(pairs, k)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	for _, k := range pairs {
@@ -695,4 +671,22 @@ func (s *DB) PruneSnapshots(ctx context.Context, t time.Time) (int64, error) {
 		return err
 	})
 	return n, err
+}
+
+// pairs reads the (asset, check) pairs a query selects.
+func (s *DB) pairs(ctx context.Context, q string, args ...any) ([]stateKey, error) {
+	rows, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []stateKey
+	for rows.Next() {
+		var k stateKey
+		if err := rows.Scan(&k.asset, &k.check); err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
 }
