@@ -31,6 +31,8 @@ func TestSnapshotStatesMatchFullScan(t *testing.T) {
 		// test has no goroutines for it to watch: one smaller world.
 		seeds, steps := 4, 300
 		switch {
+		case raceEnabled && db.Dialect() == store.Postgres:
+			seeds = 1
 		case db.Dialect() == store.Postgres:
 			seeds = 2
 		case raceEnabled:
