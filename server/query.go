@@ -451,11 +451,9 @@ func (s *Server) queryControl(ctx context.Context, id string, v url.Values) (*ap
 			return nil, fmt.Errorf("control: %w", err)
 		}
 		d.ControlSummary = s.summary(c, roll.Counts(c.ID))
-		var all []assetRank
-		for _, a := range roll.Assets(c.ID) {
-			all = append(all, assetRank{Asset: a.Asset, Rank: a.Status.Rank()})
+		for _, a := range roll.Page(c.ID, int(afterRank), after, q.limit+1) {
+			page = append(page, assetRank{Asset: a.Asset, Rank: a.Status.Rank()})
 		}
-		page = pageAssets(all, afterRank, after, q.limit+1)
 	}
 	d.Attestations = []apiv1.Attestation{}
 	all, err := s.attestView(ctx, q.at, true)
@@ -516,20 +514,6 @@ func (s *Server) queryControl(ctx context.Context, id string, v url.Values) (*ap
 		}
 	}
 	return &d, nil
-}
-
-// pageAssets is the assets after (afterRank, after) in worst-first order,
-// at most n.
-func pageAssets(all []assetRank, afterRank int64, after string, n int) []assetRank {
-	start := sort.Search(len(all), func(i int) bool {
-		r := int64(all[i].Rank)
-		return r > afterRank || (r == afterRank && all[i].Asset > after)
-	})
-	all = all[start:]
-	if len(all) > n {
-		all = all[:n]
-	}
-	return all
 }
 
 var rankStatuses = [nRanks]compliance.Status{compliance.Failing, compliance.Error, compliance.Stale, compliance.Passing, compliance.NotApplicable}

@@ -5,6 +5,7 @@
 package compliance
 
 import (
+	"container/heap"
 	"sort"
 
 	"github.com/annexa-dev/annexa/evidence/catalog"
@@ -207,4 +208,65 @@ func (r *Rollup[D]) Assets(control string) []*Asset[D] {
 		return out[i].Asset < out[j].Asset
 	})
 	return out
+}
+
+// Page lists at most n of a control's assets that come after (afterRank,
+// after) in the order Assets gives: one pass keeping the n first, not a
+// sort of every asset (a control's page over a large fleet).
+func (r *Rollup[D]) Page(control string, afterRank int, after string, n int) []*Asset[D] {
+	cr := r.controls[control]
+	if cr == nil || n <= 0 {
+		return []*Asset[D]{}
+	}
+	h := &pageHeap{}
+	for ai, rk := range cr.rank {
+		if rk == 0 {
+			continue
+		}
+		e := pageEntry{rank: int(rk) - 1, name: r.assets[ai], idx: int32(ai)}
+		if e.rank < afterRank || (e.rank == afterRank && e.name <= after) {
+			continue
+		}
+		if h.Len() < n {
+			heap.Push(h, e)
+		} else if e.before((*h)[0]) {
+			(*h)[0] = e
+			heap.Fix(h, 0)
+		}
+	}
+	out := make([]*Asset[D], h.Len())
+	for i := len(out) - 1; i >= 0; i-- {
+		e := heap.Pop(h).(pageEntry)
+		a := &Asset[D]{Asset: e.name, Status: byRank[e.rank]}
+		if r.keep {
+			a.Checks = cr.checks[e.idx]
+		}
+		out[i] = a
+	}
+	return out
+}
+
+type pageEntry struct {
+	rank int
+	name string
+	idx  int32
+}
+
+func (e pageEntry) before(o pageEntry) bool {
+	return e.rank < o.rank || (e.rank == o.rank && e.name < o.name)
+}
+
+// pageHeap keeps the last of the kept entries on top, to be replaced by
+// one that comes before it.
+type pageHeap []pageEntry
+
+func (h pageHeap) Len() int           { return len(h) }
+func (h pageHeap) Less(i, j int) bool { return h[j].before(h[i]) }
+func (h pageHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *pageHeap) Push(x any)        { *h = append(*h, x.(pageEntry)) }
+func (h *pageHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }

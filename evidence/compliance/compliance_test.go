@@ -1,9 +1,12 @@
 package compliance_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/annexa-dev/annexa/evidence/compliance"
 )
@@ -46,4 +49,34 @@ func TestRollupWorstWins(t *testing.T) {
 	r := compliance.NewRollup[string](false)
 	r.Add([]string{"5.1"}, "host:a", compliance.Passing, "x")
 	assert.Empty(t, r.Assets("5.1")[0].Checks, "checks are kept only when asked")
+}
+
+// Paging a control's assets n at a time, each page from the last one's
+// end, gives Assets' order exactly, whatever n, with the checks kept.
+func TestPageWalksAssetsInOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	statuses := []compliance.Status{compliance.Failing, compliance.Error, compliance.Stale, compliance.Passing, compliance.NotApplicable}
+	r := compliance.NewRollup[int](true)
+	for i := range 2000 {
+		asset := fmt.Sprintf("host:%04d", rng.IntN(700))
+		r.Add([]string{"8.24", "8.1"}, asset, statuses[rng.IntN(len(statuses))], i)
+	}
+	all := r.Assets("8.24")
+	require.Greater(t, len(all), 500)
+	for _, n := range []int{1, 7, 100, 1000} {
+		var walked []*compliance.Asset[int]
+		rank, after := -1, ""
+		for {
+			page := r.Page("8.24", rank, after, n)
+			require.LessOrEqual(t, len(page), n)
+			if len(page) == 0 {
+				break
+			}
+			walked = append(walked, page...)
+			last := page[len(page)-1]
+			rank, after = last.Status.Rank(), last.Asset
+		}
+		require.Equal(t, all, walked, "pages of %d", n)
+	}
+	require.Empty(t, r.Page("5.1", -1, "", 10), "a control with no assets")
 }
