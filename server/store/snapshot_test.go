@@ -32,11 +32,11 @@ func TestSnapshotStatesMatchFullScan(t *testing.T) {
 		seeds, steps := 4, 300
 		switch {
 		case raceEnabled && db.Dialect() == store.Postgres:
-			seeds = 1
+			seeds, steps = 1, 200
 		case db.Dialect() == store.Postgres:
 			seeds = 2
 		case raceEnabled:
-			seeds, steps = 1, 150
+			seeds, steps = 1, 120
 		case testing.Short():
 			seeds = 2
 		}
