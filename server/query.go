@@ -297,21 +297,38 @@ func badQuery(err error) error {
 // (the control page needs them, the controls list does not).
 func (s *Server) controlRollup(ctx context.Context, q *query, detail bool) (*compliance.Rollup[apiv1.CheckState], error) {
 	roll := compliance.NewRollup[apiv1.CheckState](detail)
-	if q.atGiven && !detail {
+	if detail {
+		err := s.states(ctx, q, func(cs *apiv1.CheckState) error {
+			roll.Add(cs.Controls, cs.Asset, compliance.Of(cs.Status, cs.Stale), *cs)
+			return nil
+		})
+		return roll, err
+	}
+	filter := q.filter
+	if q.atGiven {
 		// Statuses and staleness are all a rollup reads: a past instant
 		// may be answered from the state snapshots.
-		pq := *q
-		pq.filter.Freshness = func(check string) time.Duration { return s.mapping.Freshness(check, s.cfg.Freshness) }
+		filter.Freshness = func(check string) time.Duration { return s.mapping.Freshness(check, s.cfg.Freshness) }
 		// The fleet's state, brought up to date now, knows which pairs
 		// nothing reached since the snapshot.
 		if err := s.withFleet(ctx, func(*fleetState) error { return nil }); err != nil {
 			return nil, err
 		}
-		pq.filter.Unmoved = s.unmoved
-		q = &pq
+		filter.Unmoved = s.unmoved
 	}
-	err := s.states(ctx, q, func(cs *apiv1.CheckState) error {
-		roll.Add(cs.Controls, cs.Asset, compliance.Of(cs.Status, cs.Stale), *cs)
+	// Without detail only the status counts: each row goes straight to the
+	// rollup (a fleet's past instant is millions of rows), its check's
+	// controls and freshness looked up when the check changes.
+	var (
+		check    string
+		controls []string
+		fresh    time.Duration
+	)
+	err := s.db.States(ctx, filter, func(st *store.State) error {
+		if st.Check != check {
+			check, controls, fresh = st.Check, s.mapping.Controls(st.Check), s.mapping.Freshness(st.Check, s.cfg.Freshness)
+		}
+		roll.Add(controls, st.Asset, compliance.Of(st.Status, st.CollectedAt.Add(fresh).Before(q.at)), apiv1.CheckState{})
 		return nil
 	})
 	return roll, err

@@ -107,6 +107,14 @@ type Rollup[D any] struct {
 	assets   []string
 	controls map[string]*controlRoll[D]
 	keep     bool
+	// next is the number after the last asset added: results often come
+	// check by check over the same assets in the same order, so the next
+	// asset is most often the one numbered next, found without a lookup.
+	next int32
+	// lastControls and lastRolls are the last control list Add resolved:
+	// a check's results share its list.
+	lastControls []string
+	lastRolls    []*controlRoll[D]
 }
 
 type controlRoll[D any] struct {
@@ -122,27 +130,39 @@ func NewRollup[D any](keepChecks bool) *Rollup[D] {
 }
 
 // Add takes one check result of asset, with status st, for each control
-// the check supports.
+// the check supports. The rollup remembers the last controls slice it was
+// given: a caller must not change one after passing it.
 func (r *Rollup[D]) Add(controls []string, asset string, st Status, check D) {
 	if len(controls) == 0 {
 		return
 	}
-	ai, ok := r.assetIdx[asset]
-	if !ok {
-		ai = int32(len(r.assets))
-		r.assets = append(r.assets, asset)
-		r.assetIdx[asset] = ai
-	}
-	rk := int8(st.Rank()) + 1
-	for _, ctl := range controls {
-		c := r.controls[ctl]
-		if c == nil {
-			c = &controlRoll[D]{}
-			if r.keep {
-				c.checks = map[int32][]D{}
-			}
-			r.controls[ctl] = c
+	ai := r.next
+	if int(ai) >= len(r.assets) || r.assets[ai] != asset {
+		var ok bool
+		if ai, ok = r.assetIdx[asset]; !ok {
+			ai = int32(len(r.assets))
+			r.assets = append(r.assets, asset)
+			r.assetIdx[asset] = ai
 		}
+	}
+	r.next = ai + 1
+	rk := int8(st.Rank()) + 1
+	if len(controls) != len(r.lastControls) || &controls[0] != &r.lastControls[0] {
+		r.lastRolls = r.lastRolls[:0]
+		for _, ctl := range controls {
+			c := r.controls[ctl]
+			if c == nil {
+				c = &controlRoll[D]{}
+				if r.keep {
+					c.checks = map[int32][]D{}
+				}
+				r.controls[ctl] = c
+			}
+			r.lastRolls = append(r.lastRolls, c)
+		}
+		r.lastControls = controls
+	}
+	for _, c := range r.lastRolls {
 		if int(ai) >= len(c.rank) {
 			c.rank = append(c.rank, make([]int8, len(r.assets)-len(c.rank))...)
 		}

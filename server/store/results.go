@@ -225,8 +225,9 @@ type StateFilter struct {
 	// At (CollectedAt + Freshness(check) not before At) exactly when the
 	// newest result's is, and a fresh row's status is exact (a stale one's
 	// may be an earlier result's: stale is all a rollup says of it);
-	// Reason, Since and LogIndex may be empty, and rows come in no
-	// particular order.
+	// Reason, Since and LogIndex may be empty, rows come in no particular
+	// order, and fn must not keep a *State past its return (one is reused
+	// for the millions a fleet's snapshot holds).
 	Freshness func(check string) time.Duration
 	// Unmoved, with Freshness, says a pair's newest result is still the
 	// one collected at that instant (nothing newer arrived): a pair the

@@ -254,8 +254,12 @@ func appendString(b []byte, s string) []byte {
 
 var errBadSnapshot = errors.New("snapshot blob is corrupt")
 
-// decodeSnapshot reverses encodeSnapshot.
-func decodeSnapshot(data []byte, t int64) ([]snapEntry, error) {
+// decodeSnapshot reverses encodeSnapshot. like is another check's entries
+// (or nil): the checks of one snapshot mostly hold the same assets in the
+// same order, so an asset equal to like's at the same place reuses its
+// string, and a fleet's snapshot allocates its asset names once, not once
+// per check.
+func decodeSnapshot(data []byte, t int64, like []snapEntry) ([]snapEntry, error) {
 	b, err := zdec.DecodeAll(data, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errBadSnapshot, err)
@@ -287,17 +291,24 @@ func decodeSnapshot(data []byte, t int64) ([]snapEntry, error) {
 	}
 	es := make([]snapEntry, 0, n)
 	prevAsset, prevAgent := "", ""
-	for range n {
+	var buf []byte
+	for i := range n {
 		var e snapEntry
 		p, ok := uv()
 		if !ok || p > uint64(len(prevAsset)) {
 			return nil, errBadSnapshot
 		}
-		suffix, ok := str()
-		if !ok || len(b) == 0 {
+		sl, ok := uv()
+		if !ok || sl >= uint64(len(b)) {
 			return nil, errBadSnapshot
 		}
-		e.asset = prevAsset[:p] + suffix
+		buf = append(append(buf[:0], prevAsset[:p]...), b[:sl]...)
+		b = b[sl:]
+		if i < uint64(len(like)) && like[i].asset == string(buf) {
+			e.asset = like[i].asset
+		} else {
+			e.asset = string(buf)
+		}
 		form := b[0]
 		b = b[1:]
 		switch form {
@@ -387,8 +398,9 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 		maxFresh = max(maxFresh, f.Freshness(c))
 	}
 
-	// The newest change per pair after the snapshot, at or before At.
-	changes := map[stateKey]change{}
+	// The newest change per pair after the snapshot, at or before At, by
+	// check then asset: a snapshot's entry asks its own check's map.
+	changes := map[string]map[string]change{}
 	collect := func(q string, args ...any) error {
 		conds, a := in("check_id", f.Checks, nil, args)
 		for _, c := range conds {
@@ -405,8 +417,13 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 			if err := rows.Scan(&k.asset, &k.check, &c.status, &c.at, &c.logIdx); err != nil {
 				return err
 			}
-			if old, ok := changes[k]; !ok || c.logIdx > old.logIdx {
-				changes[k] = c
+			m := changes[k.check]
+			if m == nil {
+				m = map[string]change{}
+				changes[k.check] = m
+			}
+			if old, ok := m[k.asset]; !ok || c.logIdx > old.logIdx {
+				m[k.asset] = c
 			}
 		}
 		return rows.Err()
@@ -431,22 +448,23 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 	if err != nil {
 		return true, err
 	}
-	exact := make(map[stateKey]bool, len(exactPairs))
+	exact := map[string]map[string]bool{}
 	for _, k := range exactPairs {
-		exact[k] = true
+		if exact[k.check] == nil {
+			exact[k.check] = map[string]bool{}
+		}
+		exact[k.check][k.asset] = true
 	}
 	agents := map[string]bool{}
 	for _, a := range f.Agents {
 		agents[a] = true
 	}
 	var lookups []stateKey
-	emit := func(st *State) error {
-		if len(agents) > 0 && !agents[st.AgentID] {
-			return nil
-		}
-		return fn(st)
-	}
+	// A fresh pair's state goes to fn in one reused State (the filter's
+	// contract): three million allocations fewer for a fleet's overview.
+	var cur State
 	sort.Strings(checks)
+	var like []snapEntry
 	for _, check := range checks {
 		var data []byte
 		err := s.queryRow(ctx, `SELECT data FROM state_snapshot_checks WHERE taken_at = ? AND check_id = ?`, t, check).Scan(&data)
@@ -456,56 +474,56 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 		if err != nil {
 			return true, err
 		}
-		es, err := decodeSnapshot(data, t)
+		es, err := decodeSnapshot(data, t, like)
 		if err != nil {
 			return true, fmt.Errorf("snapshot %s, check %s: %w", fromNanos(t).Format(time.RFC3339Nano), check, err)
 		}
+		like = es
 		fresh := int64(f.Freshness(check))
+		changed, exactHere := changes[check], exact[check]
 		// Pairs stale by the snapshot and the changes: stale at At unless
 		// they reported since without a change, which the results index
 		// says for many of them in one query.
 		var stale []*State
 		for i := range es {
 			e := &es[i]
-			// Both maps are small next to the snapshot: most entries
-			// skip them.
-			k := stateKey{e.asset, check}
-			if len(exact) > 0 && exact[k] {
+			// Both maps are small next to the snapshot: most checks have
+			// none and most entries skip them.
+			if exactHere[e.asset] {
 				continue
 			}
 			status, c := e.status, e.collected
-			var ch change
-			var changed bool
-			if len(changes) > 0 {
-				if ch, changed = changes[k]; changed {
-					delete(changes, k)
-				}
+			ch, moved := changed[e.asset]
+			if moved {
+				delete(changed, e.asset)
 			}
 			if e.collected > at {
 				// The snapshot holds a result newer than At (collected
 				// after the snapshot's instant): the one before it is
 				// the answer.
-				lookups = append(lookups, k)
+				lookups = append(lookups, stateKey{e.asset, check})
 				continue
 			}
-			if changed {
+			if moved {
 				status, c = ch.status, max(c, ch.at)
 			}
-			st := &State{Result: Result{Asset: e.asset, AgentID: e.agent, Check: check, Status: status, CollectedAt: fromNanos(c)}}
+			if len(agents) > 0 && !agents[e.agent] {
+				continue
+			}
 			if c+fresh < at {
-				switch {
-				case len(agents) > 0 && !agents[e.agent]:
-				case f.Unmoved != nil && f.Unmoved(e.asset, check, st.CollectedAt):
+				st := &State{Result: Result{Asset: e.asset, AgentID: e.agent, Check: check, Status: status, CollectedAt: fromNanos(c)}}
+				if f.Unmoved != nil && f.Unmoved(e.asset, check, st.CollectedAt) {
 					// Nothing arrived since: stale it stays.
 					if err := fn(st); err != nil {
 						return true, err
 					}
-				default:
-					stale = append(stale, st)
+					continue
 				}
+				stale = append(stale, st)
 				continue
 			}
-			if err := emit(st); err != nil {
+			cur = State{Result: Result{Asset: e.asset, AgentID: e.agent, Check: check, Status: status, CollectedAt: fromNanos(c)}}
+			if err := fn(&cur); err != nil {
 				return true, err
 			}
 		}
@@ -523,13 +541,17 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 		}
 	}
 	// Pairs first seen after the snapshot, and those no snapshot answers.
-	for k := range changes {
-		if !exact[k] {
-			lookups = append(lookups, k)
+	for check, m := range changes {
+		for asset := range m {
+			if !exact[check][asset] {
+				lookups = append(lookups, stateKey{asset, check})
+			}
 		}
 	}
-	for k := range exact {
-		lookups = append(lookups, k)
+	for check, m := range exact {
+		for asset := range m {
+			lookups = append(lookups, stateKey{asset, check})
+		}
 	}
 	sort.Slice(lookups, func(i, j int) bool {
 		if lookups[i].asset != lookups[j].asset {
