@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -122,6 +123,21 @@ type Appender struct {
 	// Rows waiting for Finish: written in a few multi-row statements.
 	hashRows  [][]any
 	entryRows [][]any
+	// start is the log's size when the lock was taken: entries below it
+	// are committed.
+	start int64
+	// keyframes are the delta references this appender made, by agent
+	// and collector: written at Finish, cached once committed.
+	keyframes map[refKey]keyframe
+}
+
+// refKey names whose records deltas are made between: an agent's, of one
+// collector.
+type refKey struct{ agent, key string }
+
+type keyframe struct {
+	idx   int64
+	plain []byte
 }
 
 // NewAppender takes the sequencer lock and starts appending at the log's end.
@@ -130,7 +146,7 @@ func (t *Tx) NewAppender(ctx context.Context) (*Appender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock log: %w", err)
 	}
-	return &Appender{t: t, ctx: ctx, size: size, hashes: &txHashes{ctx: ctx, t: t, pending: map[int64]tlog.Hash{}}}, nil
+	return &Appender{t: t, ctx: ctx, size: size, start: size, hashes: &txHashes{ctx: ctx, t: t, pending: map[int64]tlog.Hash{}}, keyframes: map[refKey]keyframe{}}, nil
 }
 
 // Size is the log's size including what this appender added.
@@ -149,10 +165,77 @@ func (a *Appender) Append(e *LogEntry) (int64, error) {
 		a.hashes.pending[idx] = h
 		a.hashRows = append(a.hashRows, []any{idx, h[:]})
 	}
-	a.entryRows = append(a.entryRows, []any{n, e.Kind, e.AgentID, int64(e.Seq), e.Digest, packEnvelope(e.Envelope), nanos(e.ReceivedAt), int64(len(e.Envelope))})
+	stored, err := a.pack(e)
+	if err != nil {
+		return 0, fmt.Errorf("log append: %w", err)
+	}
+	a.entryRows = append(a.entryRows, []any{n, e.Kind, e.AgentID, int64(e.Seq), e.Digest, stored, nanos(e.ReceivedAt), int64(len(e.Envelope))})
 	e.Index = n
 	a.size++
 	return n, nil
+}
+
+// pack is e's stored form at the next index: a record is a delta from
+// its agent's last reference for the same collector when that holds most
+// of it, else stored on its own and the reference for the next ones.
+func (a *Appender) pack(e *LogEntry) ([]byte, error) {
+	plain := plainForm(e.Envelope)
+	key := deltaKey(e.Kind, plain)
+	if key == "" {
+		return packPlain(plain, e.Envelope), nil
+	}
+	k := refKey{e.AgentID, key}
+	kf, ok := a.keyframes[k]
+	if !ok {
+		var idx int64
+		err := a.t.queryRow(a.ctx, `SELECT idx FROM envelope_refs WHERE agent_id = ? AND ref_key = ?`, k.agent, k.key).Scan(&idx)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return nil, err
+		default:
+			refPlain, err := a.t.db.refPlain(a.ctx, a.t.queryRow, idx, idx < a.start)
+			switch {
+			case errors.Is(err, errDamaged):
+				// A reference that cannot be read is replaced, not used.
+			case err != nil:
+				return nil, err
+			default:
+				kf, ok = keyframe{idx, refPlain}, true
+			}
+		}
+	}
+	if ok {
+		if stored, worth := packDelta(kf.idx, kf.plain, plain); worth {
+			return stored, nil
+		}
+	}
+	stored := packPlain(plain, e.Envelope)
+	if !bytes.HasPrefix(stored, zstdMagic) {
+		plain = rawPlain(stored) // kept as received: what a delta reads
+	}
+	a.keyframes[k] = keyframe{a.size, plain}
+	return stored, nil
+}
+
+// deltaKey is what a log entry's deltas are keyed by besides its agent:
+// a record's collector; "" for entries never stored as deltas (key
+// events, SoA changes: few, and unlike each other).
+func deltaKey(kind string, plain []byte) string {
+	if kind != KindRecord {
+		return ""
+	}
+	const field = `"collector":"`
+	i := bytes.Index(plain, []byte(field))
+	if i < 0 {
+		return ""
+	}
+	rest := plain[i+len(field):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 || j > 128 {
+		return ""
+	}
+	return string(rest[:j])
 }
 
 // Finish writes the appended leaves and the new size, and returns the root
@@ -165,6 +248,23 @@ func (a *Appender) Finish() (tlog.Hash, error) {
 		return tlog.Hash{}, fmt.Errorf("log append: %w", err)
 	}
 	a.hashRows, a.entryRows = nil, nil
+	if len(a.keyframes) > 0 {
+		rows := make([][]any, 0, len(a.keyframes))
+		for k, kf := range a.keyframes {
+			rows = append(rows, []any{k.agent, k.key, kf.idx})
+		}
+		if err := a.t.insertRows(a.ctx, `INSERT INTO envelope_refs (agent_id, ref_key, idx)`, 3, rows,
+			` ON CONFLICT (agent_id, ref_key) DO UPDATE SET idx = excluded.idx`); err != nil {
+			return tlog.Hash{}, fmt.Errorf("log append: %w", err)
+		}
+		kfs, db := a.keyframes, a.t.db
+		a.t.AfterCommit(func() {
+			for _, kf := range kfs {
+				db.refs.put(kf.idx, kf.plain)
+			}
+		})
+		a.keyframes = map[refKey]keyframe{}
+	}
 	if _, err := a.t.exec(a.ctx, `UPDATE log_head SET size = ? WHERE id = 1`, a.size); err != nil {
 		return tlog.Hash{}, err
 	}
@@ -225,53 +325,84 @@ func (s *DB) HashReader(ctx context.Context) tlog.HashReader {
 
 const entryCols = `idx, kind, agent_id, seq, digest, envelope, received_at`
 
-func scanEntry(sc interface{ Scan(...any) error }) (*LogEntry, error) {
+// scanEntry reads an entry's row; its envelope is left stored, for the
+// caller to resolve (a delta needs its reference read).
+func scanEntry(sc interface{ Scan(...any) error }) (*LogEntry, []byte, error) {
 	var e LogEntry
 	var seq, at int64
 	var stored []byte
 	if err := sc.Scan(&e.Index, &e.Kind, &e.AgentID, &seq, &e.Digest, &stored, &at); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, ErrNotFound
+			return nil, nil, ErrNotFound
 		}
+		return nil, nil, err
+	}
+	e.Seq, e.ReceivedAt = uint64(seq), fromNanos(at)
+	return &e, stored, nil
+}
+
+// readEntry is the committed entry row holds, its envelope as received.
+func (s *DB) readEntry(ctx context.Context, row *sql.Row) (*LogEntry, error) {
+	e, stored, err := scanEntry(row)
+	if err != nil {
 		return nil, err
 	}
-	env, err := unpackEnvelope(stored)
-	if err != nil {
+	if e.Envelope, err = s.envelope(ctx, s.queryRow, stored, true); err != nil {
 		return nil, fmt.Errorf("log entry %d: %w", e.Index, err)
 	}
-	e.Envelope = env
-	e.Seq, e.ReceivedAt = uint64(seq), fromNanos(at)
-	return &e, nil
+	return e, nil
+}
+
+// readEntry is the entry row holds, as this transaction sees it.
+func (t *Tx) readEntry(ctx context.Context, row *sql.Row) (*LogEntry, error) {
+	e, stored, err := scanEntry(row)
+	if err != nil {
+		return nil, err
+	}
+	if e.Envelope, err = t.db.envelope(ctx, t.queryRow, stored, false); err != nil {
+		return nil, fmt.Errorf("log entry %d: %w", e.Index, err)
+	}
+	return e, nil
 }
 
 // Entries calls fn for each log entry with start ≤ index < end, in order,
-// reading in pages so that a long range never sits in memory.
+// reading in pages so that a long range never sits in memory. A page's
+// rows are read before their deltas are resolved (which reads their
+// references) and fn is called: no query waits on another's open rows.
 func (s *DB) Entries(ctx context.Context, start, end int64, fn func(*LogEntry) error) error {
+	type row struct {
+		e      *LogEntry
+		stored []byte
+	}
 	for start < end {
-		rows, err := s.query(ctx, `SELECT `+entryCols+` FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT 1000`, start, end)
+		rows, err := s.query(ctx, `SELECT `+entryCols+` FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT 256`, start, end)
 		if err != nil {
 			return err
 		}
-		n := 0
+		var page []row
 		for rows.Next() {
-			e, err := scanEntry(rows)
+			e, stored, err := scanEntry(rows)
 			if err != nil {
 				rows.Close()
 				return err
 			}
-			n++
-			start = e.Index + 1
-			if err := fn(e); err != nil {
-				rows.Close()
-				return err
-			}
+			page = append(page, row{e, stored})
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if n == 0 {
+		if len(page) == 0 {
 			return nil
+		}
+		for _, r := range page {
+			if r.e.Envelope, err = s.envelope(ctx, s.queryRow, r.stored, true); err != nil {
+				return fmt.Errorf("log entry %d: %w", r.e.Index, err)
+			}
+			start = r.e.Index + 1
+			if err := fn(r.e); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -279,23 +410,23 @@ func (s *DB) Entries(ctx context.Context, start, end int64, fn func(*LogEntry) e
 
 // Entry reads one log entry.
 func (s *DB) Entry(ctx context.Context, idx int64) (*LogEntry, error) {
-	return scanEntry(s.queryRow(ctx, `SELECT `+entryCols+` FROM log_entries WHERE idx = ?`, idx))
+	return s.readEntry(ctx, s.queryRow(ctx, `SELECT `+entryCols+` FROM log_entries WHERE idx = ?`, idx))
 }
 
 // RecordAt finds an agent's record at seq (for duplicates and forks).
 func (t *Tx) RecordAt(ctx context.Context, agentID string, seq uint64) (*LogEntry, error) {
-	return scanEntry(t.queryRow(ctx, `SELECT `+entryCols+` FROM log_entries WHERE agent_id = ? AND seq = ? AND kind = ?`, agentID, int64(seq), KindRecord))
+	return t.readEntry(ctx, t.queryRow(ctx, `SELECT `+entryCols+` FROM log_entries WHERE agent_id = ? AND seq = ? AND kind = ?`, agentID, int64(seq), KindRecord))
 }
 
 // FirstEntry is an agent's first log entry of kind (its enrollment, for
 // key events).
 func (t *Tx) FirstEntry(ctx context.Context, agentID, kind string) (*LogEntry, error) {
-	return scanEntry(t.queryRow(ctx, `SELECT `+entryCols+` FROM log_entries WHERE agent_id = ? AND kind = ? ORDER BY idx LIMIT 1`, agentID, kind))
+	return t.readEntry(ctx, t.queryRow(ctx, `SELECT `+entryCols+` FROM log_entries WHERE agent_id = ? AND kind = ? ORDER BY idx LIMIT 1`, agentID, kind))
 }
 
 // RecordBefore is an agent's record with the highest seq below seq.
 func (t *Tx) RecordBefore(ctx context.Context, agentID string, seq uint64) (*LogEntry, error) {
-	return scanEntry(t.queryRow(ctx, `SELECT `+entryCols+` FROM log_entries WHERE agent_id = ? AND seq < ? AND kind = ? ORDER BY seq DESC LIMIT 1`, agentID, int64(seq), KindRecord))
+	return t.readEntry(ctx, t.queryRow(ctx, `SELECT `+entryCols+` FROM log_entries WHERE agent_id = ? AND seq < ? AND kind = ? ORDER BY seq DESC LIMIT 1`, agentID, int64(seq), KindRecord))
 }
 
 // IndexAt is the first log index received at or after t (the log's size if

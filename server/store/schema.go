@@ -284,6 +284,17 @@ SELECT DISTINCT asset, check_id FROM (
 ) x WHERE prev_collected > collected_at OR prev_agent <> agent_id
 UNION SELECT DISTINCT asset, check_id FROM results WHERE agent_id IN (SELECT id FROM agents WHERE revoked_at > 0);
 `,
+	// 11: records stored as deltas from an earlier record of the same
+	// agent and collector (envelope.go): the reference each next record
+	// is made against.
+	`
+CREATE TABLE envelope_refs (
+	agent_id TEXT NOT NULL,
+	ref_key TEXT NOT NULL,
+	idx BIGINT NOT NULL,
+	PRIMARY KEY (agent_id, ref_key)
+);
+`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

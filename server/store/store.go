@@ -41,6 +41,9 @@ type DB struct {
 	db      *sql.DB
 	dialect Dialect
 	path    string // the SQLite file; empty on PostgreSQL
+	// refs holds the plain forms of recently used delta references
+	// (envelope.go): committed log entries, which never change.
+	refs refCache
 }
 
 // ErrNotFound is returned when a looked-up row does not exist.
@@ -171,6 +174,7 @@ func (d Dialect) forUpdate() string {
 // Tx is a transaction.
 type Tx struct {
 	tx      *sql.Tx
+	db      *DB
 	dialect Dialect
 	after   []func()
 }
@@ -206,7 +210,7 @@ func (s *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	t := &Tx{tx: tx, dialect: s.dialect}
+	t := &Tx{tx: tx, db: s, dialect: s.dialect}
 	if err := fn(t); err != nil {
 		_ = tx.Rollback()
 		return err
