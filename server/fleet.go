@@ -98,6 +98,20 @@ const (
 
 var resultNames = [...]string{"pass", "fail", "error", "not_applicable"}
 
+// resultStatus is the status a result code stands for: a status other
+// than these three is not applicable (evidence.Result admits no other).
+func resultStatus(code uint8) string {
+	switch code {
+	case resultPass:
+		return "pass"
+	case resultFail:
+		return "fail"
+	case resultError:
+		return "error"
+	}
+	return "not_applicable"
+}
+
 func resultCode(s string) uint8 {
 	switch s {
 	case "pass":
@@ -524,33 +538,49 @@ func (s *Server) withFleet(ctx context.Context, fn func(*fleetState) error) erro
 	return fn(s.fleet)
 }
 
-// staleAt is when asset's latest result for check goes stale, as of the
-// last refresh; ok is false if the fleet holds none. The caller holds f.mu.
-func (f *fleetState) staleAt(asset, check string) (at int64, ok bool) {
+// cell is asset's latest result for check number ci (its code and when it goes
+// stale), as of the last refresh; ok is false if the fleet holds none. The
+// caller holds f.mu.
+func (f *fleetState) cell(asset string, ci uint16) (cell, bool) {
 	ai, ok := f.assetIdx[asset]
 	if !ok {
-		return 0, false
-	}
-	ci, ok := f.checkIdx[check]
-	if !ok {
-		return 0, false
+		return cell{}, false
 	}
 	for _, c := range f.assets[ai].cells {
 		if c.check == ci {
-			return c.staleAt, true
+			return c, true
 		}
 	}
-	return 0, false
+	return cell{}, false
 }
 
-// unmoved says asset's latest result for check is still the one collected
-// at collected, as of a refresh: a past instant's answer then needs no
-// lookup for a pair stale at that instant (store.StateFilter.Unmoved).
-func (s *Server) unmoved(asset, check string, collected time.Time) bool {
-	s.fleet.mu.Lock()
-	defer s.fleet.mu.Unlock()
-	at, ok := s.fleet.staleAt(asset, check)
-	return ok && at == collected.UnixNano()+int64(s.mapping.Freshness(check, s.cfg.Freshness))
+// current gives for check a function that says an asset's newest result
+// for it as of the last refresh: its collection time and status (a past
+// instant's answer needs no lookup for a pair stale then when it knows
+// this: store.StateFilter.Current). The check's number and freshness are
+// looked up once: a fleet's past instant asks about a million pairs.
+func (s *Server) current(check string) func(asset string) (time.Time, string, bool) {
+	fresh := int64(s.mapping.Freshness(check, s.cfg.Freshness))
+	f := s.fleet
+	f.mu.Lock()
+	ci, known := f.checkIdx[check]
+	f.mu.Unlock()
+	return func(asset string) (time.Time, string, bool) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if !known || int(ci) >= len(f.checks) || f.checks[ci].id != check {
+			// Not seen when asked, or numbered anew since (a purge
+			// starts the fleet's state again): look it up again.
+			if ci, known = f.checkIdx[check]; !known {
+				return time.Time{}, "", false
+			}
+		}
+		c, ok := f.cell(asset, ci)
+		if !ok {
+			return time.Time{}, "", false
+		}
+		return time.Unix(0, c.staleAt-fresh).UTC(), resultStatus(c.result), true
+	}
 }
 
 // agentLabels reads an agent's labels as "k=v".

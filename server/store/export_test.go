@@ -6,6 +6,7 @@ import "context"
 // database serves several generated worlds in a test.
 func ResetForTest(ctx context.Context, db *DB) error {
 	db.refs.reset() // the log's indexes will name other entries
+	db.snaps.reset()
 	return db.InTx(ctx, func(tx *Tx) error {
 		for _, q := range []string{
 			`DELETE FROM results`, `DELETE FROM transitions`, `DELETE FROM state`, `DELETE FROM late_transitions`,
@@ -50,3 +51,6 @@ func IsDeltaForTest(stored []byte) bool {
 
 // PackEnvelopeForTest is an envelope's stored form on its own.
 func PackEnvelopeForTest(env []byte) []byte { return packEnvelope(env) }
+
+// DropSnapshotCacheForTest forgets the decoded snapshot.
+func DropSnapshotCacheForTest(db *DB) { db.snaps.reset() }

@@ -229,11 +229,14 @@ type StateFilter struct {
 	// order, and fn must not keep a *State past its return (one is reused
 	// for the millions a fleet's snapshot holds).
 	Freshness func(check string) time.Duration
-	// Unmoved, with Freshness, says a pair's newest result is still the
-	// one collected at that instant (nothing newer arrived): a pair the
-	// snapshot holds stale needs no lookup then. A caller that keeps the
-	// current state in memory knows it without a query.
-	Unmoved func(asset, check string, collected time.Time) bool
+	// Current, with Freshness, gives for a check a function that says a
+	// pair's newest result now as the caller knows it (its collection time
+	// and status; ok false if unknown). A pair the snapshot holds stale at
+	// At needs no lookup when nothing newer arrived (stale it stays) or
+	// when the newest arrived since but was collected at or before At (it
+	// is the answer). A caller that keeps the current state in memory
+	// knows it without a query.
+	Current func(check string) func(asset string) (collected time.Time, status string, ok bool)
 	// None matches nothing: a filter that resolved to no check or agent
 	// (a control without automated checks, a label no agent has).
 	None bool

@@ -33,7 +33,9 @@ import (
 //     (meta late_before) under the log's lock, so no commit can miss it;
 //   - a pair the snapshot and those changes leave stale at At is looked up
 //     in the results index (its newest result at or before At): it may have
-//     reported since without changing status, which no transition records;
+//     reported since without changing status, which no transition records
+//     (unless the caller knows the pair's newest result now: nothing since,
+//     or one collected by At, answers without a lookup);
 //   - pairs no snapshot can answer for (results that went back in time,
 //     an asset reported by another agent, state purged) are kept in
 //     exact_pairs and always looked up.
@@ -254,12 +256,8 @@ func appendString(b []byte, s string) []byte {
 
 var errBadSnapshot = errors.New("snapshot blob is corrupt")
 
-// decodeSnapshot reverses encodeSnapshot. like is another check's entries
-// (or nil): the checks of one snapshot mostly hold the same assets in the
-// same order, so an asset equal to like's at the same place reuses its
-// string, and a fleet's snapshot allocates its asset names once, not once
-// per check.
-func decodeSnapshot(data []byte, t int64, like []snapEntry) ([]snapEntry, error) {
+// decodeSnapshot reverses encodeSnapshot.
+func decodeSnapshot(data []byte, t int64) ([]snapEntry, error) {
 	b, err := zdec.DecodeAll(data, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errBadSnapshot, err)
@@ -292,7 +290,7 @@ func decodeSnapshot(data []byte, t int64, like []snapEntry) ([]snapEntry, error)
 	es := make([]snapEntry, 0, n)
 	prevAsset, prevAgent := "", ""
 	var buf []byte
-	for i := range n {
+	for range n {
 		var e snapEntry
 		p, ok := uv()
 		if !ok || p > uint64(len(prevAsset)) {
@@ -304,11 +302,7 @@ func decodeSnapshot(data []byte, t int64, like []snapEntry) ([]snapEntry, error)
 		}
 		buf = append(append(buf[:0], prevAsset[:p]...), b[:sl]...)
 		b = b[sl:]
-		if i < uint64(len(like)) && like[i].asset == string(buf) {
-			e.asset = like[i].asset
-		} else {
-			e.asset = string(buf)
-		}
+		e.asset = string(buf)
 		form := b[0]
 		b = b[1:]
 		switch form {
@@ -464,65 +458,102 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 	// contract): three million allocations fewer for a fleet's overview.
 	var cur State
 	sort.Strings(checks)
-	var like []snapEntry
+	snap := s.snaps.get(t, logSize)
 	for _, check := range checks {
-		var data []byte
-		err := s.queryRow(ctx, `SELECT data FROM state_snapshot_checks WHERE taken_at = ? AND check_id = ?`, t, check).Scan(&data)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
+		cc, assets, err := snap.check(ctx, s, check)
 		if err != nil {
 			return true, err
 		}
-		es, err := decodeSnapshot(data, t, like)
-		if err != nil {
-			return true, fmt.Errorf("snapshot %s, check %s: %w", fromNanos(t).Format(time.RFC3339Nano), check, err)
+		if cc == nil {
+			continue
 		}
-		like = es
 		fresh := int64(f.Freshness(check))
+		var current func(string) (time.Time, string, bool)
+		if f.Current != nil {
+			current = f.Current(check)
+		}
+		// This check's changes and exact pairs by asset number: the
+		// pairs below are numbers, the maps small.
 		changed, exactHere := changes[check], exact[check]
+		var changedAt map[int32]change
+		var exactAt map[int32]bool
+		if len(changed) > 0 || len(exactHere) > 0 {
+			snap.mu.Lock()
+			for a, ch := range changed {
+				if ai, ok := snap.idx[a]; ok {
+					if changedAt == nil {
+						changedAt = map[int32]change{}
+					}
+					changedAt[ai] = ch
+				}
+			}
+			for a := range exactHere {
+				if ai, ok := snap.idx[a]; ok {
+					if exactAt == nil {
+						exactAt = map[int32]bool{}
+					}
+					exactAt[ai] = true
+				}
+			}
+			snap.mu.Unlock()
+		}
 		// Pairs stale by the snapshot and the changes: stale at At unless
 		// they reported since without a change, which the results index
 		// says for many of them in one query.
 		var stale []*State
-		for i := range es {
-			e := &es[i]
-			// Both maps are small next to the snapshot: most checks have
-			// none and most entries skip them.
-			if exactHere[e.asset] {
+		for i, ai := range cc.asset {
+			if exactAt != nil && exactAt[ai] {
 				continue
 			}
-			status, c := e.status, e.collected
-			ch, moved := changed[e.asset]
-			if moved {
-				delete(changed, e.asset)
+			c := cc.collected[i]
+			var ch change
+			var moved bool
+			if changedAt != nil {
+				if ch, moved = changedAt[ai]; moved {
+					// Found here: not a pair first seen after the snapshot.
+					delete(changed, assets[ai])
+				}
 			}
-			if e.collected > at {
+			asset, agent, status := cc.at(i, assets)
+			if c > at {
 				// The snapshot holds a result newer than At (collected
 				// after the snapshot's instant): the one before it is
 				// the answer.
-				lookups = append(lookups, stateKey{e.asset, check})
+				lookups = append(lookups, stateKey{asset, check})
 				continue
 			}
 			if moved {
 				status, c = ch.status, max(c, ch.at)
 			}
-			if len(agents) > 0 && !agents[e.agent] {
+			if len(agents) > 0 && !agents[agent] {
 				continue
 			}
 			if c+fresh < at {
-				st := &State{Result: Result{Asset: e.asset, AgentID: e.agent, Check: check, Status: status, CollectedAt: fromNanos(c)}}
-				if f.Unmoved != nil && f.Unmoved(e.asset, check, st.CollectedAt) {
-					// Nothing arrived since: stale it stays.
-					if err := fn(st); err != nil {
-						return true, err
+				st := &State{Result: Result{Asset: asset, AgentID: agent, Check: check, Status: status, CollectedAt: fromNanos(c)}}
+				if current != nil {
+					if now, nowStatus, ok := current(asset); ok {
+						switch n := nanos(now); {
+						case n == c:
+							// Nothing arrived since: stale it stays.
+							if err := fn(st); err != nil {
+								return true, err
+							}
+							continue
+						case n > c && n <= at:
+							// Its newest result so far was collected by
+							// At: the newest at At.
+							st.Status, st.CollectedAt = nowStatus, now
+							if err := fn(st); err != nil {
+								return true, err
+							}
+							continue
+						}
 					}
-					continue
 				}
 				stale = append(stale, st)
 				continue
 			}
-			cur = State{Result: Result{Asset: e.asset, AgentID: e.agent, Check: check, Status: status, CollectedAt: fromNanos(c)}}
+			cur = State{Result: Result{Asset: asset, AgentID: agent, Check: check, Status: status, CollectedAt: fromNanos(c)}}
 			if err := fn(&cur); err != nil {
 				return true, err
 			}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/annexa-dev/annexa/server/store"
@@ -222,11 +224,13 @@ func snapshotWorld(t *testing.T, db *store.DB, seed uint64, steps int) {
 			f.Freshness = freshness
 			require.Equal(t, want, answer(f, false), "at %s, filter checks %v agents %v", at, f.Checks, f.Agents)
 			// A caller that knows which pairs nothing newer reached.
-			f.Unmoved = func(asset, check string, collected time.Time) bool {
-				st, ok := current[asset+"|"+check]
-				return ok && st.CollectedAt.Equal(collected)
+			f.Current = func(check string) func(string) (time.Time, string, bool) {
+				return func(asset string) (time.Time, string, bool) {
+					st, ok := current[asset+"|"+check]
+					return st.CollectedAt, st.Status, ok
+				}
 			}
-			require.Equal(t, want, answer(f, false), "at %s, filter checks %v agents %v, unmoved known", at, f.Checks, f.Agents)
+			require.Equal(t, want, answer(f, false), "at %s, filter checks %v agents %v, the current state known", at, f.Checks, f.Agents)
 			compared += len(want)
 		}
 		for _, asset := range []string{"host:a2", "aws:123", "host:a5"} {
@@ -241,4 +245,32 @@ func snapshotWorld(t *testing.T, db *store.DB, seed uint64, steps int) {
 		}
 	}
 	require.Greater(t, compared, 500, "the worlds' answers were not empty")
+
+	// Questions at once about instants one snapshot answers, its decoded
+	// columns dropped first: each check is decoded once, under its lock,
+	// and every answer is the one asked alone.
+	store.DropSnapshotCacheForTest(db)
+	at := snaps[len(snaps)/2].Add(30 * time.Minute)
+	want := answer(store.StateFilter{At: at}, false)
+	var wg sync.WaitGroup
+	got := make([]map[string]any, 4)
+	for i := range got {
+		wg.Go(func() {
+			out := map[string]any{}
+			err := db.States(ctx, store.StateFilter{At: at, Freshness: freshness}, func(st *store.State) error {
+				status := st.Status
+				if st.CollectedAt.Add(fresh[st.Check]).Before(at) {
+					status = "stale"
+				}
+				out[st.Asset+"|"+st.Check] = st.AgentID + " " + status
+				return nil
+			})
+			assert.NoError(t, err)
+			got[i] = out
+		})
+	}
+	wg.Wait()
+	for _, g := range got {
+		require.Equal(t, want, g, "concurrent answers at %s", at)
+	}
 }

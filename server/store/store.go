@@ -44,6 +44,8 @@ type DB struct {
 	// refs holds the plain forms of recently used delta references
 	// (envelope.go): committed log entries, which never change.
 	refs refCache
+	// snaps holds the snapshot read last, decoded (snapcache.go).
+	snaps snapCache
 }
 
 // ErrNotFound is returned when a looked-up row does not exist.
