@@ -51,6 +51,9 @@ type fleetState struct {
 	sweptTo  int64 // results with staleAt <= sweptTo count as stale
 	maxIdx   int64
 	purgeGen string
+	// resets counts the times the state started again: asset and check
+	// numbers handed out before one mean nothing after it.
+	resets int
 }
 
 // nRanks is the number of compliance statuses (compliance.Status.Rank).
@@ -145,6 +148,7 @@ func newFleetState(mapping *catalog.Mapping, fresh time.Duration, labels func(co
 }
 
 func (f *fleetState) reset() {
+	f.resets++
 	f.checks, f.checkIdx = nil, map[string]uint16{}
 	f.assets, f.assetIdx = nil, map[string]int32{}
 	f.agents, f.agentIdx = nil, map[string]int32{}
@@ -538,48 +542,56 @@ func (s *Server) withFleet(ctx context.Context, fn func(*fleetState) error) erro
 	return fn(s.fleet)
 }
 
-// cell is asset's latest result for check number ci (its code and when it goes
-// stale), as of the last refresh; ok is false if the fleet holds none. The
-// caller holds f.mu.
-func (f *fleetState) cell(asset string, ci uint16) (cell, bool) {
-	ai, ok := f.assetIdx[asset]
-	if !ok {
-		return cell{}, false
-	}
-	for _, c := range f.assets[ai].cells {
-		if c.check == ci {
-			return c, true
-		}
-	}
-	return cell{}, false
-}
-
-// current gives for check a function that says an asset's newest result
-// for it as of the last refresh: its collection time and status (a past
-// instant's answer needs no lookup for a pair stale then when it knows
-// this: store.StateFilter.Current). The check's number and freshness are
-// looked up once: a fleet's past instant asks about a million pairs.
-func (s *Server) current(check string) func(asset string) (time.Time, string, bool) {
-	fresh := int64(s.mapping.Freshness(check, s.cfg.Freshness))
+// current is, for one question about a past instant, the source of
+// store.StateFilter.Current: for a check, a function that says an asset's
+// newest result for it as of the last refresh (its collection time and
+// status). A fleet's past instant asks about a million pairs, so the
+// check's number and freshness are looked up once, and each asset's place
+// in the fleet once a question (by the number the store gives it), not
+// once a pair.
+func (s *Server) current() func(check string) func(asset string, n int32) (time.Time, string, bool) {
 	f := s.fleet
-	f.mu.Lock()
-	ci, known := f.checkIdx[check]
-	f.mu.Unlock()
-	return func(asset string) (time.Time, string, bool) {
+	var (
+		places []int32 // by the store's asset number: the fleet's + 1, 0 unknown, -1 none
+		resets = -1
+	)
+	return func(check string) func(asset string, n int32) (time.Time, string, bool) {
+		fresh := int64(s.mapping.Freshness(check, s.cfg.Freshness))
 		f.mu.Lock()
-		defer f.mu.Unlock()
-		if !known || int(ci) >= len(f.checks) || f.checks[ci].id != check {
-			// Not seen when asked, or numbered anew since (a purge
-			// starts the fleet's state again): look it up again.
-			if ci, known = f.checkIdx[check]; !known {
+		ci, known := f.checkIdx[check]
+		f.mu.Unlock()
+		return func(asset string, n int32) (time.Time, string, bool) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.resets != resets {
+				// Started again since: every number is another's.
+				places, resets = places[:0], f.resets
+				ci, known = f.checkIdx[check]
+			}
+			if !known || int(ci) >= len(f.checks) || f.checks[ci].id != check {
+				if ci, known = f.checkIdx[check]; !known {
+					return time.Time{}, "", false
+				}
+			}
+			if int(n) >= len(places) {
+				places = append(places, make([]int32, int(n)+1-len(places))...)
+			}
+			if places[n] == 0 {
+				places[n] = -1
+				if ai, ok := f.assetIdx[asset]; ok {
+					places[n] = ai + 1
+				}
+			}
+			if places[n] < 0 {
 				return time.Time{}, "", false
 			}
-		}
-		c, ok := f.cell(asset, ci)
-		if !ok {
+			for _, c := range f.assets[places[n]-1].cells {
+				if c.check == ci {
+					return time.Unix(0, c.staleAt-fresh).UTC(), resultStatus(c.result), true
+				}
+			}
 			return time.Time{}, "", false
 		}
-		return time.Unix(0, c.staleAt-fresh).UTC(), resultStatus(c.result), true
 	}
 }
 

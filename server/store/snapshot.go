@@ -468,7 +468,7 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 			continue
 		}
 		fresh := int64(f.Freshness(check))
-		var current func(string) (time.Time, string, bool)
+		var current func(string, int32) (time.Time, string, bool)
 		if f.Current != nil {
 			current = f.Current(check)
 		}
@@ -531,7 +531,7 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 			if c+fresh < at {
 				st := &State{Result: Result{Asset: asset, AgentID: agent, Check: check, Status: status, CollectedAt: fromNanos(c)}}
 				if current != nil {
-					if now, nowStatus, ok := current(asset); ok {
+					if now, nowStatus, ok := current(asset, ai); ok {
 						switch n := nanos(now); {
 						case n == c:
 							// Nothing arrived since: stale it stays.

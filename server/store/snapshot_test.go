@@ -224,8 +224,14 @@ func snapshotWorld(t *testing.T, db *store.DB, seed uint64, steps int) {
 			f.Freshness = freshness
 			require.Equal(t, want, answer(f, false), "at %s, filter checks %v agents %v", at, f.Checks, f.Agents)
 			// A caller that knows which pairs nothing newer reached.
-			f.Current = func(check string) func(string) (time.Time, string, bool) {
-				return func(asset string) (time.Time, string, bool) {
+			numbers := map[int32]string{}
+			f.Current = func(check string) func(string, int32) (time.Time, string, bool) {
+				return func(asset string, n int32) (time.Time, string, bool) {
+					// One number, one asset, within a question.
+					if a, ok := numbers[n]; ok {
+						require.Equal(t, a, asset, "asset number %d", n)
+					}
+					numbers[n] = asset
 					st, ok := current[asset+"|"+check]
 					return st.CollectedAt, st.Status, ok
 				}
