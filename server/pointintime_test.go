@@ -39,11 +39,19 @@ func TestPointInTimeFromSnapshots(t *testing.T) {
 	}
 	stale := s.Enrol("", "stale")
 	ship(stale, t0.Add(-27*time.Hour), evidence.Pass)
+	// Two more stale at the snapshot, reporting again after it without a
+	// change of status: one collected before the instant asked (fresh
+	// then: the fleet's current result answers), one after it (stale
+	// then: its results say so).
+	back := s.Enrol("", "back")
+	ship(back, t0.Add(-27*time.Hour), evidence.Pass)
+	later := s.Enrol("", "later")
+	ship(later, t0.Add(-27*time.Hour), evidence.Pass)
 
 	now = t0.Add(5 * time.Minute)
 	info, err := s.DB().TakeSnapshot(ctx, now)
 	require.NoError(t, err)
-	require.Equal(t, int64(26), info.Pairs)
+	require.Equal(t, int64(30), info.Pairs)
 	now = t0.Add(time.Hour)
 
 	for _, a := range agents[:4] {
@@ -53,6 +61,8 @@ func TestPointInTimeFromSnapshots(t *testing.T) {
 	ship(s.Enrol("", "new"), t0.Add(10*time.Minute), evidence.Pass)
 	ship(s.Enrol("", "new-late"), t0.Add(time.Minute), evidence.Fail)
 	ship(agents[5], t0.Add(50*time.Minute), evidence.Fail) // after the instant asked
+	ship(back, t0.Add(10*time.Minute), evidence.Pass)
+	ship(later, t0.Add(50*time.Minute), evidence.Pass)
 
 	at := url.Values{"at": {t0.Add(30 * time.Minute).Format(time.RFC3339)}}
 	api := s.Client(s.Admin)
@@ -73,15 +83,15 @@ func TestPointInTimeFromSnapshots(t *testing.T) {
 	}
 	all, pages := answer()
 	cs := pages[0].ControlSummary
-	require.Equal(t, 15, cs.Assets)
+	require.Equal(t, 17, cs.Assets)
 	require.Equal(t, 8, cs.Failing, "hosts 0-3, 6, 9, 11 (late) and new-late")
-	require.Equal(t, 6, cs.Passing, "hosts 4, 5 (failing only later), 7, 8, 10 and new")
-	require.Equal(t, 1, cs.Stale)
+	require.Equal(t, 7, cs.Passing, "hosts 4, 5 (failing only later), 7, 8, 10, new and back")
+	require.Equal(t, 2, cs.Stale, "stale and later")
 	seen := 0
 	for _, p := range pages {
 		seen += len(p.AssetsDetail)
 	}
-	require.Equal(t, 15, seen)
+	require.Equal(t, 17, seen)
 
 	// The same questions with no snapshot: the results alone.
 	n, err := s.DB().PruneSnapshots(ctx, now)

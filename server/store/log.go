@@ -509,3 +509,21 @@ func (s *DB) StoredBytes(ctx context.Context) (stored, raw int64, err error) {
 	err = s.queryRow(ctx, `SELECT SUM(LENGTH(envelope)), SUM(CASE WHEN size >= 0 THEN size ELSE LENGTH(envelope) END) FROM log_entries`).Scan(&a, &b)
 	return a.Int64, b.Int64, err
 }
+
+// DatabaseBytes is the database's size in use: SQLite's pages less its
+// free ones (what the file holds once checkpointed), PostgreSQL's database
+// size. The benchmarks divide its growth by what was stored.
+func (s *DB) DatabaseBytes(ctx context.Context) (int64, error) {
+	if s.dialect == Postgres {
+		var n int64
+		err := s.queryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&n)
+		return n, err
+	}
+	var pages, free, size int64
+	for q, v := range map[string]*int64{`PRAGMA page_count`: &pages, `PRAGMA freelist_count`: &free, `PRAGMA page_size`: &size} {
+		if err := s.queryRow(ctx, q).Scan(v); err != nil {
+			return 0, err
+		}
+	}
+	return (pages - free) * size, nil
+}
