@@ -292,18 +292,11 @@ func badQuery(err error) error {
 	return badRequest("%v", err)
 }
 
-// controlRollup computes per control and asset the worst status; with
-// detail it also keeps the check results each asset's status came from
-// (the control page needs them, the controls list does not).
-func (s *Server) controlRollup(ctx context.Context, q *query, detail bool) (*compliance.Rollup[apiv1.CheckState], error) {
-	roll := compliance.NewRollup[apiv1.CheckState](detail)
-	if detail {
-		err := s.states(ctx, q, func(cs *apiv1.CheckState) error {
-			roll.Add(cs.Controls, cs.Asset, compliance.Of(cs.Status, cs.Stale), *cs)
-			return nil
-		})
-		return roll, err
-	}
+// controlRollup computes per control and asset the worst status, from the
+// state rows q selects (counts and a page of assets; a page's check results
+// are read for that page alone).
+func (s *Server) controlRollup(ctx context.Context, q *query) (*compliance.Rollup[struct{}], error) {
+	roll := compliance.NewRollup[struct{}](false)
 	filter := q.filter
 	if q.atGiven {
 		// Statuses and staleness are all a rollup reads: a past instant
@@ -316,9 +309,9 @@ func (s *Server) controlRollup(ctx context.Context, q *query, detail bool) (*com
 		}
 		filter.Current = s.current()
 	}
-	// Without detail only the status counts: each row goes straight to the
-	// rollup (a fleet's past instant is millions of rows), its check's
-	// controls and freshness looked up when the check changes.
+	// Only the status counts: each row goes straight to the rollup (a
+	// fleet's past instant is millions of rows), its check's controls and
+	// freshness looked up when the check changes.
 	var (
 		check    string
 		controls []string
@@ -328,7 +321,7 @@ func (s *Server) controlRollup(ctx context.Context, q *query, detail bool) (*com
 		if st.Check != check {
 			check, controls, fresh = st.Check, s.mapping.Controls(st.Check), s.mapping.Freshness(st.Check, s.cfg.Freshness)
 		}
-		roll.Add(controls, st.Asset, compliance.Of(st.Status, st.CollectedAt.Add(fresh).Before(q.at)), apiv1.CheckState{})
+		roll.Add(controls, st.Asset, compliance.Of(st.Status, st.CollectedAt.Add(fresh).Before(q.at)), struct{}{})
 		return nil
 	})
 	return roll, err
@@ -353,7 +346,7 @@ func (s *Server) controlCounts(ctx context.Context, q *query) (map[string]compli
 	if err := s.resolveLabels(ctx, q); err != nil {
 		return nil, err
 	}
-	roll, err := s.controlRollup(ctx, q, false)
+	roll, err := s.controlRollup(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -463,7 +456,7 @@ func (s *Server) queryControl(ctx context.Context, id string, v url.Values) (*ap
 			return nil, fmt.Errorf("control: %w", err)
 		}
 	} else {
-		roll, err := s.controlRollup(ctx, q, false)
+		roll, err := s.controlRollup(ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("control: %w", err)
 		}

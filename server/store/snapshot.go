@@ -472,27 +472,32 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 		if f.Current != nil {
 			current = f.Current(check)
 		}
-		// This check's changes and exact pairs by asset number: the
-		// pairs below are numbers, the maps small.
+		// This check's changes and exact pairs by asset number, and a bit
+		// per asset number saying it has either: most pairs have neither
+		// and pass with a bit test.
 		changed, exactHere := changes[check], exact[check]
 		var changedAt map[int32]change
 		var exactAt map[int32]bool
+		var marked []uint64
 		if len(changed) > 0 || len(exactHere) > 0 {
+			marked = make([]uint64, len(assets)/64+1)
 			snap.mu.Lock()
 			for a, ch := range changed {
-				if ai, ok := snap.idx[a]; ok {
+				if ai, ok := snap.idx[a]; ok && int(ai) < len(assets) {
 					if changedAt == nil {
 						changedAt = map[int32]change{}
 					}
 					changedAt[ai] = ch
+					marked[ai/64] |= 1 << (ai % 64)
 				}
 			}
 			for a := range exactHere {
-				if ai, ok := snap.idx[a]; ok {
+				if ai, ok := snap.idx[a]; ok && int(ai) < len(assets) {
 					if exactAt == nil {
 						exactAt = map[int32]bool{}
 					}
 					exactAt[ai] = true
+					marked[ai/64] |= 1 << (ai % 64)
 				}
 			}
 			snap.mu.Unlock()
@@ -502,13 +507,13 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 		// says for many of them in one query.
 		var stale []*State
 		for i, ai := range cc.asset {
-			if exactAt != nil && exactAt[ai] {
-				continue
-			}
 			c := cc.collected[i]
 			var ch change
 			var moved bool
-			if changedAt != nil {
+			if marked != nil && marked[ai/64]&(1<<(ai%64)) != 0 {
+				if exactAt[ai] {
+					continue
+				}
 				if ch, moved = changedAt[ai]; moved {
 					// Found here: not a pair first seen after the snapshot.
 					delete(changed, assets[ai])
