@@ -54,6 +54,12 @@ type fleetState struct {
 	// resets counts the times the state started again: asset and check
 	// numbers handed out before one mean nothing after it.
 	resets int
+	// places are, for the store's asset numbering placesFor (as of
+	// resets placesAt), each asset's index + 1 (0 not known): a past
+	// instant's questions ask about the same million pairs.
+	places    []int32
+	placesFor uint64
+	placesAt  int
 }
 
 // nRanks is the number of compliance statuses (compliance.Status.Rank).
@@ -542,56 +548,51 @@ func (s *Server) withFleet(ctx context.Context, fn func(*fleetState) error) erro
 	return fn(s.fleet)
 }
 
-// current is, for one question about a past instant, the source of
-// store.StateFilter.Current: for a check, a function that says an asset's
-// newest result for it as of the last refresh (its collection time and
-// status). A fleet's past instant asks about a million pairs, so the
-// check's number and freshness are looked up once, and each asset's place
-// in the fleet once a question (by the number the store gives it), not
-// once a pair.
-func (s *Server) current() func(check string) func(asset string, n int32) (time.Time, string, bool) {
+// current is the source of store.StateFilter.Current: for a check, a
+// function that says an asset's newest result for it as of the last
+// refresh (its collection time and status). A fleet's past instant asks
+// about a million pairs, so the check's number and freshness are looked up
+// once, and each asset's place in the fleet once for the store's numbering
+// (kept in f.places), not once a pair.
+func (s *Server) current(numbering uint64, check string) func(asset string, n int32) (time.Time, string, bool) {
 	f := s.fleet
-	var (
-		places []int32 // by the store's asset number: the fleet's + 1, 0 unknown, -1 none
-		resets = -1
-	)
-	return func(check string) func(asset string, n int32) (time.Time, string, bool) {
-		fresh := int64(s.mapping.Freshness(check, s.cfg.Freshness))
+	fresh := int64(s.mapping.Freshness(check, s.cfg.Freshness))
+	f.mu.Lock()
+	ci, known := f.checkIdx[check]
+	f.mu.Unlock()
+	return func(asset string, n int32) (time.Time, string, bool) {
 		f.mu.Lock()
-		ci, known := f.checkIdx[check]
-		f.mu.Unlock()
-		return func(asset string, n int32) (time.Time, string, bool) {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			if f.resets != resets {
-				// Started again since: every number is another's.
-				places, resets = places[:0], f.resets
-				ci, known = f.checkIdx[check]
-			}
-			if !known || int(ci) >= len(f.checks) || f.checks[ci].id != check {
-				if ci, known = f.checkIdx[check]; !known {
-					return time.Time{}, "", false
-				}
-			}
-			if int(n) >= len(places) {
-				places = append(places, make([]int32, int(n)+1-len(places))...)
-			}
-			if places[n] == 0 {
-				places[n] = -1
-				if ai, ok := f.assetIdx[asset]; ok {
-					places[n] = ai + 1
-				}
-			}
-			if places[n] < 0 {
+		defer f.mu.Unlock()
+		if !known || int(ci) >= len(f.checks) || f.checks[ci].id != check {
+			// Not seen when asked, or numbered anew since (a purge
+			// starts the fleet's state again): look it up again.
+			if ci, known = f.checkIdx[check]; !known {
 				return time.Time{}, "", false
 			}
-			for _, c := range f.assets[places[n]-1].cells {
-				if c.check == ci {
-					return time.Unix(0, c.staleAt-fresh).UTC(), resultStatus(c.result), true
-				}
-			}
-			return time.Time{}, "", false
 		}
+		if f.placesFor != numbering || f.placesAt != f.resets {
+			f.places, f.placesFor, f.placesAt = f.places[:0], numbering, f.resets
+		}
+		if int(n) >= len(f.places) {
+			f.places = append(f.places, make([]int32, int(n)+1-len(f.places))...)
+		}
+		p := f.places[n]
+		if p == 0 {
+			// An asset the fleet does not hold yet may arrive: only
+			// places found are kept.
+			ai, ok := f.assetIdx[asset]
+			if !ok {
+				return time.Time{}, "", false
+			}
+			p = ai + 1
+			f.places[n] = p
+		}
+		for _, c := range f.assets[p-1].cells {
+			if c.check == ci {
+				return time.Unix(0, c.staleAt-fresh).UTC(), resultStatus(c.result), true
+			}
+		}
+		return time.Time{}, "", false
 	}
 }
 

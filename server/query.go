@@ -307,7 +307,7 @@ func (s *Server) controlRollup(ctx context.Context, q *query) (*compliance.Rollu
 		if err := s.withFleet(ctx, func(*fleetState) error { return nil }); err != nil {
 			return nil, err
 		}
-		filter.Current = s.current()
+		filter.Current = s.current
 	}
 	// Only the status counts: each row goes straight to the rollup (a
 	// fleet's past instant is millions of rows), its check's controls and

@@ -235,10 +235,11 @@ type StateFilter struct {
 	// At needs no lookup when nothing newer arrived (stale it stays) or
 	// when the newest arrived since but was collected at or before At (it
 	// is the answer). A caller that keeps the current state in memory
-	// knows it without a query. n numbers the asset within one call of
-	// States (the same asset, the same number; dense from 0): a caller may
-	// keep what it found by it rather than look the name up again.
-	Current func(check string) func(asset string, n int32) (collected time.Time, status string, ok bool)
+	// knows it without a query. n numbers the asset in the numbering
+	// named (the same numbering and n, the same asset; dense from 0, and
+	// kept across questions a snapshot answers): a caller may keep what it
+	// found by it rather than look the name up again.
+	Current func(numbering uint64, check string) func(asset string, n int32) (collected time.Time, status string, ok bool)
 	// None matches nothing: a filter that resolved to no check or agent
 	// (a control without automated checks, a label no agent has).
 	None bool

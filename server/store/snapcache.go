@@ -23,6 +23,9 @@ import (
 // snapCols is one snapshot's checks, decoded as asked for.
 type snapCols struct {
 	takenAt, logSize int64
+	// numbering names this decoding's asset numbers (StateFilter.Current):
+	// another decoding of the same snapshot numbers them otherwise.
+	numbering uint64
 
 	mu     sync.Mutex
 	assets []string // by asset number; only appended to
@@ -43,15 +46,17 @@ type checkCols struct {
 
 // snapCache holds the columns of the snapshot read last.
 type snapCache struct {
-	mu  sync.Mutex
-	cur *snapCols
+	mu       sync.Mutex
+	cur      *snapCols
+	numbered uint64 // the numberings handed out
 }
 
 func (c *snapCache) get(takenAt, logSize int64) *snapCols {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cur == nil || c.cur.takenAt != takenAt || c.cur.logSize != logSize {
-		c.cur = &snapCols{takenAt: takenAt, logSize: logSize, idx: map[string]int32{}, checks: map[string]*checkCols{}}
+		c.numbered++
+		c.cur = &snapCols{takenAt: takenAt, logSize: logSize, numbering: c.numbered, idx: map[string]int32{}, checks: map[string]*checkCols{}}
 	}
 	return c.cur
 }

@@ -470,7 +470,7 @@ func (s *DB) statesFromSnapshot(ctx context.Context, f StateFilter, fn func(*Sta
 		fresh := int64(f.Freshness(check))
 		var current func(string, int32) (time.Time, string, bool)
 		if f.Current != nil {
-			current = f.Current(check)
+			current = f.Current(snap.numbering, check)
 		}
 		// This check's changes and exact pairs by asset number, and a bit
 		// per asset number saying it has either: most pairs have neither

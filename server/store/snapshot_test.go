@@ -211,6 +211,7 @@ func snapshotWorld(t *testing.T, db *store.DB, seed uint64, steps int) {
 		current[st.Asset+"|"+st.Check] = *st
 		return nil
 	}))
+	numbers := map[string]string{} // numbering and asset number: the asset
 	for _, at := range instants {
 		filters := []store.StateFilter{
 			{At: at},
@@ -224,14 +225,14 @@ func snapshotWorld(t *testing.T, db *store.DB, seed uint64, steps int) {
 			f.Freshness = freshness
 			require.Equal(t, want, answer(f, false), "at %s, filter checks %v agents %v", at, f.Checks, f.Agents)
 			// A caller that knows which pairs nothing newer reached.
-			numbers := map[int32]string{}
-			f.Current = func(check string) func(string, int32) (time.Time, string, bool) {
+			f.Current = func(numbering uint64, check string) func(string, int32) (time.Time, string, bool) {
 				return func(asset string, n int32) (time.Time, string, bool) {
-					// One number, one asset, within a question.
-					if a, ok := numbers[n]; ok {
-						require.Equal(t, a, asset, "asset number %d", n)
+					// One number, one asset, within a numbering.
+					k := fmt.Sprint(numbering, n)
+					if a, ok := numbers[k]; ok {
+						require.Equal(t, a, asset, "asset number %s", k)
 					}
-					numbers[n] = asset
+					numbers[k] = asset
 					st, ok := current[asset+"|"+check]
 					return st.CollectedAt, st.Status, ok
 				}
