@@ -34,20 +34,41 @@ const deltaMaxOut = 64 << 20
 
 var errBadDelta = errors.New("stored delta is damaged")
 
-// encodeDelta is target as operations on ref, and how many of target's
-// bytes it carries literally (what the reference did not hold).
-func encodeDelta(ref, target []byte) (ops []byte, literal int) {
+// deltaIndex is a reference's hash of every 8 bytes: built once, it
+// serves every record made against that reference (an agent's batch holds
+// many of one collector).
+type deltaIndex struct {
+	ref   []byte
+	bits  int
+	table []int32 // a reference position + 1, 0 for none
+}
+
+func newDeltaIndex(ref []byte) *deltaIndex {
 	bits := 10
 	for 1<<bits < len(ref) && bits < 17 {
 		bits++
 	}
-	table := make([]int32, 1<<bits) // a reference position + 1, 0 for none
-	hash := func(b []byte) uint32 {
-		return uint32((binary.LittleEndian.Uint64(b) * 0x9E3779B97F4A7C15) >> (64 - bits))
-	}
+	x := &deltaIndex{ref: ref, bits: bits, table: make([]int32, 1<<bits)}
 	for i := 0; i+8 <= len(ref); i++ {
-		table[hash(ref[i:])] = int32(i + 1)
+		x.table[x.hash(ref[i:])] = int32(i + 1)
 	}
+	return x
+}
+
+func (x *deltaIndex) hash(b []byte) uint32 {
+	return uint32((binary.LittleEndian.Uint64(b) * 0x9E3779B97F4A7C15) >> (64 - x.bits))
+}
+
+// encodeDelta is target as operations on ref, and how many of target's
+// bytes it carries literally (what the reference did not hold).
+func encodeDelta(ref, target []byte) (ops []byte, literal int) {
+	return newDeltaIndex(ref).encode(target)
+}
+
+// encode is target as operations on x's reference, and how many of
+// target's bytes it carries literally.
+func (x *deltaIndex) encode(target []byte) (ops []byte, literal int) {
+	ref, table, hash := x.ref, x.table, x.hash
 	ops = make([]byte, 0, len(target)/8+64)
 	lit, prevEnd := 0, 0
 	for i := 0; i+8 <= len(target); {

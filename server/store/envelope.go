@@ -102,12 +102,12 @@ func packPlain(plain, env []byte) []byte {
 func packEnvelope(env []byte) []byte { return packPlain(plainForm(env), env) }
 
 // packDelta is the stored form of an envelope whose plain form is plain,
-// as a delta from the entry at ref whose plain form is refPlain; ok is
+// as a delta from the entry at ref (whose plain form refIndex indexes); ok is
 // false when the reference holds too little of it to be worth one (more
 // than a quarter new): it is then better stored on its own, and a
 // reference for the next.
-func packDelta(ref int64, refPlain, plain []byte) (stored []byte, ok bool) {
-	ops, literal := encodeDelta(refPlain, plain)
+func packDelta(ref int64, refIndex *deltaIndex, plain []byte) (stored []byte, ok bool) {
+	ops, literal := refIndex.encode(plain)
 	if literal*4 > len(plain) {
 		return nil, false
 	}

@@ -36,7 +36,7 @@ func FuzzEnvelopeDelta(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stored, ok := packDelta(7, refPlain, plainForm(b))
+		stored, ok := packDelta(7, newDeltaIndex(refPlain), plainForm(b))
 		if !ok {
 			return
 		}

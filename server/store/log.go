@@ -127,8 +127,11 @@ type Appender struct {
 	// are committed.
 	start int64
 	// keyframes are the delta references this appender made, by agent
-	// and collector: written at Finish, cached once committed.
+	// and collector: written at Finish, cached once committed. refs are
+	// the references it found in the database: an agent's batch of one
+	// collector's records reads its reference once.
 	keyframes map[refKey]keyframe
+	refs      map[refKey]keyframe
 }
 
 // refKey names whose records deltas are made between: an agent's, of one
@@ -138,6 +141,7 @@ type refKey struct{ agent, key string }
 type keyframe struct {
 	idx   int64
 	plain []byte
+	index *deltaIndex // built the first time a record is made against it
 }
 
 // NewAppender takes the sequencer lock and starts appending at the log's end.
@@ -146,7 +150,7 @@ func (t *Tx) NewAppender(ctx context.Context) (*Appender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock log: %w", err)
 	}
-	return &Appender{t: t, ctx: ctx, size: size, start: size, hashes: &txHashes{ctx: ctx, t: t, pending: map[int64]tlog.Hash{}}, keyframes: map[refKey]keyframe{}}, nil
+	return &Appender{t: t, ctx: ctx, size: size, start: size, hashes: &txHashes{ctx: ctx, t: t, pending: map[int64]tlog.Hash{}}, keyframes: map[refKey]keyframe{}, refs: map[refKey]keyframe{}}, nil
 }
 
 // Size is the log's size including what this appender added.
@@ -187,6 +191,9 @@ func (a *Appender) pack(e *LogEntry) ([]byte, error) {
 	k := refKey{e.AgentID, key}
 	kf, ok := a.keyframes[k]
 	if !ok {
+		kf, ok = a.refs[k]
+	}
+	if !ok {
 		var idx int64
 		err := a.t.queryRow(a.ctx, `SELECT idx FROM envelope_refs WHERE agent_id = ? AND ref_key = ?`, k.agent, k.key).Scan(&idx)
 		switch {
@@ -201,12 +208,21 @@ func (a *Appender) pack(e *LogEntry) ([]byte, error) {
 			case err != nil:
 				return nil, err
 			default:
-				kf, ok = keyframe{idx, refPlain}, true
+				kf, ok = keyframe{idx: idx, plain: refPlain}, true
+				a.refs[k] = kf
 			}
 		}
 	}
 	if ok {
-		if stored, worth := packDelta(kf.idx, kf.plain, plain); worth {
+		if kf.index == nil {
+			kf.index = newDeltaIndex(kf.plain)
+			if _, made := a.keyframes[k]; made {
+				a.keyframes[k] = kf
+			} else {
+				a.refs[k] = kf
+			}
+		}
+		if stored, worth := packDelta(kf.idx, kf.index, plain); worth {
 			return stored, nil
 		}
 	}
@@ -214,7 +230,7 @@ func (a *Appender) pack(e *LogEntry) ([]byte, error) {
 	if !bytes.HasPrefix(stored, zstdMagic) {
 		plain = rawPlain(stored) // kept as received: what a delta reads
 	}
-	a.keyframes[k] = keyframe{a.size, plain}
+	a.keyframes[k] = keyframe{idx: a.size, plain: plain}
 	return stored, nil
 }
 

@@ -85,50 +85,50 @@ func (sc *snapCols) check(ctx context.Context, s *DB, check string) (*checkCols,
 	if err != nil {
 		return nil, nil, err
 	}
-	es, err := decodeSnapshot(data, sc.takenAt)
-	if err != nil {
-		return nil, nil, fmt.Errorf("snapshot %s, check %s: %w", fromNanos(sc.takenAt).Format(time.RFC3339Nano), check, err)
+	// The checks of a snapshot mostly hold the same assets in the same
+	// order: the asset after the last one is most often next, found
+	// without a lookup, and a name seen before is not allocated again.
+	cc := &checkCols{}
+	var ai, next int32
+	intern := func(name []byte) string {
+		if int(next) < len(sc.assets) && sc.assets[next] == string(name) {
+			ai = next
+		} else if i, ok := sc.idx[string(name)]; ok {
+			ai = i
+		} else {
+			ai = int32(len(sc.assets))
+			sc.assets = append(sc.assets, string(name))
+			sc.idx[sc.assets[ai]] = ai
+		}
+		next = ai + 1
+		return sc.assets[ai]
 	}
-	cc := &checkCols{asset: make([]int32, len(es)), status: make([]uint8, len(es)), collected: make([]int64, len(es))}
-	for i := range es {
-		e := &es[i]
-		// The checks of a snapshot mostly hold the same assets in the
-		// same order: the asset after the last one is most often next.
-		var ai int32 = -1
-		if i > 0 {
-			if next := cc.asset[i-1] + 1; int(next) < len(sc.assets) && sc.assets[next] == e.asset {
-				ai = next
-			}
-		} else if len(sc.assets) > 0 && sc.assets[0] == e.asset {
-			ai = 0
-		}
-		if ai < 0 {
-			var ok bool
-			if ai, ok = sc.idx[e.asset]; !ok {
-				ai = int32(len(sc.assets))
-				sc.assets = append(sc.assets, e.asset)
-				sc.idx[e.asset] = ai
-			}
-		}
-		cc.asset[i], cc.collected[i] = ai, e.collected
-		cc.status[i] = snapStatusOther
+	err = scanSnapshot(data, sc.takenAt, intern, func(e *snapEntry) {
+		i := int32(len(cc.asset))
+		cc.asset = append(cc.asset, ai)
+		cc.collected = append(cc.collected, e.collected)
+		code := uint8(snapStatusOther)
 		for k, st := range snapStatuses {
 			if st == e.status {
-				cc.status[i] = uint8(k)
+				code = uint8(k)
 			}
 		}
-		if cc.status[i] == snapStatusOther {
+		cc.status = append(cc.status, code)
+		if code == snapStatusOther {
 			if cc.other == nil {
 				cc.other = map[int32]string{}
 			}
-			cc.other[int32(i)] = e.status
+			cc.other[i] = e.status
 		}
-		if strings.TrimPrefix(e.asset, "host:") != e.agent || !strings.HasPrefix(e.asset, "host:") {
+		if !strings.HasPrefix(e.asset, "host:") || e.asset[len("host:"):] != e.agent {
 			if cc.agents == nil {
 				cc.agents = map[int32]string{}
 			}
-			cc.agents[int32(i)] = e.agent
+			cc.agents[i] = e.agent
 		}
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("snapshot %s, check %s: %w", fromNanos(sc.takenAt).Format(time.RFC3339Nano), check, err)
 	}
 	sc.checks[check] = cc
 	return cc, sc.assets, nil
