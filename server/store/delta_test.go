@@ -193,3 +193,59 @@ func TestDeltaDamagedReference(t *testing.T) {
 		}
 	})
 }
+
+// Replicas sharing one database append one agent's records in turn (an
+// agent's requests land on either) and each reads every record back byte
+// for byte: a reference one made serves the other's deltas, and neither's
+// cache of references can stand for another entry.
+func TestDeltasAcrossReplicas(t *testing.T) {
+	eachShared(t, 2, func(t *testing.T, dbs []*store.DB) {
+		ctx := context.Background()
+		recs := signedRecords(t, "agt-a", "patch_level", 24)
+		other := signedRecords(t, "agt-b", "patch_level", 24)
+		var log [][]byte
+		for i := range recs {
+			db := dbs[i%2]
+			if i%5 == 4 {
+				db = dbs[(i+1)%2] // now and then twice in a row on one
+			}
+			require.NoError(t, db.InTx(ctx, func(tx *store.Tx) error {
+				app, err := tx.NewAppender(ctx)
+				if err != nil {
+					return err
+				}
+				for _, e := range []*store.LogEntry{
+					{Kind: store.KindRecord, AgentID: "agt-a", Seq: uint64(i + 1), Digest: evidence.Digest(recs[i]), Envelope: recs[i], ReceivedAt: t0},
+					{Kind: store.KindRecord, AgentID: "agt-b", Seq: uint64(i + 1), Digest: evidence.Digest(other[i]), Envelope: other[i], ReceivedAt: t0},
+				} {
+					if _, err := app.Append(e); err != nil {
+						return err
+					}
+				}
+				_, err = app.Finish()
+				return err
+			}))
+			log = append(log, recs[i], other[i])
+			if i%6 != 5 {
+				continue
+			}
+			// Both read everything so far, each through its own cache.
+			for _, rd := range dbs {
+				for j, env := range log {
+					e, err := rd.Entry(ctx, int64(j))
+					require.NoError(t, err)
+					require.Equal(t, string(env), string(e.Envelope), "entry %d after round %d", j, i)
+				}
+			}
+		}
+		deltas := 0
+		for j := range log {
+			stored, err := store.StoredEnvelopeForTest(ctx, dbs[0], int64(j))
+			require.NoError(t, err)
+			if store.IsDeltaForTest(stored) {
+				deltas++
+			}
+		}
+		require.Greater(t, deltas, len(log)/2, "replicas made deltas of each other's references")
+	})
+}

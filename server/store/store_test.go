@@ -26,11 +26,24 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // set (make test sets it), on a fresh PostgreSQL database: the same
 // behaviour on both.
 func each(t *testing.T, fn func(t *testing.T, db *store.DB)) {
+	eachShared(t, 1, func(t *testing.T, dbs []*store.DB) { fn(t, dbs[0]) })
+}
+
+// eachShared is each with n handles on one database: on PostgreSQL, n
+// replicas sharing it; on SQLite, n handles on one file.
+func eachShared(t *testing.T, n int, fn func(t *testing.T, dbs []*store.DB)) {
+	open := func(t *testing.T, url, dir string) []*store.DB {
+		var dbs []*store.DB
+		for range n {
+			db, err := store.Open(context.Background(), url, dir)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = db.Close() })
+			dbs = append(dbs, db)
+		}
+		return dbs
+	}
 	t.Run("sqlite", func(t *testing.T) {
-		db, err := store.Open(context.Background(), "", t.TempDir())
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = db.Close() })
-		fn(t, db)
+		fn(t, open(t, "", t.TempDir()))
 	})
 	base := os.Getenv("ANNEXA_TEST_POSTGRES")
 	if base == "" {
@@ -50,10 +63,7 @@ func each(t *testing.T, fn func(t *testing.T, db *store.DB)) {
 				a.Close()
 			}
 		})
-		db, err := store.Open(context.Background(), strings.Replace(base, "/postgres?", "/"+name+"?", 1), t.TempDir())
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = db.Close() })
-		fn(t, db)
+		fn(t, open(t, strings.Replace(base, "/postgres?", "/"+name+"?", 1), t.TempDir()))
 	})
 }
 
