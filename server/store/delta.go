@@ -59,12 +59,6 @@ func (x *deltaIndex) hash(b []byte) uint32 {
 	return uint32((binary.LittleEndian.Uint64(b) * 0x9E3779B97F4A7C15) >> (64 - x.bits))
 }
 
-// encodeDelta is target as operations on ref, and how many of target's
-// bytes it carries literally (what the reference did not hold).
-func encodeDelta(ref, target []byte) (ops []byte, literal int) {
-	return newDeltaIndex(ref).encode(target)
-}
-
 // encode is target as operations on x's reference, and how many of
 // target's bytes it carries literally.
 func (x *deltaIndex) encode(target []byte) (ops []byte, literal int) {
@@ -109,7 +103,8 @@ func (x *deltaIndex) encode(target []byte) (ops []byte, literal int) {
 	return ops, literal
 }
 
-// applyDelta reverses encodeDelta: the target from ref and the operations.
+// applyDelta reverses deltaIndex.encode: the target from ref and the
+// operations.
 // Anything out of bounds is damage, reported, never read past.
 func applyDelta(ref, ops []byte) ([]byte, error) {
 	out := make([]byte, 0, len(ref)+len(ops))

@@ -97,3 +97,9 @@ func FuzzDelta(f *testing.F) {
 		}
 	})
 }
+
+// encodeDelta is target as operations on ref, and how many of target's
+// bytes it carries literally.
+func encodeDelta(ref, target []byte) (ops []byte, literal int) {
+	return newDeltaIndex(ref).encode(target)
+}

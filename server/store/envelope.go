@@ -98,9 +98,6 @@ func packPlain(plain, env []byte) []byte {
 	return z
 }
 
-// packEnvelope is the stored form of an envelope, on its own.
-func packEnvelope(env []byte) []byte { return packPlain(plainForm(env), env) }
-
 // packDelta is the stored form of an envelope whose plain form is plain,
 // as a delta from the entry at ref (whose plain form refIndex indexes); ok is
 // false when the reference holds too little of it to be worth one (more
@@ -208,16 +205,6 @@ func envelopeOf(b []byte) ([]byte, error) {
 	out = append(out, prefix...)
 	out = base64.StdEncoding.AppendEncode(out, payload)
 	return append(out, b...), nil
-}
-
-// unpackEnvelope is the envelope a stored value holds on its own (not a
-// delta: those are read through DB.envelope, which finds the reference).
-func unpackEnvelope(stored []byte) ([]byte, error) {
-	plain, err := storedPlain(stored)
-	if err != nil {
-		return nil, err
-	}
-	return envelopeOf(plain)
 }
 
 // refCacheBytes bounds the reference cache: at a fleet's scale most

@@ -63,3 +63,16 @@ func FuzzEnvelopeDelta(f *testing.F) {
 		}
 	})
 }
+
+// packEnvelope is the stored form of an envelope on its own.
+func packEnvelope(env []byte) []byte { return packPlain(plainForm(env), env) }
+
+// unpackEnvelope is the envelope a stored value holds on its own (not a
+// delta: those are read through DB.envelope, which finds the reference).
+func unpackEnvelope(stored []byte) ([]byte, error) {
+	plain, err := storedPlain(stored)
+	if err != nil {
+		return nil, err
+	}
+	return envelopeOf(plain)
+}

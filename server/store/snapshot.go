@@ -256,16 +256,8 @@ func appendString(b []byte, s string) []byte {
 
 var errBadSnapshot = errors.New("snapshot blob is corrupt")
 
-// decodeSnapshot reverses encodeSnapshot.
-func decodeSnapshot(data []byte, t int64) ([]snapEntry, error) {
-	var es []snapEntry
-	err := scanSnapshot(data, t, func(b []byte) string { return string(b) }, func(e *snapEntry) {
-		es = append(es, *e)
-	})
-	return es, err
-}
-
-// scanSnapshot calls fn with each entry of a check's blob, in order. The
+// scanSnapshot reverses encodeSnapshot: it calls fn with each entry of a
+// check's blob, in order. The
 // asset's name comes from intern, given its bytes (valid only during the
 // call): a caller that already holds the name returns its string, and a
 // fleet's snapshot costs no allocation per pair. An agent of the asset's

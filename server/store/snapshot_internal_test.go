@@ -42,3 +42,12 @@ func TestSnapshotBlobRoundTripAndDamage(t *testing.T) {
 		require.ErrorIs(t, err, errBadSnapshot, name)
 	}
 }
+
+// decodeSnapshot is a check's blob's entries.
+func decodeSnapshot(data []byte, t int64) ([]snapEntry, error) {
+	var es []snapEntry
+	err := scanSnapshot(data, t, func(b []byte) string { return string(b) }, func(e *snapEntry) {
+		es = append(es, *e)
+	})
+	return es, err
+}
